@@ -1,0 +1,1 @@
+"""Framework-free recommendation engine: numpy, scipy, torch, scikit-learn. Never Django."""
