@@ -249,6 +249,9 @@ class Interaction(models.Model):
             models.Index(fields=["kind"], name="interaction_kind"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind} {self.item_type} {self.item_id}"
+
     @property
     def item_type(self) -> str:
         return next(item_type for item_type, field in TARGET_FIELDS.items() if getattr(self, f"{field}_id"))
@@ -256,6 +259,3 @@ class Interaction(models.Model):
     @property
     def item_id(self) -> int:
         return getattr(self, f"{TARGET_FIELDS[self.item_type]}_id")
-
-    def __str__(self) -> str:
-        return f"{self.user_id} {self.kind} {self.item_type} {self.item_id}"

@@ -1,0 +1,44 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+# Demo world size; override e.g. `make demo DEMO_USERS=2000`.
+DEMO_USERS ?= 300
+DEMO_STARTUPS ?= 120
+DEMO_POSITIONS ?= 400
+DEMO_INTERACTIONS ?= 8000
+
+# Tests run under production-like settings (DEBUG off), over plain HTTP.
+TEST_ENV := SECRET_KEY=test-only-secret-key-not-for-production SECURE_SSL_REDIRECT=0 DEBUG=0
+DEMO_ENV := DEBUG=1
+
+.PHONY: demo test lint serve clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+demo: $(VENV)/.runtime
+	$(DEMO_ENV) $(PY) manage.py migrate --no-input
+	$(DEMO_ENV) $(PY) manage.py seed_demo --if-empty --users $(DEMO_USERS) --startups $(DEMO_STARTUPS) \
+		--positions $(DEMO_POSITIONS) --interactions $(DEMO_INTERACTIONS) --seed 0
+	$(DEMO_ENV) $(PY) manage.py demo_admin
+	@echo "Serving on http://$(HOST):$(PORT)/  (API: /api/v1/, docs: /api/docs/, admin: /admin/ as admin/admin)"
+	$(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
+
+test: $(VENV)/.dev
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf var/ staticfiles/ .pytest_cache/ .ruff_cache/
