@@ -1,0 +1,78 @@
+from django import forms
+from django.contrib import admin, messages
+
+from . import services
+from .models import HybridWeights, ModelVersion, TrainingRun
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["algorithm", "version", "status", "created_at", "activated_at", "device", "training_seconds",
+                    "n_users", "n_items", "n_interactions"]
+    list_filter = ["algorithm", "status", "device"]
+    readonly_fields = [f.name for f in ModelVersion._meta.fields]
+    actions = ["activate", "roll_back"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Activate the selected version")
+    def activate(self, request, queryset):
+        for version in queryset:
+            self._apply(request, services.model_version_activate, algorithm=version.algorithm,
+                        version=version.version)
+
+    @admin.action(description="Roll back to the previously active version of the selected algorithm(s)")
+    def roll_back(self, request, queryset):
+        for algorithm in sorted(set(queryset.values_list("algorithm", flat=True))):
+            self._apply(request, services.model_version_roll_back, algorithm=algorithm)
+
+    def _apply(self, request, service, **kwargs):
+        try:
+            version = service(**kwargs)
+        except services.DomainError as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
+        else:
+            self.message_user(request, f"{version} is now serving.", messages.SUCCESS)
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "status", "algorithms", "trigger", "requested_by", "created_at", "finished_at"]
+    list_filter = ["status", "trigger"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class HybridWeightsForm(forms.ModelForm):
+    class Meta:
+        model = HybridWeights
+        fields = ["content_based", "collaborative", "two_tower", "note"]
+
+    def clean(self):
+        cleaned = super().clean()
+        raw = {name: cleaned.get(name) for name in services.DEFAULT_WEIGHTS if cleaned.get(name) is not None}
+        try:
+            cleaned.update(services.normalised_weights(raw))
+        except services.DomainError as exc:
+            raise forms.ValidationError(exc.detail) from None
+        return cleaned
+
+
+@admin.register(HybridWeights)
+class HybridWeightsAdmin(admin.ModelAdmin):
+    """Saving creates a new row, so the list is the history of who changed the weights and when."""
+
+    form = HybridWeightsForm
+    list_display = ["changed_at", "content_based", "collaborative", "two_tower", "changed_by", "note"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None
+
+    def save_model(self, request, obj, form, change):
+        obj.changed_by = request.user
+        super().save_model(request, obj, form, change)

@@ -1,0 +1,124 @@
+"""The model registry: trained versions, training runs, and the hybrid's weights with their history."""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Algorithm(models.TextChoices):
+    CONTENT_BASED = "content_based", "Content-based"
+    COLLABORATIVE = "collaborative", "Collaborative filtering"
+    TWO_TOWER = "two_tower", "Two-Tower"
+
+
+class Trigger(models.TextChoices):
+    API = "api", "API"
+    BEAT = "beat", "Schedule"
+    ADMIN = "admin", "Admin"
+    COMMAND = "command", "Command line"
+
+
+class ModelVersion(models.Model):
+    class Status(models.TextChoices):
+        TRAINING = "training", "Training"
+        READY = "ready", "Ready"
+        ACTIVE = "active", "Active"
+        FAILED = "failed", "Failed"
+        ARCHIVED = "archived", "Archived"
+
+    algorithm = models.CharField(max_length=20, choices=Algorithm.choices)
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.TRAINING)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    data_fingerprint = models.CharField(max_length=64, blank=True)
+    n_users = models.PositiveIntegerField(default=0)
+    n_items = models.PositiveIntegerField(default=0)
+    n_interactions = models.PositiveIntegerField(default=0)
+    device = models.CharField(max_length=20, blank=True)
+    training_seconds = models.FloatField(null=True, blank=True)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.API)
+    training_run = models.ForeignKey("TrainingRun", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="model_versions")
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["algorithm", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["algorithm", "version"], name="model_version_unique"),
+            # Serving must never have to choose between two active versions of one algorithm.
+            models.UniqueConstraint(fields=["algorithm"], condition=Q(status="active"),
+                                    name="one_active_version_per_algorithm"),
+            models.CheckConstraint(condition=Q(algorithm__in=Algorithm.values), name="model_version_algorithm_valid"),
+            models.CheckConstraint(condition=Q(status__in=["training", "ready", "active", "failed", "archived"]),
+                                   name="model_version_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.algorithm} v{self.version} ({self.status})"
+
+
+class TrainingRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    algorithms = models.JSONField(default=list)
+    force_retrain = models.BooleanField(default=False)
+    # {"algorithm", "epoch", "epochs", "train_loss": [...], "val_loss": [...]}, written each epoch.
+    progress = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    skipped = models.JSONField(default=dict, blank=True, help_text="Algorithm -> why it was not trained.")
+    error = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.API)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="training_runs")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=["queued", "running", "succeeded", "failed", "skipped"]),
+                                   name="training_run_status_valid"),
+        ]
+        indexes = [models.Index(fields=["status"], name="training_run_status")]
+
+    def __str__(self) -> str:
+        return f"training run {self.pk} ({self.status})"
+
+
+class HybridWeights(models.Model):
+    """Every saved set of weights is a row; the newest is the one in force, the rest are its history."""
+
+    content_based = models.FloatField(default=0.4)
+    collaborative = models.FloatField(default=0.35)
+    two_tower = models.FloatField(default=0.25)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    changed_at = models.DateTimeField(auto_now_add=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        verbose_name_plural = "hybrid weights"
+        get_latest_by = ["changed_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(content_based__gte=0) & Q(collaborative__gte=0) & Q(two_tower__gte=0),
+                                   name="hybrid_weights_non_negative"),
+            models.CheckConstraint(condition=Q(content_based__gt=0) | Q(collaborative__gt=0) | Q(two_tower__gt=0),
+                                   name="hybrid_weights_not_all_zero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"weights {self.as_dict()} at {self.changed_at:%Y-%m-%d %H:%M}"
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in Algorithm.values}

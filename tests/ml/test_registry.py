@@ -1,0 +1,80 @@
+"""The model registry: one active version per algorithm, atomic activation and roll-back, weights."""
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+
+from ml import selectors, services
+from ml.models import HybridWeights, ModelVersion
+from recsys_site.exceptions import Conflict, DomainError, NotFound
+
+pytestmark = pytest.mark.django_db
+
+
+def make_version(version: int, status: str = "ready", algorithm: str = "collaborative") -> ModelVersion:
+    return ModelVersion.objects.create(algorithm=algorithm, version=version, status=status)
+
+
+def test_the_database_refuses_two_active_versions_of_one_algorithm():
+    make_version(1, "active")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_version(2, "active")
+    make_version(3, "active", algorithm="two_tower")
+
+
+def test_activation_swaps_the_active_version():
+    make_version(1, "active")
+    make_version(2)
+    services.model_version_activate(algorithm="collaborative", version=2)
+    statuses = dict(ModelVersion.objects.values_list("version", "status"))
+    assert statuses == {1: "ready", 2: "active"}
+
+
+def test_activating_a_failed_or_missing_version_is_refused_and_changes_nothing():
+    make_version(1, "active")
+    make_version(2, "failed")
+    with pytest.raises(Conflict, match="failed"):
+        services.model_version_activate(algorithm="collaborative", version=2)
+    with pytest.raises(NotFound):
+        services.model_version_activate(algorithm="collaborative", version=9)
+    assert ModelVersion.objects.get(version=1).status == "active"
+
+
+def test_roll_back_returns_to_the_previously_active_version():
+    make_version(1)
+    make_version(2)
+    services.model_version_activate(algorithm="collaborative", version=1)
+    services.model_version_activate(algorithm="collaborative", version=2)
+    assert services.model_version_roll_back(algorithm="collaborative").version == 1
+    assert ModelVersion.objects.get(status="active").version == 1
+
+
+def test_roll_back_without_history_is_a_conflict():
+    make_version(1, "active")
+    with pytest.raises(Conflict):
+        services.model_version_roll_back(algorithm="collaborative")
+
+
+def test_weights_are_normalised_and_kept_with_their_author():
+    staff = get_user_model().objects.create_user("staff", is_staff=True)
+    assert selectors.current_weights() == services.DEFAULT_WEIGHTS
+    services.hybrid_weights_set(weights={"content_based": 2, "collaborative": 2}, changed_by=staff)
+    assert selectors.current_weights() == {"content_based": 0.5, "collaborative": 0.5, "two_tower": 0.0}
+    assert HybridWeights.objects.get().changed_by == staff
+
+
+@pytest.mark.parametrize("weights, message", [
+    ({"content_based": 0, "collaborative": 0}, "greater than 0"),
+    ({"content_based": -1, "collaborative": 2}, "finite number >= 0"),
+    ({"content_based": float("nan")}, "finite number >= 0"),
+    ({"content_based": "0.5"}, "finite number >= 0"),
+    ({"popularity": 1}, "Unknown algorithm"),
+])
+def test_rejects_bad_weights(weights, message):
+    with pytest.raises(DomainError, match=message):
+        services.hybrid_weights_set(weights=weights)
+    assert not HybridWeights.objects.exists()
+
+
+def test_the_database_refuses_all_zero_weights():
+    with pytest.raises(IntegrityError), transaction.atomic():
+        HybridWeights.objects.create(content_based=0, collaborative=0, two_tower=0)
