@@ -102,6 +102,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "recsys_site.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": [
@@ -118,6 +123,15 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Profiles, catalog, interactions and hybrid recommendations.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # One schema name per vocabulary, however many fields and filters use it.
+    "ENUM_NAME_OVERRIDES": {
+        "StageEnum": "profiles.models.Stage",
+        "RoleEnum": "profiles.models.Role",
+        "ItemTypeEnum": "profiles.models.ItemType",
+        "InteractionKindEnum": "profiles.models.InteractionKind",
+        "PositionStatusEnum": "profiles.models.Position.Status",
+        "RemotePreferenceEnum": "profiles.models.RemotePreference",
+    },
 }
 
 # Celery: with no broker configured, tasks run in-process so the embedded default needs nothing else.

@@ -1,8 +1,52 @@
 """Shared fixtures: users of each role and API clients authenticated as them."""
+from collections.abc import Callable
+
 import pytest
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+
+from tests.factories import DeveloperFactory, FounderFactory, InvestorFactory, StaffUserFactory
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # Real hashers cost ~100 ms per user on purpose; tests create hundreds of users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def client_for() -> Callable[..., APIClient]:
+    """An API client that sends the given user's token, as a real client would."""
+
+    def make(user) -> APIClient:
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def developer(db):
+    return DeveloperFactory()
+
+
+@pytest.fixture
+def founder(db):
+    return FounderFactory()
+
+
+@pytest.fixture
+def investor(db):
+    return InvestorFactory()
+
+
+@pytest.fixture
+def staff_user(db):
+    return StaffUserFactory()

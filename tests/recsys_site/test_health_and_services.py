@@ -40,3 +40,9 @@ def test_ci_runs_against_postgresql_and_redis():
 def test_openapi_schema_and_docs_are_public(api_client):
     assert api_client.get("/api/v1/schema/").status_code == 200
     assert api_client.get("/api/docs/").status_code == 200
+
+
+def test_unknown_api_paths_get_a_json_404(api_client):
+    response = api_client.get("/api/v1/no-such-endpoint")
+    assert response.status_code == 404
+    assert "/api/v1/no-such-endpoint" in response.json()["detail"]

@@ -1,0 +1,241 @@
+"""Writes of the profiles app.
+
+Every write goes through here, whoever calls it (API, admin actions, commands), so the rules that
+the database cannot express live here once: one role per user, ordered ranges checked with a message
+that names the field, skill names stored lower-case. Failures raise Django ``ValidationError`` keyed
+by field, which the API's one exception handler turns into a 400 field-error map.
+"""
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from recsys_site.exceptions import Conflict
+
+from .models import (
+    TARGET_FIELDS,
+    Developer,
+    Founder,
+    Industry,
+    Interaction,
+    Investor,
+    ItemType,
+    Position,
+    Role,
+    Skill,
+    Stage,
+    Startup,
+)
+from .selectors import Profile, role_of
+
+PROFILE_MODELS: dict[str, type[Profile]] = {Role.DEVELOPER: Developer, Role.FOUNDER: Founder, Role.INVESTOR: Investor}
+TARGET_MODELS: dict[str, type[models.Model]] = {
+    ItemType.POSITION: Position, ItemType.STARTUP: Startup, ItemType.DEVELOPER: Developer, ItemType.INVESTOR: Investor,
+}
+PERSON_ITEM_TYPES = {ItemType.DEVELOPER, ItemType.INVESTOR}
+
+
+def _require_ordered(*, low: int | None, high: int | None, low_field: str, high_field: str) -> None:
+    if low is not None and high is not None and low > high:
+        raise ValidationError({high_field: f"{high_field} ({high}) must be at least {low_field} ({low})."})
+
+
+def _apply(instance: models.Model, data: dict[str, Any]) -> None:
+    """Set plain fields and save, then replace many-to-many sets (they need a saved row)."""
+    many_to_many = {field.name for field in instance._meta.many_to_many}
+    for name, value in data.items():
+        if name not in many_to_many:
+            setattr(instance, name, value)
+    instance.save()
+    for name, value in data.items():
+        if name in many_to_many:
+            getattr(instance, name).set(value)
+
+
+# --- users and profiles ---------------------------------------------------------------------------
+
+@transaction.atomic
+def profile_create(*, user: AbstractBaseUser, role: str) -> Profile:
+    """Give a user their one role; a second profile is refused."""
+    existing = role_of(user)
+    if existing is not None:
+        raise Conflict(f"User {user.pk} is already a {existing}; a user has exactly one role.")
+    if role not in PROFILE_MODELS:
+        raise ValidationError({"role": f"Unknown role {role!r}; expected one of {', '.join(Role.values)}."})
+    return PROFILE_MODELS[role].objects.create(user=user)
+
+
+@transaction.atomic
+def user_register(*, username: str, password: str, email: str, role: str) -> AbstractBaseUser:
+    """Create a user, an empty profile of their role and their API token: all of it or none."""
+    user_model = get_user_model()
+    user = user_model(username=username, email=email)
+    try:
+        validate_password(password, user=user)
+    except ValidationError as error:
+        raise ValidationError({"password": error.messages}) from error
+    if user_model.objects.filter(username=username).exists():
+        raise ValidationError({"username": f"The username {username!r} is taken."})
+    user.set_password(password)
+    user.save()
+    profile_create(user=user, role=role)
+    auth_token_issue(user=user)
+    return user
+
+
+def auth_token_issue(*, user: AbstractBaseUser) -> Token:
+    """The user's API token, created on first use and stable afterwards."""
+    token, _ = Token.objects.get_or_create(user=user)
+    return token
+
+
+@transaction.atomic
+def developer_update(*, developer: Developer, data: dict[str, Any]) -> Developer:
+    _apply(developer, data)
+    return developer
+
+
+@transaction.atomic
+def founder_update(*, founder: Founder, data: dict[str, Any]) -> Founder:
+    _apply(founder, data)
+    return founder
+
+
+@transaction.atomic
+def investor_update(*, investor: Investor, data: dict[str, Any]) -> Investor:
+    _require_ordered(low=data.get("check_size_min", investor.check_size_min),
+                     high=data.get("check_size_max", investor.check_size_max),
+                     low_field="check_size_min", high_field="check_size_max")
+    if "preferred_stages" in data:
+        unknown = [stage for stage in data["preferred_stages"] if stage not in Stage.values]
+        if unknown:
+            raise ValidationError({"preferred_stages": f"Unknown stage(s) {', '.join(map(str, unknown))}; "
+                                                       f"expected any of {', '.join(Stage.values)}."})
+        data = {**data, "preferred_stages": list(dict.fromkeys(data["preferred_stages"]))}
+    _apply(investor, data)
+    return investor
+
+
+# --- catalog --------------------------------------------------------------------------------------
+
+@transaction.atomic
+def startup_create(
+    *,
+    founder: Founder | None,
+    name: str,
+    industry: Industry,
+    stage: str = Stage.IDEA,
+    team_size: int = 1,
+    funding_raised: int = 0,
+    required_skills: Iterable[Skill] = (),
+    location: str = "",
+    remote_friendly: bool = False,
+    description: str = "",
+) -> Startup:
+    """A new startup; its creator (when a founder) becomes one of its founders."""
+    startup = Startup.objects.create(
+        name=name, industry=industry, stage=stage, team_size=team_size, funding_raised=funding_raised,
+        location=location, remote_friendly=remote_friendly, description=description,
+    )
+    startup.required_skills.set(required_skills)
+    if founder is not None:
+        startup.founders.add(founder)
+    return startup
+
+
+@transaction.atomic
+def startup_update(*, startup: Startup, data: dict[str, Any]) -> Startup:
+    _apply(startup, data)
+    return startup
+
+
+def startup_delete(*, startup: Startup) -> None:
+    startup.delete()
+
+
+@transaction.atomic
+def position_create(
+    *,
+    startup: Startup,
+    title: str,
+    description: str = "",
+    required_skills: Iterable[Skill] = (),
+    salary_min: int | None = None,
+    salary_max: int | None = None,
+    remote: bool = False,
+    years_experience_required: int = 0,
+    location: str = "",
+    status: str = Position.Status.OPEN,
+) -> Position:
+    _require_ordered(low=salary_min, high=salary_max, low_field="salary_min", high_field="salary_max")
+    position = Position.objects.create(
+        startup=startup, title=title, description=description, salary_min=salary_min, salary_max=salary_max,
+        remote=remote, years_experience_required=years_experience_required, location=location, status=status,
+    )
+    position.required_skills.set(required_skills)
+    return position
+
+
+@transaction.atomic
+def position_update(*, position: Position, data: dict[str, Any]) -> Position:
+    _require_ordered(low=data.get("salary_min", position.salary_min), high=data.get("salary_max", position.salary_max),
+                     low_field="salary_min", high_field="salary_max")
+    _apply(position, data)
+    return position
+
+
+def position_delete(*, position: Position) -> None:
+    position.delete()
+
+
+def _skill_name(name: str, *, excluding: Skill | None = None) -> str:
+    """The stored form of a skill name; refuses a name another skill has in any letter case."""
+    normalized = name.strip().lower()
+    if not normalized:
+        raise ValidationError({"name": "A skill needs a name."})
+    clashing = Skill.objects.filter(name=normalized)
+    if excluding is not None:
+        clashing = clashing.exclude(pk=excluding.pk)
+    if clashing.exists():
+        raise ValidationError({"name": f"The skill {normalized!r} already exists."})
+    return normalized
+
+
+@transaction.atomic
+def skill_create(*, name: str, industry: Industry | None = None) -> Skill:
+    return Skill.objects.create(name=_skill_name(name), industry=industry)
+
+
+@transaction.atomic
+def skill_update(*, skill: Skill, data: dict[str, Any]) -> Skill:
+    if "name" in data:
+        data = {**data, "name": _skill_name(data["name"], excluding=skill)}
+    _apply(skill, data)
+    return skill
+
+
+def skill_delete(*, skill: Skill) -> None:
+    skill.delete()
+
+
+# --- interactions ---------------------------------------------------------------------------------
+
+def interaction_record(*, user: AbstractBaseUser, item_type: str, item_id: int, kind: str) -> Interaction:
+    """Record that ``user`` did ``kind`` to one item, now.
+
+    People (developers, investors) are recommended to founders only, so only founders act on them.
+    """
+    if item_type in PERSON_ITEM_TYPES and role_of(user) != Role.FOUNDER:
+        raise ValidationError({"item_type": f"Only founders may record interactions with a {item_type}; "
+                                            "others may target a position or a startup."})
+    target = TARGET_MODELS[item_type].objects.filter(pk=item_id).first()
+    if target is None:
+        raise ValidationError({"item_id": f"No {item_type} has id {item_id}."})
+    return Interaction.objects.create(user=user, kind=kind, created_at=timezone.now(),
+                                      **{TARGET_FIELDS[item_type]: target})
