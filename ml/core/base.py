@@ -1,26 +1,52 @@
-"""The one small interface every recommender implements; the hybrid only combines them."""
+"""The one small interface every recommender implements; the hybrid only combines them.
+
+Also the artifact format every model shares: a directory holding ``arrays.npz`` (read with
+``allow_pickle=False``; sparse matrices stored as their csr parts) and ``meta.json`` (algorithm,
+config, id maps, metrics, data fingerprint), so loading never unpickles anything.
+"""
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
-from .data import EngineError, InteractionData
+from .data import EngineError, IdMap, InteractionData, fingerprint
 
 # Called with (event, info): e.g. ("epoch", {"epoch": 3, "epochs": 20, "train_loss": .., "val_loss": ..}).
 ProgressCallback = Callable[[str, dict], None]
+
+ARRAYS_FILE = "arrays.npz"
+META_FILE = "meta.json"
+_SPARSE_PARTS = ("data", "indices", "indptr", "shape")
 
 
 class Recommender(ABC):
     """fit -> score / recommend -> save / load.
 
     Users and items are dense rows of the ``InteractionData`` the model was fitted on;
-    its ``user_ids`` / ``item_ids`` maps are saved with the model.
+    its ``user_ids`` / ``item_ids`` maps are saved with the model, with ``metrics`` (filled by
+    whoever evaluates it) and the ``fingerprint`` of the data it saw.
     """
 
     name: str = "base"
+    user_ids: IdMap | None = None
+    item_ids: IdMap | None = None
+    fingerprint: str | None = None
+
+    @property
+    def metrics(self) -> dict:
+        if not hasattr(self, "_metrics"):
+            self._metrics: dict = {}
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, value: dict) -> None:
+        self._metrics = dict(value)
 
     @abstractmethod
     def fit(self, data: InteractionData, *, progress: ProgressCallback | None = None) -> Recommender:
@@ -48,6 +74,38 @@ class Recommender(ABC):
     def load(cls, path: Path) -> Recommender:
         """Read what ``save`` wrote, without unpickling arbitrary objects."""
 
+    def _remember_data(self, data: InteractionData) -> None:
+        self.user_ids, self.item_ids = data.user_ids, data.item_ids
+        self.fingerprint = fingerprint(data)
+
+    def _check_rows(self, user_rows) -> np.ndarray:
+        """User rows as an int array; EngineError for a model not fitted or a row it never saw."""
+        if self.user_ids is None:
+            raise EngineError(f"{self.name} is not fitted")
+        rows = np.atleast_1d(np.asarray(user_rows, dtype=np.int64))
+        bad = rows[(rows < 0) | (rows >= len(self.user_ids))]
+        if len(bad):
+            raise EngineError(f"unknown user row {int(bad[0])}: the model knows {len(self.user_ids)} users")
+        return rows
+
+    def _common_meta(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "algorithm": self.name,
+            "config": config,
+            "user_ids": self.user_ids.to_json() if self.user_ids else [],
+            "item_ids": self.item_ids.to_json() if self.item_ids else [],
+            "metrics": self.metrics,
+            "fingerprint": self.fingerprint,
+        }
+
+    def _restore_common(self, meta: dict[str, Any]) -> None:
+        if meta.get("algorithm") != self.name:
+            raise EngineError(f"artifact holds {meta.get('algorithm')!r}, not {self.name!r}")
+        self.user_ids = IdMap.from_json(meta["user_ids"])
+        self.item_ids = IdMap.from_json(meta["item_ids"])
+        self.metrics = meta.get("metrics", {})
+        self.fingerprint = meta.get("fingerprint")
+
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of the ``k`` largest finite scores, best first."""
@@ -58,3 +116,41 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     candidates = np.argpartition(-np.where(finite, scores, -np.inf), k - 1)[:k]
     order = candidates[np.argsort(-scores[candidates], kind="stable")]
     return order.astype(np.int64), scores[order].astype(np.float32)
+
+
+def save_artifact(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray | sp.spmatrix]) -> None:
+    """Write ``meta`` as JSON and ``arrays`` (dense or sparse) as one npz into the directory ``path``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    flat: dict[str, np.ndarray] = {}
+    for key, value in arrays.items():
+        if sp.issparse(value):
+            csr = sp.csr_matrix(value)
+            for part in _SPARSE_PARTS:
+                flat[f"{key}__{part}"] = np.asarray(getattr(csr, part))
+        else:
+            flat[key] = np.asarray(value)
+    np.savez(path / ARRAYS_FILE, **flat)
+    (path / META_FILE).write_text(json.dumps(meta, indent=1))
+
+
+def load_artifact(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray | sp.csr_matrix]]:
+    """(meta, arrays) as ``save_artifact`` wrote them; EngineError when missing or unreadable."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / META_FILE).read_text())
+        with np.load(path / ARRAYS_FILE, allow_pickle=False) as stored:
+            flat = {key: stored[key] for key in stored.files}
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"cannot read the model artifact in {path}: {exc}") from exc
+    arrays: dict[str, np.ndarray | sp.csr_matrix] = {}
+    for key, value in flat.items():
+        base, _, part = key.rpartition("__")
+        if part in _SPARSE_PARTS and base:
+            if part == "data":
+                arrays[base] = sp.csr_matrix(
+                    (value, flat[f"{base}__indices"], flat[f"{base}__indptr"]), shape=tuple(flat[f"{base}__shape"])
+                )
+        else:
+            arrays[key] = value
+    return meta, arrays

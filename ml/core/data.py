@@ -5,6 +5,9 @@ translated to dense row indices by :class:`IdMap`; the maps are saved with every
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +16,20 @@ import scipy.sparse as sp
 
 class EngineError(ValueError):
     """Bad input to the engine: empty data, unknown user, NaN feature, too little data."""
+
+
+# Positive weight of each interaction kind; ``dismiss`` is negative evidence and goes to
+# ``InteractionData.negatives`` instead. Stronger commitments (apply, invest) weigh more than a view.
+KIND_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "like": 2.0,
+    "save": 2.0,
+    "follow": 2.0,
+    "contact": 3.0,
+    "apply": 4.0,
+    "invest_interest": 4.0,
+}
+NEGATIVE_KINDS: dict[str, float] = {"dismiss": 1.0}
 
 
 @dataclass
@@ -79,3 +96,133 @@ class InteractionData:
     @property
     def n_items(self) -> int:
         return len(self.item_ids)
+
+    def validate(self) -> InteractionData:
+        """Raise EngineError on shapes that disagree, NaN features or an empty matrix; return self."""
+        shape = (self.n_users, self.n_items)
+        if self.n_users == 0 or self.n_items == 0:
+            raise EngineError("no users or no items: nothing to learn from")
+        _check_shape("matrix", self.matrix, shape)
+        if self.matrix.nnz == 0:
+            raise EngineError("the interaction matrix is empty: nothing to learn from")
+        if self.negatives is not None:
+            _check_shape("negatives", self.negatives, shape)
+        for name, array, rows in (
+            ("user_features", self.user_features, self.n_users),
+            ("item_features", self.item_features, self.n_items),
+            ("user_content", self.user_content, self.n_users),
+            ("item_content", self.item_content, self.n_items),
+        ):
+            _check_array(name, array, rows)
+        vocab_size = None if self.item_content is None else self.item_content.shape[1]
+        if self.content_vocab is not None and vocab_size is not None and len(self.content_vocab) != vocab_size:
+            raise EngineError("content_vocab and item_content disagree on the number of terms")
+        if self.user_content is not None and vocab_size is not None and self.user_content.shape[1] != vocab_size:
+            raise EngineError("user_content and item_content must share one vocabulary")
+        return self
+
+    def with_matrix(self, matrix: sp.csr_matrix) -> InteractionData:
+        """The same users, items and features with other interactions (e.g. a training split)."""
+        return dataclasses.replace(self, matrix=sp.csr_matrix(matrix, dtype=np.float32))
+
+
+def _check_shape(name: str, matrix, shape: tuple[int, int]) -> None:
+    if matrix.shape != shape:
+        raise EngineError(f"{name} has shape {matrix.shape}, expected {shape} (users x items)")
+
+
+def _check_array(name: str, array, rows: int) -> None:
+    if array is None:
+        return
+    if array.shape[0] != rows:
+        raise EngineError(f"{name} has {array.shape[0]} rows, expected {rows}")
+    values = array.data if sp.issparse(array) else np.asarray(array)
+    if not np.all(np.isfinite(values)):
+        raise EngineError(f"{name} contains NaN or infinite values")
+
+
+def as_row(row, width: int, name: str = "row") -> sp.csr_matrix:
+    """One user's row as (1, width) csr float32, from a csr row, a dense vector or None (an empty row)."""
+    if row is None:
+        return sp.csr_matrix((1, width), dtype=np.float32)
+    row = sp.csr_matrix(row, dtype=np.float32)
+    if row.shape != (1, width):
+        raise EngineError(f"{name} must have shape (1, {width}), got {row.shape}")
+    if not np.all(np.isfinite(row.data)):
+        raise EngineError(f"{name} contains NaN or infinite values")
+    return row
+
+
+def interaction_matrices(
+    events: Iterable[tuple[int, int, str]],
+    n_users: int,
+    n_items: int,
+    weights: dict[str, float] | None = None,
+    negative_kinds: dict[str, float] | None = None,
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(matrix, negatives) from (user_row, item_row, kind) events; repeated events add up."""
+    weights = KIND_WEIGHTS if weights is None else weights
+    negative_kinds = NEGATIVE_KINDS if negative_kinds is None else negative_kinds
+    pos: tuple[list, list, list] = ([], [], [])
+    neg: tuple[list, list, list] = ([], [], [])
+    for user, item, kind in events:
+        if kind in weights:
+            target, weight = pos, weights[kind]
+        elif kind in negative_kinds:
+            target, weight = neg, negative_kinds[kind]
+        else:
+            raise EngineError(f"unknown interaction kind {kind!r}; known: {sorted(weights) + sorted(negative_kinds)}")
+        target[0].append(user)
+        target[1].append(item)
+        target[2].append(weight)
+    return _csr(pos, n_users, n_items), _csr(neg, n_users, n_items)
+
+
+def _csr(triples: tuple[list, list, list], n_users: int, n_items: int) -> sp.csr_matrix:
+    rows, cols, values = triples
+    matrix = sp.csr_matrix(
+        (np.asarray(values, dtype=np.float32), (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
+        shape=(n_users, n_items),
+    )
+    matrix.sum_duplicates()
+    return matrix
+
+
+def holdout_split(
+    matrix: sp.csr_matrix, fraction: float = 0.2, seed: int = 0, min_items: int = 5
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(train, heldout): a random ``fraction`` of each user's items held out.
+
+    Users with fewer than ``min_items`` items keep them all in train, as the offline harness does,
+    so validation carved from a training file looks like the test split carved from the whole.
+    """
+    matrix = sp.csr_matrix(matrix)
+    rng = np.random.default_rng(seed)
+    keep = np.ones(matrix.nnz, dtype=bool)
+    for user in range(matrix.shape[0]):
+        start, end = matrix.indptr[user], matrix.indptr[user + 1]
+        n = end - start
+        if n < min_items:
+            continue
+        n_out = max(1, int(round(n * fraction)))
+        keep[start + rng.choice(n, size=n_out, replace=False)] = False
+    return _mask(matrix, keep), _mask(matrix, ~keep)
+
+
+def _mask(matrix: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    coo = matrix.tocoo()
+    return sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=matrix.shape, dtype=np.float32)
+
+
+def fingerprint(data: InteractionData) -> str:
+    """A short hash of the ids and interactions: equal fingerprints mean nothing changed."""
+    digest = hashlib.sha256()
+    for ids in (data.user_ids.ids, data.item_ids.ids):
+        digest.update("\x1f".join(ids).encode())
+    for matrix in (data.matrix, data.negatives):
+        if matrix is not None:
+            csr = sp.csr_matrix(matrix)
+            csr.sort_indices()
+            for part in (csr.indptr, csr.indices, csr.data.astype(np.float32)):
+                digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.hexdigest()[:16]

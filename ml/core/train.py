@@ -1,0 +1,207 @@
+"""Loss and training loop of the Two-Tower model (``ml.core.two_tower`` holds the model and its serving).
+
+Two losses:
+- ``InBatchSoftmax`` (the default): each positive (user, item) is scored against the batch's other items with
+  a softmax over cosine / temperature. Items appear in batches in proportion to their popularity, so each
+  logit is corrected by subtracting log(item frequency) (logQ); without it popular items are over-penalised
+  and the ranking collapses (0.074 NDCG@10 on ml-100k validation, per docs/engine-notes.md). A user's other
+  positives in the batch are masked rather than pushed down as negatives.
+- ``SampledBce`` (the seed's): each positive against ``num_negatives`` uniformly sampled items, through the
+  MLP head and a sigmoid.
+
+The loop: Adam, ReduceLROnPlateau and early stopping on the loss of held-out validation interactions, the
+best state restored at the end. While training, the history tower reads only the training interactions;
+once trained, every interaction is history again, so held-out ones still shape the served embeddings.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from .base import ProgressCallback
+from .data import EngineError
+
+if TYPE_CHECKING:  # two_tower imports this module to train
+    from .two_tower import TowerInputs, TwoTowerConfig, TwoTowerModel
+
+
+@dataclass
+class Examples:
+    """Positive (user, item) pairs as training targets, on the training device."""
+
+    users: torch.Tensor  # (N,) user rows
+    items: torch.Tensor  # (N,) item rows
+    weights: torch.Tensor  # (N,) interaction weights, mean 1 over the training examples
+    in_history: bool  # whether each target is in its user's history input (and must be left out of it)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def take(self, index: torch.Tensor) -> Examples:
+        return Examples(self.users[index], self.items[index], self.weights[index], self.in_history)
+
+
+def split_examples(matrix: sp.csr_matrix, val_fraction: float, seed: int,
+                   device: torch.device) -> tuple[Examples, Examples, sp.csr_matrix]:
+    """Random train / validation split of the interactions (the nonzeros of ``matrix``).
+
+    Returns the training examples, the validation examples and the training interactions as a matrix: the
+    histories the towers read while training. Validation targets are kept out of those histories, as a
+    user's future items are at serving time; were they in, a user id embedding could memorise the full
+    history and read each target off what is missing from it (measured: validation loss kept falling while
+    NDCG fell to popularity's).
+    """
+    coo = matrix.tocoo()
+    order = np.random.default_rng(seed).permutation(coo.nnz)
+    n_val = int(round(coo.nnz * val_fraction))
+    val, train = order[:n_val], order[n_val:]
+    weights = coo.data.astype(np.float32) / coo.data[train].mean()
+
+    def examples(index: np.ndarray, in_history: bool) -> Examples:
+        return Examples(*(torch.from_numpy(a[index].astype(t)).to(device) for a, t in
+                          ((coo.row, np.int64), (coo.col, np.int64), (weights, np.float32))), in_history)
+
+    history = sp.csr_matrix((coo.data[train], (coo.row[train], coo.col[train])), shape=matrix.shape)
+    return examples(train, True), examples(val, False), history
+
+
+class InBatchSoftmax:
+    """Softmax of each positive against the batch's distinct items, logQ-corrected."""
+
+    def __init__(self, matrix: sp.csr_matrix, temperature: float, device: torch.device):
+        counts = np.asarray((matrix > 0).sum(axis=0), dtype=np.float64).ravel()
+        # log of each item's share of the positives: how often it turns up in a batch
+        self.log_q = torch.from_numpy(np.log(np.maximum(counts, 1) / counts.sum()).astype(np.float32)).to(device)
+        self.positives = (matrix > 0).tocsr()
+        self.temperature = temperature
+
+    def reseed(self, seed: int) -> None:
+        """Nothing random to reseed: the batch supplies the negatives."""
+
+    def __call__(self, model: TwoTowerModel, inputs: TowerInputs, batch: Examples) -> torch.Tensor:
+        items, target = torch.unique(batch.items, return_inverse=True)  # (U,) distinct items, (B,) target column
+        users = model.user_embedding(inputs.users(batch.users, leave_out=_leave_out(batch)))  # (B, D)
+        candidates = model.item_embedding(items, inputs.item_features_of(items))  # (U, D)
+        logits = users @ candidates.T / self.temperature - self.log_q[items]  # (B, U)
+        other_positives = self._positive_mask(batch.users, items, logits.device)  # (B, U)
+        other_positives[torch.arange(len(target), device=logits.device), target] = False
+        logits = logits.masked_fill(other_positives, -math.inf)
+        loss = F.cross_entropy(logits, target, reduction="none")  # (B,)
+        return (loss * batch.weights).sum() / batch.weights.sum()
+
+    def _positive_mask(self, users: torch.Tensor, items: torch.Tensor, device: torch.device) -> torch.Tensor:
+        # (B, U) bool: is item u a positive of the batch's user b; scipy slices the few rows quickly
+        distinct_users, rows = np.unique(users.cpu().numpy(), return_inverse=True)
+        block = self.positives[distinct_users][:, items.cpu().numpy()].toarray()
+        return torch.from_numpy(block[rows]).to(device)
+
+
+class SampledBce:
+    """The seed's loss: each positive and ``num_negatives`` uniform negatives through the head's sigmoid."""
+
+    def __init__(self, n_items: int, num_negatives: int):
+        self.n_items = n_items
+        self.num_negatives = num_negatives
+        self.generator = torch.Generator()
+
+    def reseed(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+
+    def __call__(self, model: TwoTowerModel, inputs: TowerInputs, batch: Examples) -> torch.Tensor:
+        k, device = self.num_negatives, batch.items.device
+        negatives = torch.randint(self.n_items, (len(batch) * k,), generator=self.generator).to(device)
+        users = batch.users.repeat(k + 1)  # (B * (k + 1),): the positives first, then k rounds of negatives
+        items = torch.cat([batch.items, negatives])
+        labels = torch.cat([torch.ones(len(batch), device=device), torch.zeros(len(negatives), device=device)])
+        leave_out = batch.items.repeat(k + 1) if batch.in_history else None
+        user_embeddings = model.user_embedding(inputs.users(users, leave_out=leave_out))
+        item_embeddings = model.item_embedding(items, inputs.item_features_of(items))
+        logits = model.head(user_embeddings, item_embeddings)  # (B * (k + 1),)
+        weights = batch.weights.repeat(k + 1)
+        return (F.binary_cross_entropy_with_logits(logits, labels, reduction="none") * weights).sum() / weights.sum()
+
+
+Loss = InBatchSoftmax | SampledBce
+
+
+def train_two_tower(model: TwoTowerModel, inputs: TowerInputs, train: Examples, val: Examples,
+                    matrix: sp.csr_matrix, config: TwoTowerConfig, *, seed: int,
+                    progress: ProgressCallback | None = None) -> dict:
+    """Fit ``model`` in place on the ``train`` examples, stopping on the ``val`` loss; returns per-epoch losses.
+
+    ``inputs`` reads the training histories (``split_examples``); ``matrix`` holds every positive, which the
+    softmax keeps from being used as a negative.
+    """
+    device = inputs.device
+    loss_fn = (InBatchSoftmax(matrix, config.temperature, device) if config.loss == "softmax"
+               else SampledBce(matrix.shape[1], config.num_negatives))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=config.lr_patience,
+                                                           factor=config.lr_factor)
+    shuffle = torch.Generator().manual_seed(seed)
+    best_loss, best_state, best_epoch, epochs = math.inf, None, 0, []
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        train_loss = _train_epoch(model, inputs, train, loss_fn, optimizer, config.batch_size, shuffle, seed + epoch)
+        val_loss = _validation_loss(model, inputs, val, loss_fn, config.batch_size, seed)
+        scheduler.step(val_loss)
+        if val_loss < best_loss:
+            best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
+        info = {"epoch": epoch, "epochs": config.epochs, "train_loss": train_loss, "val_loss": val_loss,
+                "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
+        epochs.append(info)
+        if progress is not None:
+            progress("epoch", info)
+        if epoch - best_epoch >= config.early_stopping_patience:
+            break
+    if best_state is None:
+        raise EngineError("Two-Tower training diverged: the validation loss was never finite; try a lower lr")
+    model.load_state_dict(best_state)
+    return {"epochs": epochs, "best_epoch": best_epoch, "best_val_loss": best_loss,
+            "train_examples": len(train), "val_examples": len(val)}
+
+
+def _leave_out(batch: Examples) -> torch.Tensor | None:
+    return batch.items if batch.in_history else None
+
+
+def _batches(n: int, batch_size: int, order: torch.Tensor) -> list[torch.Tensor]:
+    # The last, partial batch is dropped when there are full ones: it would weigh a few examples as much as
+    # a full batch, and BatchNorm cannot train on a batch of one. Shuffling gives every example its turn.
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
+def _train_epoch(model: TwoTowerModel, inputs: TowerInputs, train: Examples, loss_fn: Loss, optimizer,
+                 batch_size: int, shuffle: torch.Generator, negative_seed: int) -> float:
+    model.train()
+    loss_fn.reseed(negative_seed)
+    total, batches = 0.0, _batches(len(train), batch_size, torch.randperm(len(train), generator=shuffle))
+    for index in batches:
+        loss = loss_fn(model, inputs, train.take(index.to(train.users.device)))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    return total / len(batches)
+
+
+@torch.no_grad()
+def _validation_loss(model: TwoTowerModel, inputs: TowerInputs, val: Examples, loss_fn: Loss, batch_size: int,
+                     seed: int) -> float:
+    # The same batches (and, for BCE, the same negatives) every epoch, so epochs compare fairly
+    model.eval()
+    loss_fn.reseed(seed)
+    batches = torch.arange(len(val), device=val.users.device).split(batch_size)
+    losses = [loss_fn(model, inputs, val.take(index)).item() * len(index) for index in batches]
+    return sum(losses) / len(val)

@@ -1,0 +1,66 @@
+"""Content-based: cold start from a declared profile, history profiles, dismisses, and reasons."""
+import numpy as np
+import scipy.sparse as sp
+
+from ml.core.content import ContentConfig, ContentRecommender
+from ml.core.data import IdMap, InteractionData
+from ml.core.features import platform_content
+
+DEVELOPER = {"skills": ["python", "django", "sql", "react", "go"], "industries": ["fintech"],
+             "remote_preference": "remote", "salary_min": 110_000, "salary_max": 140_000}
+POSITIONS = [
+    {"required_skills": ["python", "django", "sql", "go"], "industries": ["fintech"], "remote": "remote",
+     "salary_min": 120_000, "salary_max": 130_000, "title": "Backend engineer"},
+    {"required_skills": ["swift", "ios"], "industries": ["gaming"], "remote": "onsite", "title": "iOS developer"},
+    {"required_skills": ["python", "pandas"], "industries": ["health"], "remote": "hybrid", "title": "Data analyst"},
+]
+
+
+def job_world(history: list[int] | None = None) -> InteractionData:
+    user_content, item_content, vocabulary = platform_content([DEVELOPER, {}], POSITIONS)
+    matrix = sp.lil_matrix((2, len(POSITIONS)), dtype=np.float32)
+    matrix[1, 2] = 1.0  # the second user only ever looked at the data analyst job
+    for item in history or []:
+        matrix[0, item] = 1.0
+    return InteractionData(IdMap(["dev", "other"]), IdMap(["backend", "ios", "data"]), matrix.tocsr(),
+                           user_content=user_content, item_content=item_content, content_vocab=vocabulary.terms)
+
+
+def test_user_without_interactions_is_served_from_the_declared_profile():
+    data = job_world()
+    model = ContentRecommender(ContentConfig(popularity_weight=0.0)).fit(data)
+    items, _ = model.recommend(0, 3)
+    assert items[0] == 0 and items[-1] == 1
+
+
+def test_reasons_name_matched_skills_industry_remote_and_salary():
+    model = ContentRecommender().fit(job_world())
+    reasons = model.explain(0, [0])[0]
+    assert "Matches 4 of your 5 skills: django, go, python, ..." in reasons
+    assert "In your industry: fintech" in reasons
+    assert "Remote work, as you prefer" in reasons
+    assert any(r.startswith("Salary in your range: 100k-150k") for r in reasons)
+
+
+def test_history_profile_drives_users_without_declared_terms():
+    model = ContentRecommender(ContentConfig(popularity_weight=0.0)).fit(job_world())
+    scores = model.score(np.asarray([1]))[0]
+    assert scores[2] > scores[0] > scores[1]  # the analyst job, then the other python one
+    assert model.explain(1, [0])[0] == ["Shares skill with what you interacted with: python"]
+
+
+def test_a_brand_new_user_is_scored_from_a_content_vector():
+    data = job_world()
+    model = ContentRecommender(ContentConfig(popularity_weight=0.0)).fit(data)
+    scores = model.score_profile(user_content=data.user_content[0])
+    np.testing.assert_allclose(scores, model.score(np.asarray([0]))[0], rtol=1e-6)
+    assert model.score_profile().shape == (3,)
+
+
+def test_dismissed_items_push_similar_content_down():
+    data = job_world(history=[0])
+    model = ContentRecommender(ContentConfig(popularity_weight=0.0, profile_weight=0.0)).fit(data)
+    dismissed = sp.csr_matrix(([1.0], ([0], [2])), shape=(1, 3))
+    before = model.score_profile(history=data.matrix[0])
+    after = model.score_profile(history=data.matrix[0], negatives=dismissed)
+    assert after[2] < before[2]
