@@ -9,10 +9,12 @@ DEMO_USERS ?= 300
 DEMO_STARTUPS ?= 120
 DEMO_POSITIONS ?= 400
 DEMO_INTERACTIONS ?= 8000
+# The demo world is small: a few Two-Tower epochs learn what there is to learn.
+DEMO_TWO_TOWER_EPOCHS ?= 10
 
 # Tests run under production-like settings (DEBUG off), over plain HTTP.
 TEST_ENV := SECRET_KEY=test-only-secret-key-not-for-production SECURE_SSL_REDIRECT=0 DEBUG=0
-DEMO_ENV := DEBUG=1
+DEMO_ENV := DEBUG=1 TWO_TOWER_MAX_EPOCHS=$(DEMO_TWO_TOWER_EPOCHS)
 
 .PHONY: demo test lint serve clean
 
@@ -30,6 +32,7 @@ demo: $(VENV)/.runtime
 	$(DEMO_ENV) $(PY) manage.py migrate --no-input
 	$(DEMO_ENV) $(PY) manage.py seed_demo --if-empty --users $(DEMO_USERS) --startups $(DEMO_STARTUPS) \
 		--positions $(DEMO_POSITIONS) --interactions $(DEMO_INTERACTIONS) --seed 0
+	$(DEMO_ENV) $(PY) manage.py train_models
 	$(DEMO_ENV) $(PY) manage.py demo_admin
 	@echo "Serving on http://$(HOST):$(PORT)/  (API: /api/v1/, docs: /api/docs/, admin: /admin/ as admin/admin)"
 	$(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)

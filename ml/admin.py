@@ -1,8 +1,20 @@
 from django import forms
 from django.contrib import admin, messages
 
-from . import services
-from .models import HybridWeights, ModelVersion, TrainingRun
+from . import services, tasks
+from .models import HybridWeights, ModelVersion, TrainingRun, Trigger
+
+
+def retrain_now(modeladmin, request, algorithms: list[str]) -> None:
+    """Queue a forced training of ``algorithms``; the outcome (or why not) becomes a message."""
+    try:
+        run = tasks.training_run_request(algorithms=algorithms, force_retrain=True, trigger=Trigger.ADMIN,
+                                         requested_by=request.user)
+    except services.DomainError as exc:
+        modeladmin.message_user(request, exc.detail, messages.ERROR)
+    else:
+        modeladmin.message_user(request, f"Training run {run.pk} ({', '.join(algorithms)}) is {run.status}.",
+                                messages.SUCCESS)
 
 
 @admin.register(ModelVersion)
@@ -11,7 +23,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                     "n_users", "n_items", "n_interactions"]
     list_filter = ["algorithm", "status", "device"]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
-    actions = ["activate", "roll_back"]
+    actions = ["activate", "roll_back", "retrain"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -27,6 +39,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
         for algorithm in sorted(set(queryset.values_list("algorithm", flat=True))):
             self._apply(request, services.model_version_roll_back, algorithm=algorithm)
 
+    @admin.action(description="Retrain the selected algorithms now")
+    def retrain(self, request, queryset):
+        retrain_now(self, request, sorted(set(queryset.values_list("algorithm", flat=True))))
+
     def _apply(self, request, service, **kwargs):
         try:
             version = service(**kwargs)
@@ -38,8 +54,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
+    """Read-only: runs are records of what happened. "Retrain now" queues a new one."""
+
     list_display = ["id", "status", "algorithms", "trigger", "requested_by", "created_at", "finished_at"]
     list_filter = ["status", "trigger"]
+    actions = ["retrain"]
+
+    @admin.action(description="Retrain now (the algorithms of the selected runs)")
+    def retrain(self, request, queryset):
+        algorithms = sorted({a for run in queryset for a in run.algorithms})
+        retrain_now(self, request, algorithms)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -76,6 +76,11 @@ class TrainingRun(models.Model):
     skipped = models.JSONField(default=dict, blank=True, help_text="Algorithm -> why it was not trained.")
     error = models.TextField(blank=True)
     celery_task_id = models.CharField(max_length=255, blank=True)
+    # True while queued or running, NULL afterwards: the unique constraint below makes it the training
+    # lock, so two runs can never be in flight at once whatever process asks.
+    in_flight = models.BooleanField(null=True, default=True, editable=False)
+    # Written every few seconds by the worker while it trains; a stale heartbeat means the worker died.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.API)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="training_runs")
@@ -88,6 +93,11 @@ class TrainingRun(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(status__in=["queued", "running", "succeeded", "failed", "skipped"]),
                                    name="training_run_status_valid"),
+            models.UniqueConstraint(fields=["in_flight"], name="one_training_run_in_flight"),
+            models.CheckConstraint(
+                condition=Q(in_flight=True, status__in=["queued", "running"])
+                | Q(in_flight__isnull=True, status__in=["succeeded", "failed", "skipped"]),
+                name="training_run_in_flight_matches_status"),
         ]
         indexes = [models.Index(fields=["status"], name="training_run_status")]
 

@@ -95,6 +95,10 @@ STORAGES = {
 
 # Trained model artifacts: MODEL_DIR/<algorithm>/<version>/
 MODEL_DIR = Path(env_str("MODEL_DIR", str(BASE_DIR / "models" / "saved")))
+# Caps the Two-Tower's epochs (0 = the engine's default); small worlds (demo, tests) train in seconds.
+TWO_TOWER_MAX_EPOCHS = env_int("TWO_TOWER_MAX_EPOCHS", 0)
+# A running training whose worker wrote no heartbeat for this long is marked failed and the lock freed.
+TRAINING_STALE_AFTER_SECONDS = env_int("TRAINING_STALE_AFTER_SECONDS", 90)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -129,6 +133,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "profiles.models.Role",
         "ItemTypeEnum": "profiles.models.ItemType",
         "InteractionKindEnum": "profiles.models.InteractionKind",
+        "AlgorithmEnum": "ml.models.Algorithm",
         "PositionStatusEnum": "profiles.models.Position.Status",
         "RemotePreferenceEnum": "profiles.models.RemotePreference",
     },

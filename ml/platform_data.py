@@ -1,0 +1,195 @@
+"""Reads the platform's people, catalog and interactions into the engine's arrays.
+
+Items are every position, startup, developer and investor, keyed ``"<item_type>:<pk>"``; users are
+every person with a profile, keyed by user id. Each person and item becomes a plain dict record that
+``ml.core.features`` turns into dense features and content terms, so training and serving encode
+them the same way. A founder's record carries what their startups need (required skills, industries,
+stages, open positions' skills): those are the tastes a founder looks for in developers and investors.
+"""
+from collections import defaultdict
+from collections.abc import Iterable
+
+import numpy as np
+
+from ml.core import features
+from ml.core.data import IdMap, InteractionData, interaction_matrices
+from profiles.models import (
+    TARGET_FIELDS,
+    Developer,
+    Founder,
+    Interaction,
+    Investor,
+    ItemType,
+    Position,
+    Startup,
+)
+
+
+def item_key(item_type: str, pk: int) -> str:
+    return f"{item_type}:{pk}"
+
+
+def parse_item_key(key: str) -> tuple[str, int]:
+    item_type, pk = key.split(":", 1)
+    return item_type, int(pk)
+
+
+def _names_by_owner(through, owner_field: str, name_path: str, owners: set[int] | None = None) -> dict[int, list[str]]:
+    """{owner pk: [names]} for one many-to-many relation (only ``owners`` when given), in one query."""
+    links = through.objects.all() if owners is None else through.objects.filter(**{f"{owner_field}__in": owners})
+    grouped: dict[int, list[str]] = defaultdict(list)
+    for owner, name in links.values_list(owner_field, name_path).order_by(owner_field, name_path):
+        grouped[owner].append(name)
+    return grouped
+
+
+def _remote_mode(remote: bool) -> str:
+    return "remote" if remote else "onsite"
+
+
+def user_records(user_ids: Iterable[int] | None = None) -> dict[int, dict]:
+    """{user id: record} for every person with a profile, or only those in ``user_ids``.
+
+    Reads are filtered to the asked-for users, so serving one request reads a handful of rows.
+    """
+    only = None if user_ids is None else set(user_ids)
+    records: dict[int, dict] = {}
+    records.update(_developer_records(only))
+    records.update(_founder_records(only))
+    records.update(_investor_records(only))
+    return records
+
+
+def _filtered(queryset, only: set[int] | None):
+    return queryset if only is None else queryset.filter(pk__in=only)
+
+
+def _developer_records(only) -> dict[int, dict]:
+    skills = _names_by_owner(Developer.skills.through, "developer_id", "skill__name", only)
+    industries = _names_by_owner(Developer.preferred_industries.through, "developer_id", "industry__name", only)
+    rows = _filtered(Developer.objects, only).values_list(
+        "pk", "headline", "years_experience", "remote_preference", "desired_salary")
+    return {
+        pk: {"role": "developer", "headline": headline, "years_experience": years, "skills": skills.get(pk, []),
+             "industries": industries.get(pk, []), "salary_min": salary, "salary_max": salary,
+             "remote_preference": None if remote == "any" else remote}
+        for pk, headline, years, remote, salary in rows
+    }
+
+
+def _founder_records(only) -> dict[int, dict]:
+    own_skills = _names_by_owner(Founder.skills.through, "founder_id", "skill__name", only)
+    links = Startup.founders.through.objects.all()
+    if only is not None:
+        links = links.filter(founder_id__in=only)
+    startups_of: dict[int, list[int]] = defaultdict(list)
+    for founder, startup in links.values_list("founder_id", "startup_id"):
+        startups_of[founder].append(startup)
+    theirs = None if only is None else {s for startups in startups_of.values() for s in startups}
+    startup_skills = _names_by_owner(Startup.required_skills.through, "startup_id", "skill__name", theirs)
+    startup_info = {pk: (industry, stage) for pk, industry, stage in
+                    _filtered(Startup.objects, theirs).values_list("pk", "industry__name", "stage")}
+    open_skills = Position.required_skills.through.objects.filter(position__status=Position.Status.OPEN)
+    if theirs is not None:
+        open_skills = open_skills.filter(position__startup_id__in=theirs)
+    position_skills: dict[int, set[str]] = defaultdict(set)
+    for startup, skill in open_skills.values_list("position__startup_id", "skill__name"):
+        position_skills[startup].add(skill)
+    records = {}
+    for pk, years in _filtered(Founder.objects, only).values_list("pk", "years_experience"):
+        startups = startups_of.get(pk, [])
+        needed = {s for st in startups for s in [*startup_skills.get(st, []), *position_skills.get(st, ())]}
+        records[pk] = {
+            "role": "founder", "years_experience": years,
+            "skills": sorted(needed | set(own_skills.get(pk, []))),
+            "industries": sorted({startup_info[st][0] for st in startups}),
+            "preferred_stages": sorted({startup_info[st][1] for st in startups}),
+        }
+    return records
+
+
+def _investor_records(only) -> dict[int, dict]:
+    industries = _names_by_owner(Investor.preferred_industries.through, "investor_id", "industry__name", only)
+    rows = _filtered(Investor.objects, only).values_list(
+        "pk", "firm", "preferred_stages", "check_size_min", "check_size_max")
+    return {
+        pk: {"role": "investor", "headline": firm, "industries": industries.get(pk, []),
+             "preferred_stages": stages or [], "check_size_min": low, "check_size_max": high}
+        for pk, firm, stages, low, high in rows
+    }
+
+
+def item_records(people: dict[int, dict]) -> dict[str, dict]:
+    """{item key: record} for the whole catalog: positions, startups, and the ``people`` who are
+    developers or investors (the items founders are recommended)."""
+    startup_skills = _names_by_owner(Startup.required_skills.through, "startup_id", "skill__name")
+    open_counts: dict[int, int] = defaultdict(int)
+    for startup in Position.objects.filter(status=Position.Status.OPEN).values_list("startup_id", flat=True):
+        open_counts[startup] += 1
+    startups = {}
+    for pk, name, industry, stage, team, funding, remote, description in Startup.objects.values_list(
+            "pk", "name", "industry__name", "stage", "team_size", "funding_raised", "remote_friendly",
+            "description"):
+        startups[pk] = {"item_type": "startup", "title": name, "industries": [industry], "stage": stage,
+                        "team_size": team, "funding_raised": funding, "remote": _remote_mode(remote),
+                        "description": description, "required_skills": startup_skills.get(pk, []),
+                        "open_positions": open_counts[pk]}
+    records = {item_key(ItemType.STARTUP, pk): record for pk, record in startups.items()}
+    position_skills = _names_by_owner(Position.required_skills.through, "position_id", "skill__name")
+    for pk, startup, title, description, low, high, remote, years in Position.objects.values_list(
+            "pk", "startup_id", "title", "description", "salary_min", "salary_max", "remote",
+            "years_experience_required"):
+        parent = startups[startup]
+        records[item_key(ItemType.POSITION, pk)] = {
+            "item_type": "position", "title": title, "description": description,
+            "required_skills": position_skills.get(pk, []), "salary_min": low, "salary_max": high,
+            "remote": _remote_mode(remote), "years_experience": years, "industries": parent["industries"],
+            "stage": parent["stage"], "team_size": parent["team_size"], "funding_raised": parent["funding_raised"],
+        }
+    for pk, person in people.items():
+        if person["role"] == "developer":
+            records[item_key(ItemType.DEVELOPER, pk)] = {
+                "item_type": "developer", "title": person["headline"], "required_skills": person["skills"],
+                "industries": person["industries"], "salary_min": person["salary_min"],
+                "salary_max": person["salary_max"], "remote": person["remote_preference"],
+                "years_experience": person["years_experience"]}
+        elif person["role"] == "investor":
+            records[item_key(ItemType.INVESTOR, pk)] = {
+                "item_type": "investor", "title": person["headline"], "industries": person["industries"],
+                "check_size_min": person["check_size_min"], "check_size_max": person["check_size_max"]}
+    return records
+
+
+def interaction_events(user_index: dict[str, int], item_index: dict[str, int],
+                       user_id: int | None = None) -> list[tuple[int, int, str]]:
+    """(user row, item row, kind) for every interaction (of ``user_id`` only, when given) whose user and
+    item are known."""
+    columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
+    types = list(TARGET_FIELDS)
+    events = Interaction.objects.all() if user_id is None else Interaction.objects.filter(user_id=user_id)
+    rows = []
+    for user, kind, *targets in events.values_list("user_id", "kind", *columns).iterator(chunk_size=20000):
+        position = next(n for n, target in enumerate(targets) if target is not None)
+        item = item_index.get(item_key(types[position], targets[position]))
+        row = user_index.get(str(user))
+        if item is not None and row is not None:
+            rows.append((row, item, kind))
+    return rows
+
+
+def training_data() -> InteractionData:
+    """The whole platform as the engine's input."""
+    users = user_records()
+    items = item_records(users)
+    user_ids, item_ids = IdMap(sorted(users)), IdMap(list(items))
+    user_list = [users[int(u)] for u in user_ids.ids]
+    item_list = [items[i] for i in item_ids.ids]
+    matrix, negatives = interaction_matrices(interaction_events(user_ids.index, item_ids.index),
+                                             len(user_ids), len(item_ids))
+    user_content, item_content, vocabulary = features.platform_content(user_list, item_list)
+    return InteractionData(
+        user_ids=user_ids, item_ids=item_ids, matrix=matrix, negatives=negatives,
+        user_features=features.platform_user_features(user_list).astype(np.float32),
+        item_features=features.platform_item_features(item_list).astype(np.float32),
+        user_content=user_content, item_content=item_content, content_vocab=list(vocabulary.terms),
+    )

@@ -1,0 +1,64 @@
+"""Celery tasks: a thin shell that takes ids and calls the training service.
+
+The Two-Tower goes to queue ``gpu`` (a worker with CUDA uses it), the others to ``default``. A run
+that asks for both is a chain: the default-queue part first, then the GPU part closes the run.
+"""
+from celery import chain, shared_task
+from kombu.exceptions import OperationalError as BrokerError
+
+from recsys_site.exceptions import Conflict, ServiceUnavailable
+
+from . import training
+from .models import Algorithm, TrainingRun
+
+GPU_ALGORITHMS = {Algorithm.TWO_TOWER}
+
+
+@shared_task(name="ml.train_algorithms", acks_late=True)
+def train_algorithms(run_id: int, algorithms: list[str], finish: bool = True) -> str:
+    return training.training_run_execute(run_id=run_id, algorithms=algorithms, finish=finish).status
+
+
+@shared_task(name="ml.scheduled_retrain")
+def scheduled_retrain() -> str:
+    """Celery beat's periodic retraining: skipped when nothing changed since the active versions."""
+    try:
+        run = training_run_request(algorithms=list(Algorithm.values), force_retrain=False, trigger="beat")
+    except Conflict as exc:
+        return f"skipped: {exc.detail}"
+    return f"queued run {run.pk}" if run else "skipped: up to date"
+
+
+def signature_for(run: TrainingRun):
+    """One task per queue, default first; the last one closes the run."""
+    cpu = [a for a in run.algorithms if a not in GPU_ALGORITHMS]
+    gpu = [a for a in run.algorithms if a in GPU_ALGORITHMS]
+    parts = []
+    if cpu:
+        parts.append(train_algorithms.si(run.pk, cpu, finish=not gpu).set(queue="default"))
+    if gpu:
+        parts.append(train_algorithms.si(run.pk, gpu, finish=True).set(queue="gpu"))
+    return chain(*parts) if len(parts) > 1 else parts[0]
+
+
+def enqueue(run: TrainingRun) -> TrainingRun:
+    """Send the run to the broker; when the broker is unreachable the run is failed and 503 raised."""
+    try:
+        result = signature_for(run).apply_async(retry=False)
+    except (BrokerError, OSError) as exc:
+        training.training_run_fail(run=run, error=f"Broker unreachable: {exc}")
+        raise ServiceUnavailable("The task broker is unreachable; training was not queued. Try again later.") \
+            from exc
+    run.refresh_from_db()
+    if not run.celery_task_id:
+        TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=result.id)
+        run.celery_task_id = result.id
+    return run
+
+
+def training_run_request(*, algorithms: list[str], force_retrain: bool, trigger: str,
+                         requested_by=None) -> TrainingRun | None:
+    """Create and enqueue a run (None when nothing changed); Conflict / ServiceUnavailable as those do."""
+    run = training.training_run_create(algorithms=algorithms, force_retrain=force_retrain, trigger=trigger,
+                                       requested_by=requested_by)
+    return run and enqueue(run)

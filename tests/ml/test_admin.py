@@ -1,0 +1,65 @@
+"""Staff manage the registry from Django admin: activate, roll back, retrain now, weights with history."""
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from ml.models import HybridWeights, ModelVersion, TrainingRun
+from recsys_site.celery import app as celery_app
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client):
+    user = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+    client.force_login(user)
+    return client
+
+
+def run_action(admin_client, model: str, action: str, pks) -> None:
+    response = admin_client.post(f"/admin/ml/{model}/", {"action": action, "_selected_action": [str(p) for p in pks]})
+    assert response.status_code == 302
+
+
+def test_activate_action_swaps_the_active_version(admin_client):
+    ModelVersion.objects.create(algorithm="collaborative", version=1, status="active")
+    newer = ModelVersion.objects.create(algorithm="collaborative", version=2, status="ready")
+    run_action(admin_client, "modelversion", "activate", [newer.pk])
+    assert dict(ModelVersion.objects.values_list("version", "status")) == {1: "ready", 2: "active"}
+
+
+def test_retrain_now_action_trains_the_selected_algorithm(admin_client, settings, tmp_path, monkeypatch):
+    settings.MODEL_DIR = tmp_path
+    # In-process, so the test sees the outcome; the broker path is covered by tests/integration.
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    call_command("seed_demo", users=40, startups=10, positions=20, interactions=300, seed=0, verbosity=0)
+    version = ModelVersion.objects.create(algorithm="content_based", version=1, status="failed")
+    run_action(admin_client, "modelversion", "retrain", [version.pk])
+    run = TrainingRun.objects.get()
+    assert (run.trigger, run.algorithms, run.status) == ("admin", ["content_based"], "succeeded")
+    assert ModelVersion.objects.get(version=2).status == "active"
+
+
+def test_weights_saved_in_admin_are_normalised_and_attributed(admin_client):
+    response = admin_client.post("/admin/ml/hybridweights/add/",
+                                 {"content_based": "2", "collaborative": "1", "two_tower": "1", "note": "try"})
+    assert response.status_code == 302
+    saved = HybridWeights.objects.get()
+    assert (saved.content_based, saved.collaborative, saved.two_tower) == (0.5, 0.25, 0.25)
+    assert saved.changed_by.username == "boss"
+
+
+def test_all_zero_weights_are_refused_in_admin_with_a_message(admin_client):
+    response = admin_client.post("/admin/ml/hybridweights/add/",
+                                 {"content_based": "0", "collaborative": "0", "two_tower": "0"})
+    assert response.status_code == 200
+    assert b"At least one weight must be greater than 0" in response.content
+    assert not HybridWeights.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/admin/ml/trainingrun/", "/admin/ml/modelversion/", "/admin/ml/hybridweights/",
+                                  "/admin/django_celery_beat/periodictask/", "/admin/profiles/startup/",
+                                  "/admin/profiles/position/", "/admin/profiles/interaction/",
+                                  "/admin/auth/user/"])
+def test_admin_pages_render(admin_client, path):
+    assert admin_client.get(path).status_code == 200

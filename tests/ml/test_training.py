@@ -1,0 +1,121 @@
+"""The training service on a small seeded world, in-process (no broker): lock, up-to-date, skips,
+failures, versions and activation."""
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from ml import tasks, training
+from ml.models import ModelVersion, TrainingRun
+from profiles.models import Interaction
+from recsys_site.exceptions import Conflict, DomainError
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def small_models(settings, tmp_path):
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.TWO_TOWER_MAX_EPOCHS = 2
+
+
+@pytest.fixture
+def world():
+    call_command("seed_demo", users=80, startups=20, positions=60, interactions=1500, seed=1, verbosity=0)
+
+
+def train(algorithms, force=False) -> TrainingRun | None:
+    run = training.training_run_create(algorithms=algorithms, force_retrain=force, trigger="command")
+    return run and training.training_run_execute(run_id=run.pk, algorithms=run.algorithms)
+
+
+def test_training_records_a_ready_version_with_metrics_and_activates_the_first(world):
+    run = train(["content_based", "collaborative"])
+    assert run.status == "succeeded"
+    assert run.in_flight is None
+    versions = {v.algorithm: v for v in ModelVersion.objects.all()}
+    assert set(versions) == {"content_based", "collaborative"}
+    for version in versions.values():
+        assert version.status == "active"
+        assert 0 <= version.metrics["ndcg"] <= 1
+        assert version.n_interactions > 0 and version.data_fingerprint
+        assert (Path(version.artifact_path) / "meta.json").is_file()
+    assert set(run.metrics) == {"content_based", "collaborative"}
+
+
+def test_nothing_is_trained_when_the_data_has_not_changed(world):
+    train(["collaborative"])
+    assert training.training_run_create(algorithms=["collaborative"], force_retrain=False, trigger="api") is None
+    assert train(["collaborative"], force=True).status == "succeeded"
+    assert ModelVersion.objects.filter(algorithm="collaborative").count() == 2
+
+
+def test_a_new_interaction_makes_the_data_out_of_date(world):
+    train(["collaborative"])
+    event = Interaction.objects.first()
+    Interaction.objects.create(user=event.user, kind="like", position=event.position, startup=event.startup,
+                               developer=event.developer, investor=event.investor, created_at=timezone.now())
+    assert training.training_run_create(algorithms=["collaborative"], force_retrain=False, trigger="api")
+
+
+def test_only_one_run_may_be_in_flight(world):
+    first = training.training_run_create(algorithms=["collaborative"], force_retrain=True, trigger="api")
+    with pytest.raises(Conflict) as refused:
+        training.training_run_create(algorithms=["content_based"], force_retrain=True, trigger="api")
+    assert refused.value.extra["training_run_id"] == first.pk
+
+
+def test_unknown_algorithms_are_refused(world):
+    with pytest.raises(DomainError, match="subset"):
+        training.training_run_create(algorithms=["popularity"], force_retrain=True, trigger="api")
+    assert not TrainingRun.objects.exists()
+
+
+def test_the_two_tower_is_skipped_with_a_reason_when_data_is_too_small():
+    call_command("seed_demo", users=30, startups=5, positions=10, interactions=200, seed=2, verbosity=0)
+    run = train(["content_based", "two_tower"])
+    assert run.status == "succeeded"
+    assert "500 interactions" in run.skipped["two_tower"]
+    assert not ModelVersion.objects.filter(algorithm="two_tower").exists()
+
+
+def test_a_failed_training_is_recorded_and_the_active_version_keeps_serving(world, monkeypatch):
+    train(["collaborative"])
+
+    def broken_fit(self, data, progress=None):
+        raise RuntimeError("out of memory")
+
+    from ml.core.collaborative import CollaborativeRecommender
+
+    monkeypatch.setattr(CollaborativeRecommender, "fit", broken_fit)
+    run = train(["collaborative"], force=True)
+    assert run.status == "failed"
+    assert "out of memory" in run.error
+    assert run.in_flight is None
+    assert ModelVersion.objects.get(algorithm="collaborative", status="active").version == 1
+    assert ModelVersion.objects.get(algorithm="collaborative", version=2).status == "failed"
+
+
+def test_a_run_with_a_stale_heartbeat_is_failed_and_releases_the_lock(world, settings):
+    run = training.training_run_create(algorithms=["collaborative"], force_retrain=True, trigger="api")
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status="running", heartbeat_at=timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER_SECONDS + 5))
+    assert training.release_stale_runs() == [run.pk]
+    run.refresh_from_db()
+    assert (run.status, run.in_flight) == ("failed", None)
+    assert "heartbeat" in run.error
+    assert training.training_run_create(algorithms=["collaborative"], force_retrain=True, trigger="api")
+
+
+def test_the_two_tower_goes_to_the_gpu_queue_after_the_rest():
+    run = TrainingRun(pk=7, algorithms=["two_tower", "content_based"])
+    chain = tasks.signature_for(run)
+    queues = [(task.args[1], task.options["queue"]) for task in chain.tasks]
+    assert queues == [(["content_based"], "default"), (["two_tower"], "gpu")]
+
+
+def test_scheduled_retraining_skips_when_nothing_changed(world):
+    train(["content_based", "collaborative", "two_tower"])
+    assert tasks.scheduled_retrain() == "skipped: up to date"
