@@ -10,12 +10,14 @@ api_v1 = [
     path("health", HealthApi.as_view(), name="health"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("profiles.urls")),
+    path("", include("recommendations.urls")),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("staff/", include("recommendations.staff_urls")),
 ]
 
 

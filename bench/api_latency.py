@@ -1,0 +1,172 @@
+"""Latency and throughput of POST /api/v1/recommendations, served by gunicorn (2 workers) on PostgreSQL.
+
+    .venv/bin/python bench/api_latency.py                 # seed, train, serve, measure
+    .venv/bin/python bench/api_latency.py --reuse         # measure again on the world already built
+
+It DROPS and re-creates the database named in DATABASE_URL (default ``latencybench``), seeds a world
+of 100,000 items (80,000 positions and 20,000 startups) and 50,000 users, trains the three algorithms,
+starts gunicorn and sends requests for random developers from ``--clients`` concurrent keep-alive
+clients for ``--seconds``. Prints p50 / p95 / p99 latency and requests per second, and writes the
+numbers (JSON) and a latency histogram (PNG) to bench/results/. Aim: p99 < 50 ms, >= 150 requests/s
+on a 2-core machine; the load generator shares those cores, so the figures are conservative.
+"""
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from seed_demo import manage, recreate_database
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/latencybench"
+WORLD = {"users": 50_000, "positions": 80_000, "startups": 20_000, "interactions": 500_000}
+PORT = 8765
+
+
+def server_env(url: str, model_dir: Path, epochs: int) -> dict:
+    return {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-only-secret-key", "DEBUG": "0",
+            "SECURE_SSL_REDIRECT": "0", "ALLOWED_HOSTS": "127.0.0.1", "MODEL_DIR": str(model_dir),
+            "TWO_TOWER_MAX_EPOCHS": str(epochs), "LOG_LEVEL": "WARNING"}
+
+
+def build_world(env: dict, url: str) -> None:
+    recreate_database(url)
+    print(f"migrate: {manage(env, 'migrate', '--no-input', '-v0'):.1f} s", flush=True)
+    sizes = [f"--{name}={value}" for name, value in WORLD.items()]
+    print(f"seed_demo: {manage(env, 'seed_demo', *sizes, '--seed', '0'):.1f} s", flush=True)
+    print(f"train_models: {manage(env, 'train_models'):.1f} s", flush=True)
+
+
+def staff_token(url: str) -> str:
+    """A token for a staff user made for the benchmark."""
+    code = ("from django.contrib.auth import get_user_model; from rest_framework.authtoken.models import Token; "
+            "u, _ = get_user_model().objects.get_or_create(username='bench-staff', defaults={'is_staff': True}); "
+            "print(Token.objects.get_or_create(user=u)[0].key)")
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, check=True,
+                         env=server_env(url, Path("."), 0), capture_output=True, text=True).stdout
+    return out.strip().splitlines()[-1]
+
+
+def developer_ids(url: str) -> list[int]:
+    with psycopg.connect(url) as connection:
+        return [row[0] for row in connection.execute("SELECT user_id FROM profiles_developer")]
+
+
+def start_gunicorn(env: dict) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "recsys_site.wsgi:application", "--bind",
+         f"127.0.0.1:{PORT}", "--workers", "2", "--preload"], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
+            connection.request("GET", "/api/v1/health")
+            if connection.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    sys.exit("gunicorn did not come up within 120 s")
+
+
+def client_loop(token: str, users: list[int], stop_at: float, latencies: list[float], errors: list[int],
+                seed: int) -> None:
+    rng = random.Random(seed)
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    while time.monotonic() < stop_at:
+        body = json.dumps({"user_id": rng.choice(users), "user_type": "developer", "limit": 10})
+        started = time.perf_counter()
+        connection.request("POST", "/api/v1/recommendations", body, headers)
+        response = connection.getresponse()
+        response.read()
+        elapsed = time.perf_counter() - started
+        if response.status == 200:
+            latencies.append(elapsed)
+        else:
+            errors.append(response.status)
+
+
+def load(token: str, users: list[int], clients: int, seconds: float) -> tuple[list[float], list[int], float]:
+    latencies: list[float] = []
+    errors: list[int] = []
+    stop_at = time.monotonic() + seconds
+    threads = [threading.Thread(target=client_loop, args=(token, users, stop_at, latencies, errors, n))
+               for n in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors, time.monotonic() - started
+
+
+def report(latencies: list[float], errors: list[int], elapsed: float, clients: int) -> dict:
+    ms = [v * 1000 for v in latencies]
+    numbers = {"requests": len(ms), "errors": len(errors), "clients": clients, "seconds": round(elapsed, 1),
+               "requests_per_second": round(len(ms) / elapsed, 1), "mean_ms": round(statistics.fmean(ms), 1),
+               **{f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)}}
+    print(json.dumps(numbers, indent=1))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "api_latency.json").write_text(json.dumps(numbers, indent=1))
+    plot(ms, numbers)
+    return numbers
+
+
+def plot(ms: list[float], numbers: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    axes.hist(ms, bins=80, color="#4472c4")
+    for name, colour in (("p50_ms", "green"), ("p95_ms", "orange"), ("p99_ms", "red")):
+        axes.axvline(numbers[name], color=colour, linestyle="--", label=f"{name[:-3]} {numbers[name]} ms")
+    axes.set_xlabel("latency of POST /api/v1/recommendations (ms)")
+    axes.set_ylabel("requests")
+    axes.set_title(f"{numbers['requests_per_second']} requests/s, {numbers['clients']} clients, gunicorn 2 workers")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(RESULTS / "api_latency.png", dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reuse", action="store_true", help="skip seeding and training")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--warmup", type=float, default=5)
+    parser.add_argument("--two-tower-epochs", type=int, default=5)
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("bench/api_latency.py measures on PostgreSQL: set DATABASE_URL=postgres://...")
+    env = server_env(url, ROOT / "var" / "latency-models", args.two_tower_epochs)
+    if not args.reuse:
+        build_world(env, url)
+    token, users = staff_token(url), developer_ids(url)
+    server = start_gunicorn(env)
+    try:
+        print(f"warm-up {args.warmup:.0f} s ...", flush=True)
+        load(token, users, args.clients, args.warmup)
+        print(f"measuring {args.seconds:.0f} s with {args.clients} clients ...", flush=True)
+        report(*load(token, users, args.clients, args.seconds), args.clients)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The model and recommendation endpoints of /api/v1 (docs/api-v1.md, "The five endpoints").
+
+Thin views: a serializer validates, one service or selector does the work, a serializer answers.
+"""
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from ml.models import Algorithm
+from ml.services import hybrid_weights_set
+from profiles.apis import Pagination
+from profiles.serializers import MAX_ID
+from recsys_site.exceptions import NotFound
+
+from . import selectors, services
+from .serializers import (
+    AlgorithmsStatusSerializer,
+    ConflictSerializer,
+    ModelLoadRequestSerializer,
+    ModelLoadSerializer,
+    RecommendationRequestSerializer,
+    RecommendationsSerializer,
+    TrainingRunSerializer,
+    TrainQueuedSerializer,
+    TrainRequestSerializer,
+    TrainUpToDateSerializer,
+    WeightsRequestSerializer,
+    WeightsResponseSerializer,
+)
+
+MODELS_TAG = ["models"]
+
+
+class IsStaff(IsAdminUser):
+    message = "Model management is for staff only."
+
+
+class RecommendationsApi(APIView):
+    @extend_schema(request=RecommendationRequestSerializer, responses={200: RecommendationsSerializer},
+                   tags=["recommendations"])
+    def post(self, request):
+        query = RecommendationRequestSerializer(data=request.data)
+        query.is_valid(raise_exception=True)
+        wanted = query.validated_data
+        if wanted["user_id"] != request.user.pk and not request.user.is_staff:
+            raise PermissionDenied("You may ask recommendations only for yourself (your user_id is "
+                                   f"{request.user.pk}); other users are for staff.")
+        user = selectors.user_get(wanted.pop("user_id"))
+        answer = services.recommendations_for_user(user=user, **wanted)
+        return Response(RecommendationsSerializer(answer).data)
+
+
+class TrainApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=TrainRequestSerializer, tags=MODELS_TAG, responses={
+        202: TrainQueuedSerializer, 200: TrainUpToDateSerializer,
+        409: OpenApiResponse(ConflictSerializer, description="A run is already queued or running."),
+        503: OpenApiResponse(ConflictSerializer, description="The task broker is unreachable.")})
+    def post(self, request):
+        body = TrainRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        wanted = body.validated_data
+        queued = services.training_request(
+            algorithms=wanted.get("algorithms", list(Algorithm.values)), force_retrain=wanted["force_retrain"],
+            interactions=wanted.get("training_data", {}).get("interactions", []), requested_by=request.user)
+        if queued.run is None:
+            return Response({"status": "up_to_date", "model_versions": queued.active_versions,
+                             "detail": "Nothing changed since the active versions were trained; nothing was "
+                                       "queued. Send force_retrain: true to train anyway."})
+        url = reverse("training-run-detail", args=[queued.run.pk], request=request)
+        return Response({"training_run_id": queued.run.pk, "task_id": queued.run.celery_task_id, "status": "queued",
+                         "status_url": url}, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingRunListApi(ListAPIView):
+    permission_classes = [IsStaff]
+    serializer_class = TrainingRunSerializer
+    pagination_class = Pagination
+    filter_backends: list = []
+
+    @extend_schema(tags=MODELS_TAG)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return selectors.training_run_list()
+
+
+class TrainingRunDetailApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses={200: TrainingRunSerializer}, tags=MODELS_TAG)
+    def get(self, request, run_id: int):
+        if run_id > MAX_ID:
+            raise NotFound(f"No training run has id {run_id}.")
+        return Response(TrainingRunSerializer(selectors.training_run_get(run_id=run_id)).data)
+
+
+class AlgorithmsStatusApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses={200: AlgorithmsStatusSerializer}, tags=MODELS_TAG)
+    def get(self, request):
+        return Response(AlgorithmsStatusSerializer(selectors.algorithms_status()).data)
+
+
+class ModelLoadApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=ModelLoadRequestSerializer, tags=MODELS_TAG, responses={
+        200: ModelLoadSerializer,
+        409: OpenApiResponse(ConflictSerializer, description="The artifact is missing or corrupt, or the version "
+                                                             "cannot be activated; nothing changed.")})
+    def post(self, request):
+        body = ModelLoadRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        activated = services.model_versions_load(**body.validated_data)
+        active = services.active_versions()
+        return Response(ModelLoadSerializer({
+            "activated": activated, "model_versions": {a: active.get(a) for a in Algorithm.values}}).data)
+
+
+class WeightsApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=WeightsRequestSerializer, responses={200: WeightsResponseSerializer}, tags=MODELS_TAG)
+    def put(self, request):
+        body = WeightsRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        saved = hybrid_weights_set(weights=body.validated_data["weights"], changed_by=request.user)
+        return Response(WeightsResponseSerializer({"weights": saved.as_dict()}).data)

@@ -1,0 +1,132 @@
+"""The active model versions, held in memory by each process and reloaded when the registry changes.
+
+Every request asks :func:`serving_models`. It reads the registry's few active rows (algorithm, version,
+artifact, activation time) — one indexed query of at most three rows — and reloads only when that set
+differs from what the process holds, so a version trained or activated by any process serves from this
+process's next request on. ``settings.MODEL_REGISTRY_CHECK_SECONDS`` (default 0: every request) spaces
+the checks out where even that query matters.
+
+Loading never fails a request: an artifact that is missing or unreadable leaves its algorithm
+unavailable, with the reason kept for ``/algorithms/status``.
+"""
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from ml.core.base import Recommender
+from ml.core.data import IdMap
+from ml.core.features import ContentVocabulary
+from ml.core.hybrid import CONTENT, build_component
+from ml.core.serving import align, content_vocabulary
+from ml.models import Algorithm, ModelVersion
+from ml.platform_data import parse_item_key
+
+logger = logging.getLogger(__name__)
+
+
+class ArtifactUnreadable(Exception):
+    """A model version's files cannot be loaded; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ServingModels:
+    """What one process serves: the usable components, aligned to the content model's rows."""
+
+    key: tuple
+    components: dict[str, Recommender] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)  # active version of each algorithm, serving or not
+    unavailable: dict[str, str] = field(default_factory=dict)  # algorithm -> why it does not serve
+    user_ids: IdMap | None = None
+    item_ids: IdMap | None = None
+    vocabulary: ContentVocabulary | None = None  # encodes a user's declared terms as at training
+    type_masks: dict[str, np.ndarray] = field(default_factory=dict)  # item type -> bool per item row
+
+    @property
+    def ready(self) -> bool:
+        """The hybrid serves only with its content model: it is the floor every path stands on."""
+        return CONTENT in self.components
+
+    def serving_versions(self) -> dict[str, int | None]:
+        return {a: self.versions[a] if a in self.components else None for a in Algorithm.values}
+
+    def allowed(self, item_types) -> np.ndarray:
+        masks = [self.type_masks[t] for t in item_types if t in self.type_masks]
+        return np.logical_or.reduce(masks) if masks else np.zeros(len(self.item_ids), dtype=bool)
+
+
+def load_version(algorithm: str, artifact_path: str) -> Recommender:
+    """The fitted model in ``artifact_path``; ArtifactUnreadable when it is missing or corrupt."""
+    if not artifact_path or not Path(artifact_path).is_dir():
+        raise ArtifactUnreadable(f"the {algorithm} artifact is missing (no directory {artifact_path!r})")
+    try:
+        return type(build_component(algorithm)).load(Path(artifact_path))
+    except Exception as exc:  # a damaged file surfaces as zipfile, torch, json or key errors alike
+        raise ArtifactUnreadable(f"the {algorithm} artifact in {artifact_path} cannot be loaded: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+
+
+def _active_key() -> tuple:
+    return tuple(ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by("algorithm")
+                 .values_list("algorithm", "version", "artifact_path", "activated_at"))
+
+
+def _load(key: tuple) -> ServingModels:
+    versions = {algorithm: version for algorithm, version, _, _ in key}
+    loaded, unavailable = {}, {}
+    for algorithm, version, path, _ in key:
+        try:
+            loaded[algorithm] = load_version(algorithm, path)
+        except ArtifactUnreadable as exc:
+            logger.error("%s v%s does not serve: %s", algorithm, version, exc)
+            unavailable[algorithm] = str(exc)
+    for algorithm in Algorithm.values:
+        if algorithm not in versions:
+            unavailable[algorithm] = f"no active {algorithm} version: train one (POST /api/v1/models/train)"
+    content = loaded.get(CONTENT)
+    if content is None:
+        for algorithm in loaded:
+            unavailable[algorithm] = "not served: the hybrid needs the content_based model, which is unavailable"
+        return ServingModels(key, versions=versions, unavailable=unavailable)
+    users, items = content.user_ids, content.item_ids
+    item_types = np.asarray([parse_item_key(key)[0] for key in items.ids])
+    return ServingModels(
+        key, components={name: align(model, users, items) for name, model in loaded.items()},
+        versions=versions, unavailable=unavailable, user_ids=users, item_ids=items,
+        vocabulary=content_vocabulary(content),
+        type_masks={item_type: item_types == item_type for item_type in np.unique(item_types)},
+    )
+
+
+class _Store:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: ServingModels | None = None
+        self._checked_at = float("-inf")
+
+    def current(self) -> ServingModels:
+        models = self._models
+        interval = float(getattr(settings, "MODEL_REGISTRY_CHECK_SECONDS", 0))
+        if models is not None and time.monotonic() - self._checked_at < interval:
+            return models
+        key = _active_key()
+        # One thread loads; the others wait for it rather than each reading the same files.
+        with self._lock:
+            if self._models is None or self._models.key != key:
+                self._models = _load(key)
+            self._checked_at = time.monotonic()
+            return self._models
+
+    def forget(self) -> None:
+        """Drop what is held; the next request loads afresh (after this process activated a version)."""
+        with self._lock:
+            self._models = None
+
+
+_store = _Store()
+serving_models = _store.current
+forget_serving_models = _store.forget

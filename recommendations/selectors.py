@@ -1,0 +1,118 @@
+"""Reads for serving: a user's current rows in a model's numbering, the catalog rows behind ranked items,
+and the registry's state for the model endpoints."""
+from collections import defaultdict
+
+import scipy.sparse as sp
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+
+from ml import training
+from ml.core import features
+from ml.core.data import IdMap, interaction_matrices
+from ml.models import Algorithm, ModelVersion, TrainingRun
+from ml.platform_data import interaction_events, item_key, parse_item_key, user_records
+from ml.selectors import current_weights
+from profiles.models import Developer, Founder, Interaction, Investor, ItemType, Position, Startup
+from recsys_site.exceptions import NotFound
+
+from .model_store import ServingModels, serving_models
+
+
+def user_get(user_id: int):
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        raise NotFound(f"No user has id {user_id}.")
+    return user
+
+
+def user_interaction_rows(*, user_id: int, item_ids: IdMap) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """The user's (history, negatives) rows as of now, in ``item_ids``' numbering, weighted by kind.
+
+    Items the models do not know (added since training) are left out: they cannot be ranked anyway.
+    """
+    events = interaction_events({str(user_id): 0}, item_ids.index, user_id=user_id)
+    return interaction_matrices(events, 1, len(item_ids))
+
+
+def user_declared_terms(*, user_id: int) -> list[str]:
+    """The user's profile as content terms, encoded exactly as training encodes it."""
+    record = user_records([user_id]).get(user_id)
+    return features.platform_user_terms(record) if record else []
+
+
+def own_item_keys(*, user_id: int) -> set[str]:
+    """The user as an item, and the startups they founded: never recommended back to them."""
+    keys = {item_key(ItemType.DEVELOPER, user_id), item_key(ItemType.INVESTOR, user_id)}
+    founded = Startup.objects.filter(founders__user_id=user_id).values_list("pk", flat=True)
+    return keys | {item_key(ItemType.STARTUP, pk) for pk in founded}
+
+
+def recommendable_titles(keys: list[str]) -> dict[str, str]:
+    """{item key: title} for the ``keys`` that may still be recommended: they exist and, for positions,
+    are open. Ranked items come from the models' snapshot, so anything may have changed since."""
+    wanted: dict[str, list[int]] = defaultdict(list)
+    for key in keys:
+        item_type, pk = parse_item_key(key)
+        wanted[item_type].append(pk)
+    titles = {}
+    for item_type, pks in wanted.items():
+        for pk, title in _title_rows(item_type, pks):
+            titles[item_key(item_type, pk)] = title
+    return titles
+
+
+def _title_rows(item_type: str, pks: list[int]) -> list[tuple[int, str]]:
+    if item_type == ItemType.POSITION:
+        return list(Position.objects.filter(pk__in=pks, status=Position.Status.OPEN).values_list("pk", "title"))
+    if item_type == ItemType.STARTUP:
+        return list(Startup.objects.filter(pk__in=pks).values_list("pk", "name"))
+    # People are shown by their headline (developers) or firm (investors), else by username.
+    model, label = (Developer, "headline") if item_type == ItemType.DEVELOPER else (Investor, "firm")
+    return [(pk, text or username) for pk, text, username in
+            model.objects.filter(pk__in=pks).values_list("pk", label, "user__username")]
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def training_run_list() -> QuerySet[TrainingRun]:
+    """Newest first. Runs whose worker died are marked failed first: whoever follows a run's status must
+    see it end, not read "running" forever (the one write here, idempotent and cheap)."""
+    training.release_stale_runs()
+    return TrainingRun.objects.prefetch_related("model_versions").order_by("-created_at", "-id")
+
+
+def training_run_get(*, run_id: int) -> TrainingRun:
+    run = training_run_list().filter(pk=run_id).first()
+    if run is None:
+        raise NotFound(f"No training run has id {run_id}.")
+    return run
+
+
+def data_counts() -> dict[str, int]:
+    """What the platform holds for the engine: people with a profile, recommendable items, events."""
+    people = Developer.objects.count() + Investor.objects.count()  # founders are users, never items
+    return {
+        "users": people + Founder.objects.count(),
+        "items": Position.objects.count() + Startup.objects.count() + people,
+        "interactions": Interaction.objects.count(),
+    }
+
+
+def algorithms_status() -> dict:
+    """Per algorithm: does it serve in this process, which version is active, its metrics and why not."""
+    models: ServingModels = serving_models()
+    active = {v.algorithm: v for v in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)}
+    algorithms = {}
+    for name in Algorithm.values:
+        version = active.get(name)
+        algorithms[name] = {
+            "available": name in models.components,
+            "active_version": getattr(version, "version", None),
+            "trained_at": getattr(version, "created_at", None),
+            "metrics": getattr(version, "metrics", {}),
+            "device": getattr(version, "device", None) or None,
+            "reason": models.unavailable.get(name),
+        }
+    return {"algorithms": algorithms, "weights": current_weights(), "data": data_counts(),
+            "latest_training_run": training_run_list().first()}

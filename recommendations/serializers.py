@@ -1,0 +1,246 @@
+"""Shapes of the model and recommendation endpoints (docs/api-v1.md): requests validated here, answers
+shown here; the services never see unvalidated input."""
+from collections import defaultdict
+from collections.abc import Mapping
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ml.models import Algorithm, TrainingRun
+from profiles.models import Developer, Founder, InteractionKind, Investor, ItemType, Position, Role, Startup
+from profiles.serializers import MAX_ID
+
+MAX_TRAINING_INTERACTIONS = 100_000
+PERSON_ITEM_TYPES = {ItemType.DEVELOPER, ItemType.INVESTOR}
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a misspelt option is a 400 naming it, not silently ignored."""
+
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, Mapping) else []
+        if unknown:
+            raise serializers.ValidationError(
+                {name: f"Unknown field; accepted: {', '.join(self.fields)}." for name in unknown})
+        return super().to_internal_value(data)
+
+
+def algorithm_choice(**kwargs) -> serializers.ChoiceField:
+    return serializers.ChoiceField(choices=Algorithm.choices, **kwargs)
+
+
+def per_algorithm(name: str, make_field, doc: str = "") -> type[serializers.Serializer]:
+    """A serializer named ``name`` with one field per algorithm (content_based, collaborative, two_tower)."""
+    return type(name, (serializers.Serializer,), {"__doc__": doc, **{a: make_field() for a in Algorithm.values}})
+
+
+WeightsSerializer = per_algorithm("WeightsSerializer", serializers.FloatField)
+ModelVersionsSerializer = per_algorithm("ModelVersionsSerializer", lambda: serializers.IntegerField(allow_null=True),
+                                        "The version of each algorithm that serves; null where none does.")
+ScoresSerializer = per_algorithm("ScoresSerializer", lambda: serializers.FloatField(allow_null=True),
+                                 "Each algorithm's score of the item (z-scored per user); null where it was not used.")
+
+
+# ---------------------------------------------------------------- recommendations
+
+
+class RecommendationRequestSerializer(StrictSerializer):
+    user_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    user_type = serializers.ChoiceField(choices=Role.choices)
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
+    item_types = serializers.ListField(child=serializers.ChoiceField(choices=ItemType.choices), allow_empty=False,
+                                       required=False, help_text="Narrow the answer to some of your item types.")
+    exclude_seen = serializers.BooleanField(default=True, help_text="Leave out items you interacted with.")
+    explain = serializers.BooleanField(default=True, help_text="Give reasons with each item.")
+
+
+class RecommendationSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    item_type = serializers.ChoiceField(choices=ItemType.choices)
+    item_id = serializers.IntegerField(help_text="The item's id; for a developer or investor, their user_id.")
+    title = serializers.CharField()
+    score = serializers.FloatField(help_text="The blended score the items are ranked by.")
+    scores = ScoresSerializer()
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+class RecommendationsSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    user_type = serializers.ChoiceField(choices=Role.choices)
+    algorithms_used = serializers.ListField(child=algorithm_choice())
+    fallback = serializers.ChoiceField(choices=["none", "no_two_tower", "cold_start"])
+    weights = WeightsSerializer(help_text="The weights this answer was blended with (0 for unused algorithms).")
+    model_versions = ModelVersionsSerializer()
+    results = RecommendationSerializer(many=True)
+
+
+# ---------------------------------------------------------------- training
+
+
+class TrainingInteractionSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    item_type = serializers.ChoiceField(choices=ItemType.choices)
+    item_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    kind = serializers.ChoiceField(choices=InteractionKind.choices)
+    created_at = serializers.DateTimeField(required=False, help_text="Default: now.")
+
+
+class TrainingDataSerializer(StrictSerializer):
+    interactions = TrainingInteractionSerializer(many=True, required=False, max_length=MAX_TRAINING_INTERACTIONS)
+
+    def validate_interactions(self, events: list[dict]) -> list[dict]:
+        """Every user must have a profile and every item must exist; errors are keyed by the event's index,
+        as DRF keys the shape errors of a list."""
+        roles = _roles_of({event["user_id"] for event in events})
+        existing = _existing_items(events)
+        errors = {n: error for n, event in enumerate(events) if (error := _event_error(event, roles, existing))}
+        if errors:
+            raise serializers.ValidationError(errors)
+        return events
+
+
+def _roles_of(user_ids: set[int]) -> dict[int, str]:
+    roles = {}
+    for role, model in ((Role.DEVELOPER, Developer), (Role.FOUNDER, Founder), (Role.INVESTOR, Investor)):
+        roles.update(dict.fromkeys(model.objects.filter(pk__in=user_ids).values_list("pk", flat=True), role))
+    return roles
+
+
+def _existing_items(events: list[dict]) -> set[tuple[str, int]]:
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for event in events:
+        wanted[event["item_type"]].add(event["item_id"])
+    models = {ItemType.POSITION: Position, ItemType.STARTUP: Startup, ItemType.DEVELOPER: Developer,
+              ItemType.INVESTOR: Investor}
+    return {(item_type, pk) for item_type, pks in wanted.items()
+            for pk in models[item_type].objects.filter(pk__in=pks).values_list("pk", flat=True)}
+
+
+def _event_error(event: dict, roles: dict[int, str], existing: set[tuple[str, int]]) -> dict[str, list[str]]:
+    role = roles.get(event["user_id"])
+    if role is None:
+        return {"user_id": [f"User {event['user_id']} does not exist or has no developer, founder or investor "
+                            "profile."]}
+    if (event["item_type"], event["item_id"]) not in existing:
+        return {"item_id": [f"No {event['item_type']} has id {event['item_id']}."]}
+    # The same rule as POST /interactions: people are recommended to founders only.
+    if event["item_type"] in PERSON_ITEM_TYPES and role != Role.FOUNDER:
+        return {"item_type": [f"Only founders interact with a {event['item_type']}; user {event['user_id']} "
+                              f"is a {role}."]}
+    return {}
+
+
+class TrainRequestSerializer(StrictSerializer):
+    training_data = TrainingDataSerializer(required=False)
+    force_retrain = serializers.BooleanField(default=False)
+    algorithms = serializers.ListField(child=algorithm_choice(), allow_empty=False, required=False,
+                                       help_text="Default: all of them.")
+
+    def validate_algorithms(self, algorithms: list[str]) -> list[str]:
+        return list(dict.fromkeys(algorithms))
+
+
+class TrainQueuedSerializer(serializers.Serializer):
+    training_run_id = serializers.IntegerField()
+    task_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["queued"])
+    status_url = serializers.URLField()
+
+
+class TrainUpToDateSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["up_to_date"])
+    detail = serializers.CharField()
+    model_versions = serializers.DictField(child=serializers.IntegerField(), help_text="The active versions.")
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    training_run_id = serializers.IntegerField(required=False)
+
+
+class ProgressSerializer(serializers.Serializer):
+    algorithm = algorithm_choice(allow_null=True)
+    epoch = serializers.IntegerField(allow_null=True)
+    epochs = serializers.IntegerField(allow_null=True)
+    train_loss = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    val_loss = serializers.ListField(child=serializers.FloatField(allow_null=True))
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    progress = serializers.SerializerMethodField()
+    model_versions = serializers.SerializerMethodField()
+    skipped = serializers.DictField(child=serializers.CharField(), help_text="Algorithm -> why it was not trained.")
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "status", "algorithms", "progress", "metrics", "model_versions", "skipped", "error",
+                  "created_at", "started_at", "finished_at"]
+
+    @extend_schema_field(ProgressSerializer)
+    def get_progress(self, run: TrainingRun) -> dict:
+        """Always the same keys, also before the first epoch."""
+        progress = run.progress or {}
+        return {"algorithm": progress.get("algorithm"), "epoch": progress.get("epoch"),
+                "epochs": progress.get("epochs"), "train_loss": progress.get("train_loss", []),
+                "val_loss": progress.get("val_loss", [])}
+
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
+    def get_model_versions(self, run: TrainingRun) -> dict[str, int]:
+        """The version each algorithm trained in this run was recorded as."""
+        return {version.algorithm: version.version for version in run.model_versions.all()}
+
+
+# ---------------------------------------------------------------- status, activation, weights
+
+
+class AlgorithmStatusSerializer(serializers.Serializer):
+    available = serializers.BooleanField(help_text="Whether it serves recommendations now.")
+    active_version = serializers.IntegerField(allow_null=True)
+    trained_at = serializers.DateTimeField(allow_null=True)
+    metrics = serializers.DictField(help_text="Held-out metrics@10 of the active version.")
+    device = serializers.CharField(allow_null=True)
+    reason = serializers.CharField(allow_null=True, help_text="Why it does not serve; null when it does.")
+
+
+class DataCountsSerializer(serializers.Serializer):
+    users = serializers.IntegerField()
+    items = serializers.IntegerField()
+    interactions = serializers.IntegerField()
+
+
+class AlgorithmsStatusSerializer(serializers.Serializer):
+    algorithms = per_algorithm("AlgorithmStatusesSerializer", AlgorithmStatusSerializer)()
+    weights = WeightsSerializer()
+    data = DataCountsSerializer()
+    latest_training_run = TrainingRunSerializer(allow_null=True)
+
+
+class ModelLoadRequestSerializer(StrictSerializer):
+    algorithm = algorithm_choice(required=False)
+    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False)
+
+    def validate(self, attrs):
+        if ("algorithm" in attrs) != ("version" in attrs):
+            missing = "version" if "algorithm" in attrs else "algorithm"
+            raise serializers.ValidationError({missing: "Give algorithm and version together, or neither "
+                                                        "(to activate the newest ready version of each)."})
+        return attrs
+
+
+class ModelLoadSerializer(serializers.Serializer):
+    activated = serializers.DictField(child=serializers.IntegerField(), help_text="Algorithm -> version activated.")
+    model_versions = ModelVersionsSerializer(help_text="The active version of each algorithm now.")
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "number"},
+                      "example": {"content_based": 0.4, "collaborative": 0.35, "two_tower": 0.25}})
+class WeightsInputField(serializers.DictField):
+    """Raw values: ml.services.normalised_weights decides what a valid weight is, for API and admin alike."""
+
+
+class WeightsRequestSerializer(StrictSerializer):
+    weights = WeightsInputField(allow_empty=False)
+
+
+class WeightsResponseSerializer(serializers.Serializer):
+    weights = WeightsSerializer(help_text="The weights now in force, normalised to sum 1.")

@@ -1,0 +1,228 @@
+"""Serving and model management: a user's recommendations, training requests, activation.
+
+``recommendations_for_user`` joins the catalog, the engine and the filters: candidates by role, the
+user's current interactions and profile (so a new event or edit counts at once, without a retrain),
+the hybrid with the current weights and its fallback chain, then only items that may still be shown.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from ml import tasks, training
+from ml.core.hybrid import PATH_COLD_START, HybridResult
+from ml.core.serving import ServingHybrid, single_threaded_blas
+from ml.models import Algorithm, ModelVersion, TrainingRun, Trigger
+from ml.platform_data import parse_item_key
+from ml.selectors import current_weights
+from ml.services import model_version_activate
+from profiles.models import TARGET_FIELDS, Interaction, ItemType, Role
+from profiles.selectors import role_of
+from recsys_site.exceptions import Conflict, ServiceUnavailable
+
+from . import selectors
+from .model_store import ArtifactUnreadable, ServingModels, forget_serving_models, load_version, serving_models
+
+# Who is recommended what (docs/api-v1.md): founders look for people who fit their startups.
+ROLE_ITEM_TYPES: dict[str, tuple[str, ...]] = {
+    Role.DEVELOPER: (ItemType.POSITION, ItemType.STARTUP),
+    Role.INVESTOR: (ItemType.STARTUP,),
+    Role.FOUNDER: (ItemType.DEVELOPER, ItemType.INVESTOR),
+}
+# Items ranked beyond the limit, so that a few closed or deleted ones do not cost another pass.
+SHORTLIST_MARGIN = 10
+
+
+@dataclass
+class Recommendation:
+    rank: int
+    item_type: str
+    item_id: int
+    title: str
+    score: float
+    scores: dict[str, float | None]
+    reasons: list[str]
+
+
+@dataclass
+class Recommendations:
+    user_id: int
+    user_type: str
+    algorithms_used: list[str]
+    fallback: str
+    weights: dict[str, float]
+    model_versions: dict[str, int | None]
+    results: list[Recommendation] = field(default_factory=list)
+
+
+def candidate_types(*, role: str, item_types: list[str] | None) -> tuple[str, ...]:
+    """The item types a ``role`` is recommended, narrowed to ``item_types`` when given."""
+    allowed = ROLE_ITEM_TYPES[role]
+    if item_types is None:
+        return allowed
+    refused = sorted(set(item_types) - set(allowed))
+    if refused:
+        raise ValidationError({"item_types": f"A {role} is recommended {', '.join(allowed)}; "
+                                             f"not {', '.join(refused)}."})
+    return tuple(t for t in allowed if t in item_types)
+
+
+def recommendations_for_user(*, user, user_type: str, limit: int = 10, item_types: list[str] | None = None,
+                             exclude_seen: bool = True, explain: bool = True,
+                             weights: dict[str, float] | None = None) -> Recommendations:
+    """Up to ``limit`` items for ``user``, best first, with per-algorithm scores, reasons and the path taken.
+
+    ``weights``: the hybrid's weights for this answer only (a staff trial); by default those in force.
+    With no usable content model (nothing trained yet, or its artifact lost) the answer is empty with
+    ``fallback`` "cold_start" and no algorithms: a missing model is never a client error, and fitting
+    one inside a request would be far too slow.
+    """
+    role = _checked_role(user, user_type)
+    types = candidate_types(role=role, item_types=item_types)
+    models = serving_models()
+    if not models.ready:
+        return Recommendations(user.pk, role, [], PATH_COLD_START, dict.fromkeys(Algorithm.values, 0.0),
+                               models.serving_versions())
+    with single_threaded_blas():
+        return _rank(user, role, models, types, limit, exclude_seen, explain, weights or current_weights())
+
+
+def _checked_role(user, user_type: str) -> str:
+    role = role_of(user)
+    if role is None:
+        raise ValidationError({"user_id": f"User {user.pk} has no developer, founder or investor profile; "
+                                          "recommendations are made for those roles."})
+    if role != user_type:
+        raise ValidationError({"user_type": f"User {user.pk} is a {role}, not a {user_type}."})
+    return role
+
+
+def _rank(user, role: str, models: ServingModels, types, limit: int, exclude_seen: bool, explain: bool,
+          weights: dict[str, float]) -> Recommendations:
+    history, negatives = selectors.user_interaction_rows(user_id=user.pk, item_ids=models.item_ids)
+    declared = models.vocabulary.transform([selectors.user_declared_terms(user_id=user.pk)])
+    allowed = models.allowed(types).copy()
+    for key in selectors.own_item_keys(user_id=user.pk):
+        if key in models.item_ids.index:
+            allowed[models.item_ids.index[key]] = False
+    hybrid = ServingHybrid(models.components, models.user_ids, models.item_ids, weights)
+    user_row = models.user_ids.index.get(str(user.pk))
+
+    def rank(k: int) -> HybridResult:
+        return hybrid.rank(user_row, k, history, negatives, declared, allowed, exclude_seen)
+
+    result, shown, titles = _recommendable(rank, models.item_ids, allowed, limit)
+    reasons = hybrid.reasons(result.items[shown], declared, history) if explain else [[] for _ in shown]
+    used = [a for a in Algorithm.values if a in result.weights]
+    results = []
+    for position, (n, why) in enumerate(zip(shown, reasons, strict=True), start=1):
+        key = models.item_ids.ids[result.items[n]]
+        item_type, item_id = parse_item_key(key)
+        scores = {a: _rounded(result.components[a][n]) if a in used else None for a in Algorithm.values}
+        results.append(Recommendation(position, item_type, item_id, titles[key], _rounded(result.scores[n]), scores,
+                                      why))
+    applied = {a: _rounded(result.weights.get(a, 0.0)) for a in Algorithm.values}
+    return Recommendations(user.pk, role, used, result.path, applied, models.serving_versions(), results)
+
+
+def _recommendable(rank, item_ids, allowed: np.ndarray, limit: int) -> tuple[HybridResult, list[int], dict[str, str]]:
+    """(ranking, positions in it of the first ``limit`` items that may still be shown, their titles).
+
+    The models rank their training snapshot; positions closed and rows deleted since are dropped here,
+    ranking further down (and no longer considering them) until ``limit`` are found or none are left.
+    """
+    k = limit + SHORTLIST_MARGIN
+    while True:
+        result = rank(k)
+        keys = [item_ids.ids[row] for row in result.items]
+        titles = selectors.recommendable_titles(keys)
+        if len(titles) >= limit or len(result.items) < k:
+            return result, [n for n, key in enumerate(keys) if key in titles][:limit], titles
+        allowed[[row for row, key in zip(result.items, keys, strict=True) if key not in titles]] = False
+        k *= 4
+
+
+def _rounded(value) -> float:
+    return round(float(value), 6)
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class TrainingRequest:
+    run: TrainingRun | None  # None: nothing changed since the active versions were trained
+    active_versions: dict[str, int]
+
+
+def training_request(*, algorithms: list[str], force_retrain: bool, interactions: list[dict],
+                     requested_by) -> TrainingRequest:
+    """Store the given interactions and queue a training run, all or nothing.
+
+    409 while a run is in flight (the interactions are not stored either); 503 when the broker is
+    down, in which case the stored interactions are taken back so that a retry does not add them twice.
+    """
+    with transaction.atomic():
+        stored = interactions_import(interactions=interactions)
+        run = training.training_run_create(algorithms=algorithms, force_retrain=force_retrain,
+                                           trigger=Trigger.API, requested_by=requested_by)
+    if run is None:
+        return TrainingRequest(None, active_versions())
+    try:
+        run = tasks.enqueue(run)
+    except ServiceUnavailable:
+        Interaction.objects.filter(pk__in=stored).delete()
+        raise
+    return TrainingRequest(run, active_versions())
+
+
+def interactions_import(*, interactions: list[dict]) -> list[int]:
+    """Bulk-create validated events ({user_id, item_type, item_id, kind, created_at?}); returns their ids."""
+    now = timezone.now()
+    rows = [Interaction(user_id=event["user_id"], kind=event["kind"], created_at=event.get("created_at") or now,
+                        **{f"{TARGET_FIELDS[event['item_type']]}_id": event["item_id"]})
+            for event in interactions]
+    return [row.pk for row in Interaction.objects.bulk_create(rows, batch_size=2000)]
+
+
+def active_versions() -> dict[str, int]:
+    return dict(ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("algorithm", "version"))
+
+
+# ---------------------------------------------------------------- activation
+
+
+@transaction.atomic
+def model_versions_load(*, algorithm: str | None = None, version: int | None = None) -> dict[str, int]:
+    """Activate ``algorithm`` ``version``, or with neither, each algorithm's newest ready version that is
+    newer than its active one; returns {algorithm: version activated}.
+
+    Every chosen artifact must load: one that is missing or corrupt refuses the whole request (409, with
+    the reason), the activation is rolled back and the versions active before keep serving.
+    """
+    chosen = [(algorithm, version)] if algorithm else _newest_ready_versions()
+    activated = {}
+    for name, number in chosen:
+        row = model_version_activate(algorithm=name, version=number)
+        try:
+            load_version(name, row.artifact_path)
+        except ArtifactUnreadable as exc:
+            raise Conflict(f"{name} v{number} was not activated: {exc}. The active version keeps serving.",
+                           algorithm=name, version=number) from exc
+        activated[name] = number
+    # This process need not wait for its next registry check; the others see the change on theirs.
+    transaction.on_commit(forget_serving_models)
+    return activated
+
+
+def _newest_ready_versions() -> list[tuple[str, int]]:
+    active = active_versions()
+    newest: dict[str, int] = {}
+    for name, number in ModelVersion.objects.filter(status=ModelVersion.Status.READY).values_list(
+            "algorithm", "version"):
+        if number > active.get(name, 0) and number > newest.get(name, 0):
+            newest[name] = number
+    return sorted(newest.items())
+

@@ -1,0 +1,298 @@
+"""Staff pages at /staff/: find a user, see their recommendations beside their profile and history, try
+other hybrid weights on them before saving, and follow training runs with their loss curves and metrics.
+
+Thin views: a form validates, a service or selector does the work, a template shows it. Every page is
+for staff only (anyone else is sent to the admin login) and every bad input ends as a message or a 404.
+"""
+from dataclasses import dataclass
+from datetime import datetime
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from ml import tasks
+from ml.core.hybrid import PATH_ALL, PATH_COLD_START, PATH_NO_TWO_TOWER
+from ml.models import Algorithm, ModelVersion, TrainingRun, Trigger
+from ml.selectors import current_weights
+from ml.services import hybrid_weights_set, normalised_weights
+from profiles.models import Role
+from profiles.selectors import interaction_list, profile_of, role_of
+from profiles.serializers import MAX_ID
+from recsys_site.exceptions import DomainError
+
+from . import plots, services
+
+SEARCH_LIMIT = 50
+RECOMMENDATIONS_SHOWN = 10
+EVENTS_SHOWN = 25
+RUNS_SHOWN = 20
+VERSIONS_SHOWN = 30
+VERSIONS_CHARTED_PER_ALGORITHM = 4
+TABLE_METRICS = ["ndcg", "precision", "recall", "map", "hit", "mrr", "coverage", "novelty", "diversity"]
+
+FALLBACK_EXPLAINED = {
+    PATH_ALL: "every serving algorithm with a weight above 0",
+    PATH_NO_TWO_TOWER: "without the Two-Tower (not serving, a user it never saw, or weight 0)",
+    PATH_COLD_START: "no interactions yet: content-based only",
+}
+
+
+# ---------------------------------------------------------------- forms
+
+
+class UserSearchForm(forms.Form):
+    q = forms.CharField(max_length=150, required=False, strip=True, label="Username, e-mail or user id")
+
+
+class WeightsForm(forms.Form):
+    """The three hybrid weights; valid when the registry's rules accept them, normalised to sum 1."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, label in Algorithm.choices:
+            # FloatField refuses inf and nan by itself; the registry's rules are checked in clean().
+            self.fields[name] = forms.FloatField(min_value=0, label=label,
+                                                 widget=forms.NumberInput(attrs={"step": "any"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            try:
+                cleaned["weights"] = normalised_weights({name: cleaned[name] for name in Algorithm.values})
+            except DomainError as exc:
+                raise forms.ValidationError(exc.detail) from None
+        return cleaned
+
+
+class RetrainForm(forms.Form):
+    algorithms = forms.MultipleChoiceField(choices=Algorithm.choices, widget=forms.CheckboxSelectMultiple,
+                                           initial=Algorithm.values,
+                                           error_messages={"required": "Choose at least one algorithm to retrain."})
+
+
+# ---------------------------------------------------------------- reads shaped for the pages
+
+
+def users_matching(query: str) -> list[tuple]:
+    """(user, role) for users whose username or e-mail contains ``query``, or whose id it is."""
+    match = Q(username__icontains=query) | Q(email__icontains=query)
+    if query.isascii() and query.isdigit() and int(query) <= MAX_ID:
+        match |= Q(pk=int(query))
+    users = get_user_model().objects.select_related(*Role.values).filter(match).order_by("pk")[:SEARCH_LIMIT]
+    return [(user, role_of(user)) for user in users]
+
+
+def user_or_404(user_id: int):
+    # Ids past the database's integer range would make the query itself fail (a 500) rather than miss.
+    user = None
+    if user_id <= MAX_ID:
+        user = get_user_model().objects.select_related(*Role.values).filter(pk=user_id).first()
+    if user is None:
+        raise Http404(f"No user has id {user_id}.")
+    return user
+
+
+def profile_facts(user) -> list[tuple[str, str]]:
+    """(label, text) rows describing the user's profile, whichever role it is; none without a profile."""
+    role = role_of(user)
+    if role is None:
+        return []
+    facts = {Role.DEVELOPER: _developer_facts, Role.FOUNDER: _founder_facts,
+             Role.INVESTOR: _investor_facts}[role](profile_of(user))
+    return [(label, str(value) if value not in ("", None) else "—") for label, value in facts]
+
+
+def _developer_facts(developer) -> list[tuple[str, object]]:
+    salary = f"{developer.desired_salary:,} USD" if developer.desired_salary else ""
+    return [("Headline", developer.headline), ("Skills", _names(developer.skills)),
+            ("Years of experience", developer.years_experience),
+            ("Preferred industries", _names(developer.preferred_industries)),
+            ("Remote preference", developer.get_remote_preference_display()), ("Desired salary", salary),
+            ("Location", developer.location)]
+
+
+def _founder_facts(founder) -> list[tuple[str, object]]:
+    return [("Skills", _names(founder.skills)), ("Years of experience", founder.years_experience),
+            ("Startups", _names(founder.startups)), ("Location", founder.location)]
+
+
+def _investor_facts(investor) -> list[tuple[str, object]]:
+    return [("Firm", investor.firm), ("Preferred industries", _names(investor.preferred_industries)),
+            ("Preferred stages", ", ".join(investor.preferred_stages)),
+            ("Check size", f"{investor.check_size_min:,} – {investor.check_size_max:,} USD"),
+            ("Location", investor.location)]
+
+
+def _names(related) -> str:
+    return ", ".join(str(row) for row in related.all())
+
+
+@dataclass
+class Event:
+    when: datetime
+    kind: str
+    item_type: str
+    item_id: int
+    title: str
+
+
+def recent_events(user_id: int) -> list[Event]:
+    events = interaction_list(user_id=user_id).select_related(
+        "position__startup", "startup", "developer__user", "investor__user")[:EVENTS_SHOWN]
+    return [Event(e.created_at, e.get_kind_display(), e.item_type, e.item_id, _target_title(e)) for e in events]
+
+
+def _target_title(event) -> str:
+    if event.position_id:
+        return f"{event.position.title} at {event.position.startup.name}"
+    if event.startup_id:
+        return event.startup.name
+    person = event.developer or event.investor
+    label = event.developer.headline if event.developer_id else event.investor.firm
+    return f"{label} ({person.user.get_username()})" if label else person.user.get_username()
+
+
+def ranked_for(user, weights: dict[str, float] | None = None):
+    """The user's recommendations as the API answers them, with the saved weights unless ``weights``."""
+    return services.recommendations_for_user(user=user, user_type=role_of(user), limit=RECOMMENDATIONS_SHOWN,
+                                             weights=weights)
+
+
+def rank_moves(current, trial) -> list[tuple]:
+    """(trial result, its rank under the current weights or None) for each trial result."""
+    before = {(r.item_type, r.item_id): r.rank for r in current.results}
+    return [(r, before.get((r.item_type, r.item_id))) for r in trial.results]
+
+
+@dataclass
+class RunRow:
+    run: TrainingRun
+    seconds: float | None
+    has_losses: bool
+
+
+def training_run_rows() -> list[RunRow]:
+    runs = TrainingRun.objects.select_related("requested_by")[:RUNS_SHOWN]
+    return [RunRow(run, _seconds(run), bool(run.progress.get("train_loss"))) for run in runs]
+
+
+def _seconds(run: TrainingRun) -> float | None:
+    if run.started_at and run.finished_at:
+        return round((run.finished_at - run.started_at).total_seconds(), 1)
+    return None
+
+
+def version_rows() -> list[tuple[ModelVersion, list]]:
+    """The newest model versions, each with its held-out metrics in TABLE_METRICS order."""
+    versions = ModelVersion.objects.order_by("-created_at", "-id")[:VERSIONS_SHOWN]
+    return [(version, [version.metrics.get(name) for name in TABLE_METRICS]) for version in versions]
+
+
+def charted_versions() -> list[tuple[str, int, dict]]:
+    """(algorithm, version, metrics) of each algorithm's newest versions that have metrics, oldest first."""
+    charted = []
+    for algorithm in Algorithm.values:
+        newest = (ModelVersion.objects.filter(algorithm=algorithm).exclude(metrics={}).exclude(metrics__has_key="error")
+                  .order_by("-version").values_list("version", "metrics")[:VERSIONS_CHARTED_PER_ALGORITHM])
+        charted += [(algorithm, version, metrics) for version, metrics in reversed(newest)]
+    return charted
+
+
+# ---------------------------------------------------------------- pages
+
+
+@staff_member_required
+def user_search(request):
+    form = UserSearchForm(request.GET or None)
+    query = form.cleaned_data["q"] if form.is_valid() else ""
+    return render(request, "recommendations/staff/user_search.html", {
+        "form": form, "query": query, "users": users_matching(query) if query else [], "limit": SEARCH_LIMIT})
+
+
+@staff_member_required
+def user_detail(request, user_id: int):
+    user = user_or_404(user_id)
+    role = role_of(user)
+    return render(request, "recommendations/staff/user_detail.html", {
+        "subject": user, "role": role, "facts": profile_facts(user), "events": recent_events(user.pk),
+        "answer": ranked_for(user) if role else None, "fallbacks": FALLBACK_EXPLAINED})
+
+
+@staff_member_required
+def weights_trial(request, user_id: int):
+    """GET tries the weights in the query string on this user; POST saves them as the hybrid's weights."""
+    user = user_or_404(user_id)
+    if request.method == "POST":
+        form = WeightsForm(request.POST)
+        if form.is_valid():
+            saved = hybrid_weights_set(weights=form.cleaned_data["weights"], changed_by=request.user,
+                                       note=f"tried on user {user.pk} in the staff pages")
+            messages.success(request, f"Saved: {_weights_text(saved.as_dict())}. Every recommendation uses "
+                                      "them from now on.")
+            return redirect("staff:user-weights", user_id=user.pk)
+    else:
+        form = WeightsForm(request.GET or None, initial=current_weights())
+    trial_weights = form.cleaned_data["weights"] if form.is_bound and form.is_valid() else None
+    current = ranked_for(user) if role_of(user) else None
+    trial = ranked_for(user, trial_weights) if current and trial_weights else None
+    return render(request, "recommendations/staff/weights.html", {
+        "subject": user, "role": role_of(user), "form": form, "saved_weights": current_weights(),
+        "trial_weights": trial_weights, "current": current, "trial": trial,
+        "moves": rank_moves(current, trial) if trial else [], "fallbacks": FALLBACK_EXPLAINED})
+
+
+def _weights_text(weights: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.2f}" for name, value in weights.items())
+
+
+@staff_member_required
+def training_runs(request):
+    rows = training_run_rows()
+    return render(request, "recommendations/staff/training_runs.html", {
+        "rows": rows, "loss_rows": [row for row in rows if row.has_losses],
+        "in_flight": any(row.run.in_flight for row in rows), "retrain_form": RetrainForm(),
+        "versions": version_rows(), "metric_names": TABLE_METRICS, "has_chart": bool(charted_versions())})
+
+
+@staff_member_required
+@require_POST
+def retrain(request):
+    """Force a training of the chosen algorithms now, like the admin's "retrain now"; the outcome is a message."""
+    form = RetrainForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["algorithms"]))
+        return redirect("staff:training-runs")
+    try:
+        run = tasks.training_run_request(algorithms=form.cleaned_data["algorithms"], force_retrain=True,
+                                         trigger=Trigger.ADMIN, requested_by=request.user)
+    except DomainError as exc:  # 409 another run in flight, 503 broker down: both are the operator's to see
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Training run {run.pk} ({', '.join(run.algorithms)}): {run.status}.")
+    return redirect("staff:training-runs")
+
+
+@never_cache
+@staff_member_required
+def run_loss_plot(request, run_id: int):
+    run = TrainingRun.objects.filter(pk=run_id).first() if run_id <= MAX_ID else None
+    if run is None or not run.progress.get("train_loss"):
+        raise Http404(f"Training run {run_id} recorded no per-epoch losses.")
+    curves = {run.progress.get("algorithm") or "model": run.progress}
+    return HttpResponse(plots.loss_curves_png(curves), content_type="image/png")
+
+
+@never_cache
+@staff_member_required
+def metrics_plot(request):
+    versions = charted_versions()
+    if not versions:
+        raise Http404("No model version has held-out metrics yet.")
+    return HttpResponse(plots.metrics_png(versions), content_type="image/png")

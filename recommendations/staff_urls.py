@@ -1,0 +1,16 @@
+"""The staff pages, mounted at /staff/ (see recommendations/staff.py)."""
+from django.urls import path
+
+from . import staff
+
+app_name = "staff"
+
+urlpatterns = [
+    path("", staff.user_search, name="user-search"),
+    path("users/<int:user_id>/", staff.user_detail, name="user-detail"),
+    path("users/<int:user_id>/weights/", staff.weights_trial, name="user-weights"),
+    path("training-runs/", staff.training_runs, name="training-runs"),
+    path("training-runs/retrain/", staff.retrain, name="retrain"),
+    path("training-runs/<int:run_id>/loss.png", staff.run_loss_plot, name="run-loss-plot"),
+    path("training-runs/metrics.png", staff.metrics_plot, name="metrics-plot"),
+]

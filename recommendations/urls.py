@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import apis
+
+urlpatterns = [
+    path("recommendations", apis.RecommendationsApi.as_view(), name="recommendations"),
+    path("models/train", apis.TrainApi.as_view(), name="models-train"),
+    path("models/training-runs", apis.TrainingRunListApi.as_view(), name="training-run-list"),
+    path("models/training-runs/<int:run_id>", apis.TrainingRunDetailApi.as_view(), name="training-run-detail"),
+    path("models/load", apis.ModelLoadApi.as_view(), name="models-load"),
+    path("models/weights", apis.WeightsApi.as_view(), name="models-weights"),
+    path("algorithms/status", apis.AlgorithmsStatusApi.as_view(), name="algorithms-status"),
+]

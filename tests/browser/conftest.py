@@ -1,0 +1,59 @@
+"""Headless Chromium from Debian (/usr/bin/chromium) driven by Playwright's sync API against pytest-django's
+live server. No test-tool browser download: CI installs the distribution's package (see .ci/run)."""
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+# No network, no background services, no GPU: a quiet, repeatable browser in a container.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(autouse=True)
+def chromium() -> Path:
+    """Debian's Chromium; its absence fails the run in CI (CI=true) and skips the test elsewhere.
+
+    Autouse, so that the check comes before any costly data fixture."""
+    if not CHROMIUM.is_file():
+        reason = f"{CHROMIUM} is missing; install Debian's browser with `apt-get install -y chromium`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture
+def live_server_settings(settings):
+    """The live server speaks plain HTTP, so the session and CSRF cookies must not be marked secure."""
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+
+
+@pytest.fixture
+def page(chromium, live_server_settings):
+    """A fresh 1400x900 tab.
+
+    Playwright's sync API keeps an asyncio loop running in this thread while the browser is open, so
+    Django takes the thread for async code and refuses ORM calls (SynchronousOnlyOperation); forcing them
+    through with DJANGO_ALLOW_ASYNC_UNSAFE would open a second, never-closed connection in the loop's
+    context. So tests write and read their data in fixtures requested before this one.
+    """
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 900})
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path, capsys) -> Path:
+    """Where screenshots go: $BROWSER_SCREENSHOTS, else the test's temporary directory (printed either way)."""
+    folder = Path(os.environ.get("BROWSER_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    with capsys.disabled():
+        print(f"\nbrowser screenshots: {folder}")
+    return folder

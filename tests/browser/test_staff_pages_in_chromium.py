@@ -1,0 +1,84 @@
+"""A staff member in a real browser: logs in through the admin form, finds a user, reads their
+recommendations, tries and saves weights, and sees the training runs with their plots drawn."""
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Count
+from playwright.sync_api import expect
+
+from ml.models import ModelVersion
+from profiles.models import Developer
+from recommendations.staff import recent_events
+from tests.factories import PASSWORD, StaffUserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def trained_world(settings, tmp_path):
+    """A small world trained with every algorithm (the Two-Tower for two epochs), written before the browser starts."""
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.TWO_TOWER_MAX_EPOCHS = 2
+    call_command("seed_demo", users=70, startups=16, positions=48, interactions=1400, seed=5, verbosity=0)
+    call_command("train_models", stdout=StringIO())
+    assert ModelVersion.objects.filter(status="active").count() == 3, "every algorithm should be serving"
+
+
+@pytest.fixture
+def subject(trained_world):
+    """The developer with the most interactions: every model knows them."""
+    return Developer.objects.annotate(n=Count("user__interactions")).order_by("-n", "pk").first().user
+
+
+@pytest.fixture
+def latest_event_title(subject) -> str:
+    return recent_events(subject.pk)[0].title
+
+
+@pytest.fixture
+def staff_member(db):
+    return StaffUserFactory()
+
+
+# The data fixtures come before ``page``: no database access while the browser runs (see conftest).
+def test_a_staff_member_reads_recommendations_and_training_runs(live_server, subject, latest_event_title,
+                                                                staff_member, screenshots, page):
+    page.goto(f"{live_server.url}/admin/login/?next=/staff/")
+    page.fill("#id_username", staff_member.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("h1")).to_have_text("Find a user")
+
+    page.fill("#id_q", subject.username)
+    page.press("#id_q", "Enter")
+    page.get_by_role("link", name=subject.username, exact=True).click()
+    expect(page.locator("h1")).to_contain_text(subject.username)
+    expect(page.locator("h1")).to_contain_text("developer")
+    expect(page.get_by_text("Fallback taken")).to_be_visible()
+    expect(page.get_by_text("every serving algorithm with a weight above 0")).to_be_visible()
+    expect(page.locator(".reasons li").first).to_be_visible()
+    expect(page.get_by_text(latest_event_title).first).to_be_visible()
+    page.screenshot(path=screenshots / "user.png", full_page=True)
+
+    page.get_by_role("link", name="Try other weights").click()
+    page.fill("#id_content_based", "1")
+    page.fill("#id_collaborative", "0")
+    page.fill("#id_two_tower", "0")
+    page.get_by_role("button", name="Try these weights").click()
+    expect(page.get_by_text("With the trial weights")).to_be_visible()
+    expect(page.get_by_text("no_two_tower")).to_be_visible()
+    page.screenshot(path=screenshots / "weights.png", full_page=True)
+    page.get_by_role("button", name="Save these weights for everyone").click()
+    expect(page.locator(".messages")).to_contain_text("Saved: content_based 1.00")
+    expect(page.get_by_text("Saved weights now: content_based 1.00")).to_be_visible()
+
+    page.get_by_role("link", name="Training runs").click()
+    expect(page.locator("h1")).to_have_text("Training runs")
+    expect(page.locator(".badge.succeeded").first).to_be_visible()
+    page.wait_for_load_state("load")
+    drawn = page.eval_on_selector_all("img.plot", "images => images.map(i => [i.getAttribute('src'), "
+                                                  "i.complete ? i.naturalWidth : 0])")
+    assert any(src.endswith("/loss.png") and width > 0 for src, width in drawn), drawn
+    assert any(src.endswith("/metrics.png") and width > 0 for src, width in drawn), drawn
+    page.screenshot(path=screenshots / "training_runs.png", full_page=True)

@@ -1,0 +1,29 @@
+"""The per-process store of active models: it follows the registry, and spaces its checks out on request."""
+from ml.models import ModelVersion
+from recommendations.model_store import forget_serving_models, serving_models
+
+
+def test_the_store_follows_the_registrys_active_versions(world, tmp_path):
+    assert serving_models().serving_versions() == world.versions
+    ModelVersion.objects.filter(algorithm="two_tower", status="active").update(artifact_path=str(tmp_path))
+    models = serving_models()
+    assert "two_tower" not in models.components and "cannot be loaded" in models.unavailable["two_tower"]
+    assert models.ready
+
+
+def test_checks_can_be_spaced_out_and_the_store_told_to_forget(world, settings, tmp_path):
+    settings.MODEL_REGISTRY_CHECK_SECONDS = 3600
+    forget_serving_models()
+    held = serving_models()
+    ModelVersion.objects.filter(algorithm="two_tower", status="active").update(artifact_path=str(tmp_path))
+    assert serving_models() is held
+    forget_serving_models()
+    assert "two_tower" in serving_models().unavailable
+
+
+def test_without_a_content_model_nothing_serves_and_each_algorithm_says_why(world):
+    ModelVersion.objects.filter(algorithm="content_based", status="active").update(status="ready")
+    models = serving_models()
+    assert not models.ready and models.components == {}
+    assert models.unavailable["content_based"].startswith("no active content_based version")
+    assert "needs the content_based model" in models.unavailable["collaborative"]

@@ -1,0 +1,271 @@
+"""The staff pages at /staff/ on the package's small trained world: who may see them, finding a user, a
+user's recommendations beside their profile and history, trying and saving weights, and training runs
+with their plots and the "retrain now" button."""
+import pytest
+from django.contrib.messages import get_messages
+
+from ml.models import HybridWeights, TrainingRun
+from profiles.models import Developer, Founder, Interaction, Investor
+from recsys_site.celery import app as celery_app
+from recsys_site.exceptions import ServiceUnavailable
+
+SEARCH = "/staff/"
+RUNS = "/staff/training-runs/"
+RETRAIN = "/staff/training-runs/retrain/"
+METRICS_PLOT = "/staff/training-runs/metrics.png"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def user_page(user_id) -> str:
+    return f"/staff/users/{user_id}/"
+
+
+def weights_page(user_id) -> str:
+    return f"/staff/users/{user_id}/weights/"
+
+
+def loss_plot(run_id) -> str:
+    return f"/staff/training-runs/{run_id}/loss.png"
+
+
+@pytest.fixture
+def staff(world, client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def subject(world):
+    """A developer with interactions, known to every model."""
+    return Developer.objects.get(pk=world.developer_id).user
+
+
+def shown_messages(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+# ---------------------------------------------------------------- staff only
+
+
+def every_page(world) -> list[str]:
+    return [SEARCH, f"{SEARCH}?q=a", user_page(world.developer_id), weights_page(world.developer_id), RUNS,
+            loss_plot(world.run.pk), METRICS_PLOT]
+
+
+def test_anonymous_visitors_are_sent_to_the_admin_login(world, client):
+    for url in [*every_page(world), RETRAIN]:
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/admin/login/?next="), url
+
+
+def test_users_who_are_not_staff_are_refused(world, client, subject):
+    client.force_login(subject)
+    for url in every_page(world):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/admin/login/"), url
+    assert client.post(RETRAIN, {"algorithms": ["content_based"]}).status_code == 302
+    assert client.post(weights_page(subject.pk), {"content_based": 1, "collaborative": 0, "two_tower": 0}
+                       ).status_code == 302
+    assert not TrainingRun.objects.filter(trigger="admin").exists()
+    assert not HybridWeights.objects.exists()
+
+
+# ---------------------------------------------------------------- finding a user
+
+
+@pytest.mark.parametrize("query", ["username", "email", "id"])
+def test_search_finds_a_user_by_username_email_or_id(staff, subject, query):
+    term = {"username": subject.username[1:-1].upper(), "email": subject.email, "id": str(subject.pk)}[query]
+    response = staff.get(SEARCH, {"q": term})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f'href="{user_page(subject.pk)}"' in page
+    assert "developer" in page
+
+
+@pytest.mark.parametrize("query", ["no-such-person", "99999999999999999999999999", "²", "%", "x" * 151])
+def test_searches_that_match_nobody_or_are_odd_say_so(staff, query):
+    response = staff.get(SEARCH, {"q": query})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "No user matches" in page or "at most 150 characters" in page
+
+
+# ---------------------------------------------------------------- a user's page
+
+
+def test_a_users_page_shows_recommendations_with_scores_reasons_and_fallback_beside_profile_and_history(
+        staff, subject):
+    response = staff.get(user_page(subject.pk))
+    assert response.status_code == 200
+    answer = response.context["answer"]
+    assert answer.fallback == "none" and answer.algorithms_used == ["content_based", "collaborative", "two_tower"]
+    assert answer.results and all(item.reasons for item in answer.results)
+    page = response.content.decode()
+    first = answer.results[0]
+    for text in ["Fallback taken", "every serving algorithm", first.title, first.reasons[0], f"{first.score:.3f}",
+                 f"{first.scores['two_tower']:.3f}", "Two-Tower"]:
+        assert text in page, text
+    skills = ", ".join(subject.developer.skills.values_list("name", flat=True))
+    assert skills and skills in page
+    latest = Interaction.objects.filter(user=subject).first()
+    assert latest.get_kind_display() in page
+    assert response.context["events"][0].item_id == latest.item_id
+    assert response.context["events"][0].title in page
+
+
+@pytest.mark.parametrize(("profile", "fact", "item_types"), [
+    (Founder, "Startups", {"developer", "investor"}),
+    (Investor, "Check size", {"startup"}),
+])
+def test_founders_and_investors_pages_show_their_profile_and_what_they_are_recommended(
+        staff, world, profile, fact, item_types):
+    role = profile.__name__.lower()
+    response = staff.get(user_page(getattr(world, f"{role}_id")))
+    assert response.status_code == 200
+    assert dict(response.context["facts"])[fact] != "—"
+    assert f'<span class="badge {role}">{role}</span>' in response.content.decode()
+    results = response.context["answer"].results
+    assert results and {item.item_type for item in results} <= item_types
+
+
+def test_a_user_with_no_interactions_is_shown_the_cold_start_path(staff, subject):
+    Interaction.objects.filter(user=subject).delete()
+    response = staff.get(user_page(subject.pk))
+    assert response.context["answer"].fallback == "cold_start"
+    assert "No interactions yet." in response.content.decode()
+
+
+def test_a_user_without_a_profile_gets_an_explanation_not_an_error(staff, staff_user):
+    response = staff.get(user_page(staff_user.pk))
+    assert response.status_code == 200
+    assert "has no developer, founder or investor profile" in response.content.decode()
+    assert staff.get(weights_page(staff_user.pk)).status_code == 200
+
+
+@pytest.mark.parametrize("user_id", ["987654321", "0", "abc", "-1", "1.5", "99999999999999999999999"])
+def test_unknown_or_malformed_user_ids_are_404(staff, user_id):
+    for url in (f"/staff/users/{user_id}/", f"/staff/users/{user_id}/weights/"):
+        assert staff.get(url).status_code == 404, url
+
+
+# ---------------------------------------------------------------- trying and saving weights
+
+
+def test_trial_weights_show_both_lists_side_by_side_and_save_nothing(staff, subject):
+    response = staff.get(weights_page(subject.pk), {"content_based": "1", "collaborative": "0", "two_tower": "0"})
+    assert response.status_code == 200
+    current, trial = response.context["current"], response.context["trial"]
+    assert current.weights == pytest.approx({"content_based": 0.4, "collaborative": 0.35, "two_tower": 0.25})
+    assert trial.algorithms_used == ["content_based"]
+    assert trial.weights == {"content_based": 1.0, "collaborative": 0.0, "two_tower": 0.0}
+    assert [r.item_id for r in current.results] != [r.item_id for r in trial.results]
+    page = response.content.decode()
+    assert "With the saved weights" in page and "With the trial weights" in page
+    assert "Save these weights for everyone" in page
+    assert not HybridWeights.objects.exists()
+
+
+def test_saving_weights_records_them_normalised_with_who_changed_them(staff, subject, staff_user):
+    response = staff.post(weights_page(subject.pk), {"content_based": "2", "collaborative": "1", "two_tower": "1"})
+    assert response.status_code == 302 and response["Location"] == weights_page(subject.pk)
+    saved = HybridWeights.objects.get()
+    assert saved.changed_by == staff_user
+    assert saved.as_dict() == {"content_based": 0.5, "collaborative": 0.25, "two_tower": 0.25}
+    assert any(message.startswith("Saved: content_based 0.50") for message in shown_messages(response))
+    assert staff.get(weights_page(subject.pk)).context["current"].weights["content_based"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("weights", "error"), [
+    ({"content_based": "0", "collaborative": "0", "two_tower": "0"}, "At least one weight must be greater than 0"),
+    ({"content_based": "-1", "collaborative": "1", "two_tower": "1"}, "greater than or equal to 0"),
+    ({"content_based": "lots", "collaborative": "1", "two_tower": "1"}, "Enter a number"),
+    ({"content_based": "nan", "collaborative": "1", "two_tower": "1"}, "Enter a number"),
+    ({"content_based": "inf", "collaborative": "1", "two_tower": "1"}, "Enter a number"),
+    ({"content_based": "1e400", "collaborative": "1", "two_tower": "1"}, "Enter a number"),
+    ({"collaborative": "1", "two_tower": "1"}, "This field is required"),
+])
+def test_bad_weights_show_the_error_and_change_nothing(staff, subject, weights, error):
+    for response in (staff.get(weights_page(subject.pk), weights), staff.post(weights_page(subject.pk), weights)):
+        assert response.status_code == 200
+        assert error in response.content.decode()
+        assert response.context["trial"] is None
+    assert not HybridWeights.objects.exists()
+
+
+# ---------------------------------------------------------------- training runs
+
+
+def test_the_training_runs_page_draws_the_loss_curves_and_the_metrics_of_each_version(staff, world):
+    response = staff.get(RUNS)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f'<img class="plot" src="{loss_plot(world.run.pk)}"' in page
+    assert f'<img class="plot" src="{METRICS_PLOT}"' in page
+    assert "succeeded" in page and "content_based, collaborative, two_tower" in page
+    versions = [version for version, _ in response.context["versions"]]
+    assert {(v.algorithm, v.version) for v in versions} == set(world.versions.items())
+    ndcg = next(v for v in versions if v.algorithm == "collaborative").metrics["ndcg"]
+    assert f"{ndcg:.3f}" in page
+
+
+@pytest.mark.parametrize("url", ["loss", METRICS_PLOT])
+def test_the_plots_are_png_images(staff, world, url):
+    response = staff.get(loss_plot(world.run.pk) if url == "loss" else url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response.content.startswith(PNG_SIGNATURE) and len(response.content) > 5000
+
+
+def test_a_run_without_losses_has_no_plot_and_the_page_says_so(staff, world):
+    TrainingRun.objects.update(progress={})
+    assert staff.get(loss_plot(world.run.pk)).status_code == 404
+    assert staff.get(loss_plot(987654321)).status_code == 404
+    assert staff.get(loss_plot(99999999999999999999999)).status_code == 404
+    assert "No run has recorded per-epoch losses yet" in staff.get(RUNS).content.decode()
+
+
+@pytest.fixture
+def in_process_tasks(monkeypatch):
+    """Retraining runs inside the request, broker or not, so the test sees how the run ended."""
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+
+
+def test_retrain_now_trains_at_once_and_reports_the_run(staff, staff_user, in_process_tasks):
+    response = staff.post(RETRAIN, {"algorithms": ["content_based"]})
+    assert response.status_code == 302 and response["Location"] == RUNS
+    run = TrainingRun.objects.get(trigger="admin")
+    assert run.requested_by == staff_user and run.force_retrain and run.algorithms == ["content_based"]
+    assert run.status == "succeeded", run.error
+    assert shown_messages(response) == [f"Training run {run.pk} (content_based): succeeded."]
+
+
+def test_retrain_while_a_run_is_in_flight_says_which_and_queues_nothing(staff):
+    running = TrainingRun.objects.create(algorithms=["collaborative"], status="running", trigger="api")
+    response = staff.post(RETRAIN, {"algorithms": ["content_based"]}, follow=True)
+    assert f"Training run {running.pk} is already running." in response.content.decode()
+    assert TrainingRun.objects.count() == 2  # the world's run and the running one
+
+
+def test_retrain_with_the_broker_down_says_so(staff, monkeypatch):
+    def broker_down(run):
+        raise ServiceUnavailable("The task broker is unreachable; training was not queued. Try again later.")
+
+    monkeypatch.setattr("recommendations.staff.tasks.enqueue", broker_down)
+    response = staff.post(RETRAIN, {"algorithms": ["content_based"]}, follow=True)
+    assert "The task broker is unreachable" in response.content.decode()
+
+
+@pytest.mark.parametrize("algorithms", [[], ["popularity"]])
+def test_retrain_with_no_or_unknown_algorithms_says_so(staff, algorithms):
+    response = staff.post(RETRAIN, {"algorithms": algorithms}, follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Choose at least one algorithm" in page or "is not one of the available choices" in page
+    assert not TrainingRun.objects.filter(trigger="admin").exists()
+
+
+def test_retrain_only_answers_post(staff):
+    assert staff.get(RETRAIN).status_code == 405
