@@ -100,6 +100,7 @@ class CollaborativeRecommender(Recommender):
         self.seed = seed
         self.user_factors: np.ndarray | None = None  # (n_users, factors)
         self.item_factors: np.ndarray | None = None  # (n_items, factors)
+        self._gram: tuple[np.ndarray, np.ndarray] | None = None  # (item_factors it was computed from, Y'Y)
 
     def fit(self, data: InteractionData, *, progress: ProgressCallback | None = None) -> CollaborativeRecommender:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -145,12 +146,20 @@ class CollaborativeRecommender(Recommender):
             as_row(history, n_items, "history"), None if negatives is None else as_row(negatives, n_items, "negatives")
         )
         items, values = row.indices, row.data * self.config.alpha
-        y = self.item_factors.astype(np.float64)
+        seen = self.item_factors[items].astype(np.float64)
         confidence = np.abs(values)
-        a = y.T @ y + self.config.regularization * np.eye(y.shape[1])
-        a += (y[items].T * (confidence - 1.0)) @ y[items]
-        b = (y[items].T * np.where(values > 0, confidence, 0.0)).sum(axis=1)
-        return (y @ np.linalg.solve(a, b)).astype(np.float32)
+        a = self._item_gram() + self.config.regularization * np.eye(seen.shape[1])
+        a += (seen.T * (confidence - 1.0)) @ seen
+        b = (seen.T * np.where(values > 0, confidence, 0.0)).sum(axis=1)
+        return self.item_factors @ np.linalg.solve(a, b).astype(np.float32)
+
+    def _item_gram(self) -> np.ndarray:
+        """Y'Y in float64, computed once per set of item factors: every fold-in needs it, and it costs
+        a pass over the whole catalog."""
+        if self._gram is None or self._gram[0] is not self.item_factors:
+            y = self.item_factors.astype(np.float64)
+            self._gram = (self.item_factors, y.T @ y)
+        return self._gram[1]
 
     def similar_items(self, item_row: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items closest to ``item_row`` by cosine of the item factors, itself excluded."""

@@ -42,6 +42,7 @@ class ContentRecommender(Recommender):
         self.history: sp.csr_matrix | None = None  # (n_users, v), content of what they interacted with
         self.prior: np.ndarray | None = None  # (n_items,) popularity prior in [0, 1]
         self.vocab: list[str] = []
+        self._transposed: tuple[sp.csr_matrix, sp.csr_matrix] | None = None  # (item_vectors, their transpose)
 
     def fit(self, data: InteractionData, *, progress: ProgressCallback | None = None) -> ContentRecommender:
         data.validate()
@@ -90,8 +91,14 @@ class ContentRecommender(Recommender):
         return _unit_rows(declared), self._history_profiles(history_row, negatives_row)
 
     def _scores(self, user_vectors: sp.csr_matrix) -> np.ndarray:
-        cosine = np.asarray((user_vectors @ self.item_vectors.T).toarray(), dtype=np.float32)
+        cosine = np.asarray((user_vectors @ self._item_vectors_t()).toarray(), dtype=np.float32)
         return cosine + self.config.popularity_weight * self.prior
+
+    def _item_vectors_t(self) -> sp.csr_matrix:
+        """(v, n_items) csr, made once per fitted catalog: scoring a request would otherwise convert it."""
+        if self._transposed is None or self._transposed[0] is not self.item_vectors:
+            self._transposed = (self.item_vectors, sp.csr_matrix(self.item_vectors.T))
+        return self._transposed[1]
 
     # ------------------------------------------------------------ reasons
 
