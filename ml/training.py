@@ -21,6 +21,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from ml.core import data as engine_data
+from ml.core import features
 from ml.core.data import EngineError, InteractionData
 from ml.core.hybrid import build_component
 from ml.core.metrics import evaluate_recommender
@@ -43,6 +44,14 @@ METRICS_SEED = 0
 # about 0.005 NDCG), and scoring every user of a large platform against the whole catalog would take
 # longer than training.
 METRICS_MAX_USERS = 2000
+# The platform's features are fixed transforms (documented in ml.core.features), so the spec saved
+# beside each model names them and their widths rather than fitted parameters.
+PLATFORM_FEATURE_SPEC = {
+    "user_features": {"encoder": "ml.core.features.platform_user_features", "dims": features.USER_FEATURE_DIM},
+    "item_features": {"encoder": "ml.core.features.platform_item_features", "dims": features.ITEM_FEATURE_DIM},
+    "content_terms": {"encoder": "ml.core.features.platform_content"},
+    "item_ids": "<item_type>:<primary key>", "user_ids": "user primary key",
+}
 # Bump when the way models are built changes, so that "nothing changed" no longer holds.
 ENGINE_PARAMETERS = {"engine": 1, "kind_weights": engine_data.KIND_WEIGHTS, "negatives": engine_data.NEGATIVE_KINDS}
 
@@ -213,9 +222,11 @@ def _train_one(run_id: int, algorithm: str, data: InteractionData, fingerprint: 
         started = time.perf_counter()
         metrics = _held_out_metrics(data, new_model(algorithm), _progress(run_id, algorithm, echo))
         model = new_model(algorithm).fit(data, progress=_progress(run_id, algorithm, echo))
+        model.metrics = metrics
         path = artifact_dir(algorithm, version.version)
         shutil.rmtree(path, ignore_errors=True)
         model.save(path)
+        (path / "feature_spec.json").write_text(json.dumps(PLATFORM_FEATURE_SPEC, indent=1))
     except Exception:
         version.status = ModelVersion.Status.FAILED
         version.save(update_fields=["status"])

@@ -1,5 +1,6 @@
 """The training service on a small seeded world, in-process (no broker): lock, up-to-date, skips,
 failures, versions and activation."""
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def test_training_records_a_ready_version_with_metrics_and_activates_the_first(w
         assert version.status == "active"
         assert 0 <= version.metrics["ndcg"] <= 1
         assert version.n_interactions > 0 and version.data_fingerprint
-        assert (Path(version.artifact_path) / "meta.json").is_file()
+        artifact = Path(version.artifact_path)
+        assert json.loads((artifact / "meta.json").read_text())["metrics"]["ndcg"] == version.metrics["ndcg"]
+        assert json.loads((artifact / "feature_spec.json").read_text())["user_features"]["dims"] == 20
     assert set(run.metrics) == {"content_based", "collaborative"}
 
 
