@@ -47,16 +47,17 @@ def _remote_mode(remote: bool) -> str:
     return "remote" if remote else "onsite"
 
 
-def user_records(user_ids: Iterable[int] | None = None) -> dict[int, dict]:
-    """{user id: record} for every person with a profile, or only those in ``user_ids``.
+def user_records(user_ids: Iterable[int] | None = None, role: str | None = None) -> dict[int, dict]:
+    """{user id: record} for every person with a profile, or only those in ``user_ids`` (and ``role``).
 
     Reads are filtered to the asked-for users, so serving one request reads a handful of rows.
     """
     only = None if user_ids is None else set(user_ids)
+    readers = {"developer": _developer_records, "founder": _founder_records, "investor": _investor_records}
     records: dict[int, dict] = {}
-    records.update(_developer_records(only))
-    records.update(_founder_records(only))
-    records.update(_investor_records(only))
+    for name, read in readers.items():
+        if role in (None, name):
+            records.update(read(only))
     return records
 
 

@@ -34,9 +34,9 @@ def user_interaction_rows(*, user_id: int, item_ids: IdMap) -> tuple[sp.csr_matr
     return interaction_matrices(events, 1, len(item_ids))
 
 
-def user_declared_terms(*, user_id: int) -> list[str]:
+def user_declared_terms(*, user_id: int, role: str) -> list[str]:
     """The user's profile as content terms, encoded exactly as training encodes it."""
-    record = user_records([user_id]).get(user_id)
+    record = user_records([user_id], role=role).get(user_id)
     return features.platform_user_terms(record) if record else []
 
 

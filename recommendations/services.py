@@ -102,7 +102,7 @@ def _checked_role(user, user_type: str) -> str:
 def _rank(user, role: str, models: ServingModels, types, limit: int, exclude_seen: bool, explain: bool,
           weights: dict[str, float]) -> Recommendations:
     history, negatives = selectors.user_interaction_rows(user_id=user.pk, item_ids=models.item_ids)
-    declared = models.vocabulary.transform([selectors.user_declared_terms(user_id=user.pk)])
+    declared = models.vocabulary.transform([selectors.user_declared_terms(user_id=user.pk, role=role)])
     allowed = models.allowed(types).copy()
     for key in selectors.own_item_keys(user_id=user.pk):
         if key in models.item_ids.index:
