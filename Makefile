@@ -34,7 +34,7 @@ demo: $(VENV)/.runtime
 		--positions $(DEMO_POSITIONS) --interactions $(DEMO_INTERACTIONS) --seed 0
 	$(DEMO_ENV) $(PY) manage.py train_models
 	$(DEMO_ENV) $(PY) manage.py demo_admin
-	@echo "Serving on http://$(HOST):$(PORT)/  (API: /api/v1/, docs: /api/docs/, admin: /admin/ as admin/admin)"
+	@echo "Serving on http://$(HOST):$(PORT)/  (staff pages: /staff/, admin: /admin/ as admin/admin, API: /api/v1/, docs: /api/docs/)"
 	$(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: $(VENV)/.dev
