@@ -110,7 +110,7 @@ class _Store:
 
     def current(self) -> ServingModels:
         models = self._models
-        interval = float(getattr(settings, "MODEL_REGISTRY_CHECK_SECONDS", 0))
+        interval = settings.MODEL_REGISTRY_CHECK_SECONDS
         if models is not None and time.monotonic() - self._checked_at < interval:
             return models
         key = _active_key()
