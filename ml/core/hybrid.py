@@ -307,7 +307,7 @@ class HybridRecommender(Recommender):
         if fresh:
 
             def fold_in(name: str) -> np.ndarray:
-                return _fold_in(self.models[name], name, user_row, history, negatives, user_content)[None, :]
+                return fold_in_scores(self.models[name], name, user_row, history, negatives, user_content)[None, :]
 
             blended, parts, path = self._blend_with(path, fold_in, history)
         else:
@@ -386,7 +386,8 @@ def _dense_bool(seen) -> np.ndarray:
     return (seen.toarray() if sp.issparse(seen) else np.asarray(seen)) != 0
 
 
-def _fold_in(model, name, user_row, history, negatives, user_content) -> np.ndarray:
+def fold_in_scores(model, name, user_row, history, negatives, user_content) -> np.ndarray:
+    """(n_items,) scores of component ``name`` for one user from their current rows, without retraining."""
     if name == CONTENT:
         return model.score_profile(user_content, history, negatives)
     if name == COLLABORATIVE:

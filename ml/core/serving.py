@@ -26,7 +26,7 @@ from .hybrid import (
     HybridConfig,
     HybridRecommender,
     HybridResult,
-    _fold_in,
+    fold_in_scores,
     zscore,
 )
 
@@ -166,7 +166,7 @@ class ServingHybrid(HybridRecommender):
         parts = {}
         for name in self.active_weights(path):
             try:
-                scores = _fold_in(self.models[name], name, user_row, history, negatives, user_content)
+                scores = fold_in_scores(self.models[name], name, user_row, history, negatives, user_content)
                 parts[name] = zscore(scores[None, :], history)[0]
             except Exception as exc:  # e.g. a user the Two-Tower never saw, or a model that loads but is broken
                 if name == CONTENT:
