@@ -65,6 +65,16 @@ class Recommender(ABC):
             scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
         return top_k(scores, k)
 
+    def linear_items(self) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray | None] | None:
+        """(item matrix A, offsets b) when one user's scores are ``A @ q + b`` for a query ``q`` from
+        :meth:`user_query`, else None. Serving then scores any subset of items without scoring them all."""
+        return None
+
+    def user_query(self, user_row: int | None, history: sp.csr_matrix, negatives: sp.csr_matrix | None,
+                   user_content: sp.csr_matrix | None) -> np.ndarray:
+        """The query ``q`` of :meth:`linear_items` for one user from their current rows."""
+        raise EngineError(f"{self.name} does not score as a product of item vectors and a user query")
+
     @abstractmethod
     def save(self, path: Path) -> None:
         """Write weights, config, id maps and metrics to the directory ``path``."""

@@ -135,9 +135,16 @@ class CollaborativeRecommender(Recommender):
         return (self.user_factors[rows] @ self.item_factors.T).astype(np.float32)
 
     def fold_in(self, history, negatives=None) -> np.ndarray:
-        """(n_items,) scores of a user from a fresh interaction row (and dismisses), item factors fixed.
+        """(n_items,) scores of a user from a fresh interaction row (and dismisses), item factors fixed."""
+        return self.item_factors @ self.user_query(None, history, negatives, None)
 
-        One exact ALS user step: (Y'Y + reg I + sum_i (c_i - 1) y_i y_i') x = sum_{i positive} c_i y_i.
+    def linear_items(self) -> tuple[np.ndarray, None]:
+        return self.item_factors, None
+
+    def user_query(self, user_row, history, negatives, user_content) -> np.ndarray:
+        """The user's factors from their current rows (the model's own user factors are never read, so a
+        new interaction counts at once). One exact ALS user step:
+        (Y'Y + reg I + sum_i (c_i - 1) y_i y_i') x = sum_{i positive} c_i y_i.
         """
         if self.item_factors is None:
             raise EngineError("collaborative is not fitted")
@@ -151,7 +158,7 @@ class CollaborativeRecommender(Recommender):
         a = self._item_gram() + self.config.regularization * np.eye(seen.shape[1])
         a += (seen.T * (confidence - 1.0)) @ seen
         b = (seen.T * np.where(values > 0, confidence, 0.0)).sum(axis=1)
-        return self.item_factors @ np.linalg.solve(a, b).astype(np.float32)
+        return np.linalg.solve(a, b).astype(np.float32)
 
     def _item_gram(self) -> np.ndarray:
         """Y'Y in float64, computed once per set of item factors: every fold-in needs it, and it costs

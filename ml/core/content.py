@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .base import ProgressCallback, Recommender, load_artifact, save_artifact
-from .data import EngineError, InteractionData, as_row
+from .data import EngineError, InteractionData, as_row, unit_rows
 from .features import TEXT_NAMESPACE
 
 
@@ -48,11 +48,11 @@ class ContentRecommender(Recommender):
         data.validate()
         if data.item_content is None or data.item_content.nnz == 0:
             raise EngineError("content_based needs item content (item_content): the items have no terms")
-        self.item_vectors = _unit_rows(data.item_content)
+        self.item_vectors = unit_rows(data.item_content)
         n_terms = self.item_vectors.shape[1]
         self.vocab = list(data.content_vocab or [f"term{n}" for n in range(n_terms)])
         declared = data.user_content if data.user_content is not None else sp.csr_matrix((data.n_users, n_terms))
-        self.declared = _unit_rows(declared)
+        self.declared = unit_rows(declared)
         self.history = self._history_profiles(data.matrix, data.negatives)
         counts = np.log1p(np.asarray((data.matrix > 0).sum(axis=0), dtype=np.float64).ravel())
         self.prior = (counts / max(counts.max(), 1e-12)).astype(np.float32)
@@ -63,7 +63,7 @@ class ContentRecommender(Recommender):
         profile = sp.csr_matrix(matrix, dtype=np.float32) @ self.item_vectors
         if negatives is not None and negatives.nnz:
             profile = profile - self.config.negative_weight * (sp.csr_matrix(negatives) @ self.item_vectors)
-        return _unit_rows(profile)
+        return unit_rows(profile)
 
     def _user_vectors(self, declared: sp.csr_matrix, history: sp.csr_matrix) -> sp.csr_matrix:
         return self.config.profile_weight * declared + self.config.history_weight * history
@@ -78,8 +78,18 @@ class ContentRecommender(Recommender):
         ``user_content``: (1, v) declared terms in the model's vocabulary; ``history`` / ``negatives``:
         (1, n_items) interaction rows. Any may be None; all None leaves the popularity prior.
         """
+        return self.item_vectors @ self.user_query(None, history, negatives, user_content) + self._offsets()
+
+    def linear_items(self) -> tuple[sp.csr_matrix, np.ndarray]:
+        return self.item_vectors, self._offsets()
+
+    def user_query(self, user_row, history, negatives, user_content) -> np.ndarray:
+        """(v,) the user's content vector from their declared terms and current interaction rows."""
         declared, profile = self._fresh_profiles(user_content, history, negatives)
-        return self._scores(self._user_vectors(declared, profile))[0]
+        return self._user_vectors(declared, profile).toarray()[0]
+
+    def _offsets(self) -> np.ndarray:
+        return self.config.popularity_weight * self.prior
 
     def _fresh_profiles(self, user_content, history, negatives) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         if self.item_vectors is None:
@@ -88,11 +98,11 @@ class ContentRecommender(Recommender):
         declared = as_row(user_content, n_terms, "user_content")
         history_row = as_row(history, n_items, "history")
         negatives_row = None if negatives is None else as_row(negatives, n_items, "negatives")
-        return _unit_rows(declared), self._history_profiles(history_row, negatives_row)
+        return unit_rows(declared), self._history_profiles(history_row, negatives_row)
 
     def _scores(self, user_vectors: sp.csr_matrix) -> np.ndarray:
         cosine = np.asarray((user_vectors @ self._item_vectors_t()).toarray(), dtype=np.float32)
-        return cosine + self.config.popularity_weight * self.prior
+        return cosine + self._offsets()
 
     def _item_vectors_t(self) -> sp.csr_matrix:
         """(v, n_items) csr, made once per fitted catalog: scoring a request would otherwise convert it."""
@@ -144,13 +154,6 @@ class ContentRecommender(Recommender):
         model.item_vectors, model.declared = arrays["item_vectors"], arrays["declared"]
         model.history, model.prior = arrays["history"], arrays["prior"]
         return model
-
-
-def _unit_rows(matrix) -> sp.csr_matrix:
-    matrix = sp.csr_matrix(matrix, dtype=np.float32)
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    return sp.csr_matrix(sp.diags(1.0 / norms).astype(np.float32) @ matrix)
 
 
 def _by_namespace(vocab: list[str], columns) -> dict[str, list[str]]:

@@ -96,7 +96,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .data import EngineError
+from .data import EngineError, unit_rows
 
 KINDS = ("numeric", "categorical", "multi", "text")
 TEXT_NAMESPACE = "text"
@@ -312,9 +312,14 @@ class ContentVocabulary:
     """
 
     def __init__(self, terms: list[str] | None = None, idf: list[float] | None = None):
-        self.terms = list(terms or [])
+        self._set_terms(list(terms or []))
         self.idf = np.asarray(idf or [], dtype=np.float32)
-        self._index = {t: n for n, t in enumerate(self.terms)}
+
+    def _set_terms(self, terms: list[str]) -> None:
+        self.terms = terms
+        self._index = {t: n for n, t in enumerate(terms)}
+        # worked out once: serving encodes one user's profile per request
+        self._namespaces = np.asarray([t.split(":", 1)[0] for t in terms])
 
     def fit(
         self, documents: Sequence[Iterable[str]], max_terms: int = 20000, user_documents: Sequence[Iterable[str]] = ()
@@ -326,16 +331,14 @@ class ContentVocabulary:
             t for doc in user_documents for t in set(doc) if t not in df and not t.startswith(f"{TEXT_NAMESPACE}:")
         )
         ranked = sorted(df, key=lambda t: (-df[t], t)) + sorted(user_only, key=lambda t: (-user_only[t], t))
-        self.terms = sorted(ranked[:max_terms])
+        self._set_terms(sorted(ranked[:max_terms]))
         n = len(documents)
         self.idf = np.asarray([math.log((1 + n) / (1 + df[t])) + 1.0 for t in self.terms], dtype=np.float32)
-        self._index = {t: i for i, t in enumerate(self.terms)}
         return self
 
     def transform(self, documents: Sequence[Iterable[str]]) -> sp.csr_matrix:
         """(n_docs, n_terms) csr float32; unknown terms are dropped."""
         rows, cols, values = [], [], []
-        namespaces = np.asarray([t.split(":", 1)[0] for t in self.terms])
         for row, doc in enumerate(documents):
             counts = Counter(self._index[t] for t in doc if t in self._index)
             for col, count in counts.items():
@@ -345,7 +348,7 @@ class ContentVocabulary:
         matrix = sp.csr_matrix(
             (np.asarray(values, dtype=np.float32), (rows, cols)), shape=(len(documents), len(self.terms))
         )
-        return _normalise_rows(_normalise_namespaces(matrix, namespaces))
+        return unit_rows(_normalise_namespaces(matrix, self._namespaces))
 
     def to_json(self) -> dict:
         return {"terms": self.terms, "idf": self.idf.tolist()}
@@ -365,12 +368,6 @@ def _normalise_namespaces(matrix: sp.csr_matrix, namespaces: np.ndarray) -> sp.c
     np.add.at(norms, key, coo.data.astype(np.float64) ** 2)
     data = coo.data / np.sqrt(norms[key])
     return sp.csr_matrix((data.astype(np.float32), (coo.row, coo.col)), shape=matrix.shape)
-
-
-def _normalise_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    return sp.csr_matrix(sp.diags(1.0 / norms) @ matrix, dtype=np.float32)
 
 
 # ---------------------------------------------------------------- both sides

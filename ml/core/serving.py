@@ -27,8 +27,8 @@ from .hybrid import (
     HybridRecommender,
     HybridResult,
     fold_in_scores,
-    zscore,
 )
+from .retrieval import Retrieval
 
 _blas_lock = threading.Lock()
 _blas: ThreadpoolController | None = None
@@ -60,6 +60,7 @@ class AlignedComponent:
         self._users = _translation(user_ids, model.user_ids)
         self._items = _translation(item_ids, model.item_ids)
         self._known_items = self._items >= 0
+        self._linear: tuple | None = None  # linear_items() in reference rows, made on first use
 
     def score(self, user_rows) -> np.ndarray:
         rows = self._users[np.atleast_1d(np.asarray(user_rows, dtype=np.int64))]
@@ -74,6 +75,26 @@ class AlignedComponent:
     def score_history(self, item_rows, user_feature_row=None) -> np.ndarray:
         own = self._items[np.asarray(item_rows, dtype=np.int64)]
         return self._to_reference(self.model.score_history(own[own >= 0], user_feature_row)[None, :])[0]
+
+    def linear_items(self) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The component's item matrix and offsets in reference rows; an unknown item gets the mean row,
+        so it scores the mean, as in :meth:`score`. Dense forms only (the content model is the reference)."""
+        form = self.model.linear_items()
+        if form is None or sp.issparse(form[0]):
+            return None
+        if self._linear is None:
+            self._linear = tuple(None if part is None else self._rows_to_reference(part) for part in form)
+        return self._linear
+
+    def user_query(self, user_row, history, negatives, user_content) -> np.ndarray:
+        own_row = None if user_row is None else int(self._users[user_row])
+        return self.model.user_query(None if own_row is None or own_row < 0 else own_row, self._to_own(history),
+                                     None if negatives is None else self._to_own(negatives), user_content)
+
+    def _rows_to_reference(self, values: np.ndarray) -> np.ndarray:
+        out = values[np.maximum(self._items, 0)]
+        out[~self._known_items] = values.mean(axis=0)
+        return out
 
     def _to_own(self, row) -> sp.csr_matrix:
         """A (1, n_reference_items) row as a (1, n_own_items) row; items the component lacks drop out."""
@@ -119,6 +140,35 @@ def content_vocabulary(content: ContentRecommender) -> ContentVocabulary:
     return ContentVocabulary(list(content.vocab), idf.tolist())
 
 
+class UserScores:
+    """One component's scores for one user, computed for just the item rows asked for (None: all).
+
+    Linear components (:meth:`Recommender.linear_items`) score any rows as ``items[rows] @ query``; the
+    others score every item once, up front.
+    """
+
+    def __init__(self, model, user_row, history, negatives, user_content):
+        form = model.linear_items()
+        if form is None:
+            self.query = None
+            self._all = fold_in_scores(model, model.name, user_row, history, negatives, user_content)
+        else:
+            (self._items, self._offsets), self._all = form, None
+            self.query = model.user_query(user_row, history, negatives, user_content)
+
+    def at(self, rows: np.ndarray | None) -> np.ndarray:
+        if self._all is not None:
+            return self._all if rows is None else self._all[rows]
+        if rows is None:
+            return self.of(self._items, self._offsets)
+        return self.of(self._items[rows], None if self._offsets is None else self._offsets[rows])
+
+    def of(self, items, offsets: np.ndarray | None) -> np.ndarray:
+        """A linear component's scores of the items given by their vectors (and offsets)."""
+        scores = np.asarray(items @ self.query, dtype=np.float32).ravel()
+        return scores if offsets is None else scores + offsets
+
+
 class ServingHybrid(HybridRecommender):
     """The hybrid over loaded (and aligned) components, ranking one user from their current rows.
 
@@ -127,14 +177,19 @@ class ServingHybrid(HybridRecommender):
     dismissed items stay out), restricts the ranking to allowed items, and drops any non-content
     component that fails to score (not only the Two-Tower), so a broken model never fails a request.
     Reasons are a separate step (:meth:`reasons`), for the items that survive the caller's filters.
+
+    ``retrieval`` (default: exact) decides which items are blended: on a large catalog, each component's
+    best candidates from its cluster index (``ml.core.retrieval``), with z-scores estimated on a sample.
     """
 
-    def __init__(self, models: dict, user_ids: IdMap, item_ids: IdMap, weights: dict[str, float]):
+    def __init__(self, models: dict, user_ids: IdMap, item_ids: IdMap, weights: dict[str, float],
+                 retrieval: Retrieval | None = None):
         super().__init__(HybridConfig(weights=dict(weights)))
         if CONTENT not in models:
             raise EngineError("the hybrid needs the content model")
         self.models = dict(models)
         self.user_ids, self.item_ids = user_ids, item_ids
+        self.retrieval = retrieval or Retrieval.exact(self.models, len(item_ids))
         # Every request passes the user's current rows, so the training rows are never read.
         self.matrix = sp.csr_matrix((len(user_ids), len(item_ids)), dtype=np.float32)
 
@@ -148,32 +203,61 @@ class ServingHybrid(HybridRecommender):
         if k < 1:
             raise EngineError(f"k must be >= 1, got {k}")
         path = self.path_of(user_row, history.nnz > 0)
-        parts = self._component_scores(path, user_row, history, negatives, user_content)
-        if TWO_TOWER not in parts and path == PATH_ALL:
+        scores = self._user_scores(path, user_row, history, negatives, user_content)
+        if TWO_TOWER not in scores and path == PATH_ALL:
             path = PATH_NO_TWO_TOWER
         weights = self.active_weights(path)
-        blended = sum(w * parts[n] for n, w in weights.items())
-        scores = np.where(allowed, blended, -np.inf).astype(np.float32)
-        scores[negatives.indices] = -np.inf
+        keep = allowed.copy()
+        keep[negatives.indices] = False
         if exclude_seen:
-            scores[history.indices] = -np.inf
-        items, values = top_k(scores, k)
-        components = {n: parts[n][items] for n in weights}
-        return HybridResult(items, values, components, path, weights, [[] for _ in items])
+            keep[history.indices] = False
+        candidates = self._candidates({n: scores[n] for n in weights}, keep)
+        z = {n: self._standardised(n, scores[n], candidates, history) for n in weights}
+        chosen, values = top_k(sum(w * z[n] for n, w in weights.items()), k)
+        components = {n: z[n][chosen] for n in weights}
+        return HybridResult(candidates[chosen], values, components, path, weights, [[] for _ in chosen])
 
-    def _component_scores(self, path, user_row, history, negatives, user_content) -> dict[str, np.ndarray]:
-        """Each of the path's components' z-scores (n_items,); one that fails is left out, and remembered."""
-        parts = {}
+    def _user_scores(self, path, user_row, history, negatives, user_content) -> dict[str, UserScores]:
+        """Each of the path's components' scores; one that fails is left out, and remembered."""
+        scores = {}
         for name in self.active_weights(path):
             try:
-                scores = fold_in_scores(self.models[name], name, user_row, history, negatives, user_content)
-                parts[name] = zscore(scores[None, :], history)[0]
+                scores[name] = UserScores(self.models[name], user_row, history, negatives, user_content)
             except Exception as exc:  # e.g. a user the Two-Tower never saw, or a model that loads but is broken
                 if name == CONTENT:
                     raise
                 self.unavailable[name] = f"cannot score this user: {type(exc).__name__}: {exc}"
                 self.models.pop(name)
-        return parts
+        return scores
+
+    def _candidates(self, scores: dict[str, UserScores], keep: np.ndarray) -> np.ndarray:
+        """The kept item rows worth blending: all of a small group's; of a large group's, each component's
+        best ``candidates`` among the clusters it probes (or among all, for a component without an index)."""
+        config, found = self.retrieval.config, []
+        for group, rows in self.retrieval.group_rows.items():
+            rows = rows[keep[rows]]
+            if len(rows) <= config.exact_up_to:
+                found.append(rows)
+                continue
+            for name, user_scores in scores.items():
+                index = self.retrieval.indexes.get((name, group))
+                if index is None:
+                    found.append(rows[top_k(user_scores.at(rows), config.candidates)[0]])
+                else:
+                    found.append(index.search(user_scores.query, keep, config.n_probe, config.candidates))
+        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+
+    def _standardised(self, name: str, scores: UserScores, rows: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """z-scores of ``rows`` by the mean and std of the unseen items' scores (or a sample's), as
+        :func:`ml.core.hybrid.zscore` standardises a whole row."""
+        sample = self.retrieval.stats_rows
+        linear = scores.query is not None and name in self.retrieval.samples
+        values = scores.of(*self.retrieval.samples[name]) if linear else scores.at(sample)
+        counted = np.isfinite(values)
+        seen = history.indices if sample is None else np.flatnonzero(np.isin(sample, history.indices))
+        counted[seen] = False
+        mean, std = (values[counted].mean(), values[counted].std()) if counted.any() else (0.0, 0.0)
+        return ((scores.at(rows) - mean) / (std if std > 0 else 1.0)).astype(np.float32)
 
     def reasons(self, item_rows, user_content: sp.csr_matrix, history: sp.csr_matrix) -> list[list[str]]:
         """Per item, why it suits the user: their declared terms it matches, else what their history shares."""

@@ -269,6 +269,23 @@ class TwoTowerRecommender(Recommender):
 
     def score_history(self, item_rows: np.ndarray, user_feature_row: np.ndarray | None = None) -> np.ndarray:
         """(n_items,) scores for a user given by a history of item rows and features, without retraining."""
+        return self._score_embeddings(self.history_embedding(item_rows, user_feature_row)[None, :])[0]
+
+    def linear_items(self) -> tuple[np.ndarray, None] | None:
+        return (self.item_embeddings, None) if self.config.scoring == "dot" else None
+
+    def user_query(self, user_row, history, negatives, user_content) -> np.ndarray:
+        """The user tower's embedding of the current history where the model can embed one (no user
+        features needed), else the user's embedding as of training."""
+        try:
+            return self.history_embedding(history.indices)
+        except EngineError:
+            if user_row is None:
+                raise
+            return self.user_embeddings[self._check_rows([user_row])[0]]
+
+    def history_embedding(self, item_rows: np.ndarray, user_feature_row: np.ndarray | None = None) -> np.ndarray:
+        """(embedding_dim,) the user tower's output for a history of item rows (and features)."""
         if self.model is None:
             raise EngineError("the Two-Tower model is not fitted")
         if self.model.user_ids is not None:
@@ -288,7 +305,7 @@ class TwoTowerRecommender(Recommender):
         with torch.no_grad():
             user = self.model.user_embedding(TowerInputs(one_user, history, torch.device("cpu")).users(
                 torch.zeros(1, dtype=torch.int64)))
-        return self._score_embeddings(user.numpy())[0]
+        return user.numpy()[0]
 
     def _score_embeddings(self, users: np.ndarray) -> np.ndarray:
         # (n, D) user embeddings -> (n, n_items) scores

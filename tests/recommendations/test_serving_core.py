@@ -124,6 +124,9 @@ def test_a_user_with_no_interactions_is_ranked_by_content_alone():
 class Broken:
     name = "collaborative"
 
+    def linear_items(self):
+        return None
+
     def fold_in(self, history, negatives=None):
         raise RuntimeError("corrupt factors")
 

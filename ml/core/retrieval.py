@@ -1,0 +1,157 @@
+"""Candidate retrieval for serving large catalogs: an inverted-file (IVF) index over a component's items.
+
+Ranking one user exactly scores every item with every component. At 142k items that is a pass over
+the content vectors (4M nonzeros), the ALS factors and the Two-Tower embeddings (73 MB each), about
+25 ms on one core: far more than a request may spend. The index clusters a component's item vectors
+once, when the models load (spherical k-means, rows grouped by cluster); a query scores the cluster
+centroids, probes the best ``n_probe`` clusters and returns their items, so that only those are scored.
+
+Small groups (up to ``RetrievalConfig.exact_up_to`` items) are not clustered: all their items are
+candidates and serving stays exact, as it is for the demo world and the tests' catalogs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .base import top_k
+from .data import unit_rows
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """How serving trades exactness for speed on large catalogs (bench/api_latency.py measures both)."""
+
+    exact_up_to: int = 8192  # groups this small are scanned whole
+    items_per_cluster: int = 128  # k-means clusters = group size / this
+    n_probe: int = 32  # clusters probed per query and group
+    candidates: int = 200  # best items each component proposes per group, before blending
+    # Items whose scores estimate each component's mean and std for its z-scores. An error in a mean
+    # shifts every item's blended score alike; only the stds weigh the components, and 2048 items
+    # estimate a std to about 1.6%.
+    stats_sample: int = 2048
+    kmeans_iterations: int = 8
+    kmeans_sample: int = 40_000  # items the centroids are fitted on; all are then assigned
+    seed: int = 0
+
+    @classmethod
+    def exact(cls) -> RetrievalConfig:
+        """No approximation at any size: every item scored, z-scores over all items."""
+        return cls(exact_up_to=2**62, stats_sample=2**62)
+
+
+class Retrieval:
+    """What serving needs to rank a large catalog without scoring all of it, built once per set of models.
+
+    ``group_rows``: the item rows of each group (the platform's item types: a role is recommended whole
+    types, and clustering each type apart keeps a role's candidates from drowning among other types').
+    ``indexes``: a :class:`ClusterIndex` per (component, group) for the linear components of the groups
+    larger than ``exact_up_to``. ``stats_rows``: the items whose scores stand for all items' in z-scores
+    (None: all items); ``samples``: the linear components' (items, offsets) of those rows, copied once.
+    """
+
+    def __init__(self, models: dict, groups: np.ndarray, config: RetrievalConfig | None = None):
+        self.config = config or RetrievalConfig()
+        groups = np.asarray(groups)
+        self.group_rows = {group: np.flatnonzero(groups == group) for group in np.unique(groups)}
+        self.indexes = {}
+        for group, rows in self.group_rows.items():
+            if len(rows) <= self.config.exact_up_to:
+                continue
+            for name, model in models.items():
+                form = model.linear_items()
+                if form is not None:
+                    self.indexes[name, group] = ClusterIndex(*form, rows, self.config)
+        self.stats_rows = None
+        if len(groups) > self.config.stats_sample:
+            rng = np.random.default_rng(self.config.seed)
+            self.stats_rows = np.sort(rng.choice(len(groups), size=self.config.stats_sample, replace=False))
+        self.samples = {}
+        for name, model in models.items():
+            form = model.linear_items()
+            if form is not None:
+                self.samples[name] = form if self.stats_rows is None else tuple(
+                    None if part is None else part[self.stats_rows] for part in form)
+
+    @classmethod
+    def exact(cls, models: dict, n_items: int) -> Retrieval:
+        return cls(models, np.zeros(n_items, dtype=np.int64), RetrievalConfig.exact())
+
+
+class ClusterIndex:
+    """One component's vectors for the items of one group, clustered by direction and stored cluster by
+    cluster, so that scoring a cluster reads one contiguous block.
+
+    :meth:`search` scores the cluster centroids (the plain mean of the members: its score is their mean
+    score, the cue for where the best ones are), then the items of the ``n_probe`` best clusters.
+    """
+
+    def __init__(self, items, offsets: np.ndarray | None, rows: np.ndarray, config: RetrievalConfig):
+        rows = np.asarray(rows, dtype=np.int64)
+        n_clusters = max(2, len(rows) // config.items_per_cluster)
+        assignment = _spherical_kmeans(items[rows], n_clusters, config)
+        order = np.argsort(assignment, kind="stable")
+        self.rows = rows[order]
+        self.vectors = items[self.rows]
+        self.offsets = None if offsets is None else offsets[self.rows]
+        self.bounds = np.searchsorted(assignment[order], np.arange(n_clusters + 1))
+        counts = np.maximum(np.diff(self.bounds), 1).astype(np.float32)
+        one_hot = sp.csr_matrix((np.ones(len(rows), np.float32), (assignment[order], np.arange(len(rows)))),
+                                shape=(n_clusters, len(rows)))
+        # (dims, clusters): a query's few nonzero terms then read a few contiguous rows
+        self.centroids_t = np.ascontiguousarray(_dense(sp.diags(1.0 / counts) @ (one_hot @ self.vectors)).T)
+
+    def search(self, query: np.ndarray, keep: np.ndarray, n_probe: int, n: int) -> np.ndarray:
+        """Rows of the best ``n`` items allowed by ``keep`` (bool per item row) in the probed clusters."""
+        n_clusters = self.centroids_t.shape[1]
+        clusters = np.arange(n_clusters)
+        if n_probe < n_clusters:
+            terms = np.flatnonzero(query)
+            cues = query[terms] @ self.centroids_t[terms]
+            clusters = np.sort(np.argpartition(-cues, n_probe - 1)[:n_probe])
+        blocks = [slice(self.bounds[c], self.bounds[c + 1]) for c in clusters]
+        positions = np.concatenate([np.arange(self.bounds[c], self.bounds[c + 1]) for c in clusters])
+        if sp.issparse(self.vectors):
+            scores = np.asarray(self.vectors[positions] @ query, dtype=np.float32).ravel()
+        else:  # dense blocks are read in place: no copy of the probed rows
+            scores = np.concatenate([self.vectors[block] @ query for block in blocks]).astype(np.float32)
+        if self.offsets is not None:
+            scores += self.offsets[positions]
+        rows = self.rows[positions]
+        scores[~keep[rows]] = -np.inf
+        return rows[top_k(scores, n)[0]]
+
+
+def _spherical_kmeans(vectors, n_clusters: int, config: RetrievalConfig) -> np.ndarray:
+    """Cluster of each row (dense or sparse) by cosine, centroids fitted on a sample and then fixed."""
+    unit = _unit_rows(vectors)
+    rng = np.random.default_rng(config.seed)
+    sample = unit[np.sort(rng.choice(unit.shape[0], size=min(unit.shape[0], config.kmeans_sample), replace=False))]
+    centroids = _dense(sample[rng.choice(sample.shape[0], size=n_clusters, replace=False)])
+    for _ in range(config.kmeans_iterations):
+        assignment = _nearest(sample, centroids)
+        sums = _dense(sp.csr_matrix((np.ones(len(assignment), np.float32), (assignment, np.arange(len(assignment)))),
+                                    shape=(n_clusters, sample.shape[0])) @ sample)
+        empty = ~sums.any(axis=1)
+        # an empty cluster restarts from a random item rather than staying empty
+        sums[empty] = _dense(sample[rng.choice(sample.shape[0], size=int(empty.sum()), replace=False)])
+        centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    return _nearest(unit, centroids)
+
+
+def _nearest(unit, centroids: np.ndarray, block: int = 16384) -> np.ndarray:
+    return np.concatenate([np.asarray(unit[start:start + block] @ centroids.T).argmax(axis=1)
+                           for start in range(0, unit.shape[0], block)])
+
+
+def _unit_rows(vectors):
+    if sp.issparse(vectors):
+        return unit_rows(vectors)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _dense(matrix) -> np.ndarray:
+    return np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix, dtype=np.float32)
