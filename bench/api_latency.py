@@ -65,9 +65,9 @@ def developer_ids(url: str) -> list[int]:
 
 def start_gunicorn(env: dict) -> subprocess.Popen:
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "recsys_site.wsgi:application", "--bind",
-         f"127.0.0.1:{PORT}", "--workers", "2", "--preload"], cwd=ROOT, env=env)
-    deadline = time.monotonic() + 120
+        [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{PORT}", "--workers", "2"],
+        cwd=ROOT, env=env)  # the rest from gunicorn.conf.py, as in production
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
@@ -77,7 +77,7 @@ def start_gunicorn(env: dict) -> subprocess.Popen:
         except OSError:
             time.sleep(0.5)
     server.kill()
-    sys.exit("gunicorn did not come up within 120 s")
+    sys.exit("gunicorn did not come up within 180 s")
 
 
 def client_loop(token: str, users: list[int], stop_at: float, latencies: list[float], errors: list[int],

@@ -23,6 +23,7 @@ from profiles.models import (
     Position,
     Startup,
 )
+from recsys_site import db
 
 
 def item_key(item_type: str, pk: int) -> str:
@@ -35,11 +36,23 @@ def parse_item_key(key: str) -> tuple[str, int]:
 
 
 def _names_by_owner(through, owner_field: str, name_path: str, owners: set[int] | None = None) -> dict[int, list[str]]:
-    """{owner pk: [names]} for one many-to-many relation (only ``owners`` when given), in one query."""
-    links = through.objects.all() if owners is None else through.objects.filter(**{f"{owner_field}__in": owners})
+    """{owner pk: [names]} for one many-to-many relation (only ``owners`` when given), in one query.
+
+    Plain SQL (recsys_site.db): serving reads one user's skills and industries on every request.
+    """
+    target_field, name = name_path.split("__")
+    target = through._meta.get_field(target_field).related_model
+    sql = (f"SELECT t.{owner_field}, n.{name} FROM {db.table(through)} t "
+           f"JOIN {db.table(target)} n ON n.id = t.{target_field}_id")
+    params = []
+    if owners is not None:
+        if not owners:
+            return {}
+        params = list(owners)
+        sql += f" WHERE t.{owner_field} IN ({db.placeholders(params)})"
     grouped: dict[int, list[str]] = defaultdict(list)
-    for owner, name in links.values_list(owner_field, name_path).order_by(owner_field, name_path):
-        grouped[owner].append(name)
+    for owner, value in db.rows(sql + " ORDER BY 1, 2", params):
+        grouped[owner].append(value)
     return grouped
 
 
@@ -167,9 +180,13 @@ def interaction_events(user_index: dict[str, int], item_index: dict[str, int],
     item are known."""
     columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
     types = list(TARGET_FIELDS)
-    events = Interaction.objects.all() if user_id is None else Interaction.objects.filter(user_id=user_id)
+    if user_id is None:  # the whole table, streamed in chunks
+        events = Interaction.objects.values_list("user_id", "kind", *columns).iterator(chunk_size=20000)
+    else:  # one user's few rows, on every request for recommendations: plain SQL (recsys_site.db)
+        events = db.rows(f"SELECT user_id, kind, {', '.join(columns)} FROM {db.table(Interaction)} WHERE user_id = %s",
+                         [user_id])
     rows = []
-    for user, kind, *targets in events.values_list("user_id", "kind", *columns).iterator(chunk_size=20000):
+    for user, kind, *targets in events:
         position = next(n for n, target in enumerate(targets) if target is not None)
         item = item_index.get(item_key(types[position], targets[position]))
         row = user_index.get(str(user))

@@ -2,6 +2,8 @@
 
 Thin views: a serializer validates, one service or selector does the work, a serializer answers.
 """
+from dataclasses import asdict
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
@@ -50,9 +52,10 @@ class RecommendationsApi(APIView):
         if wanted["user_id"] != request.user.pk and not request.user.is_staff:
             raise PermissionDenied("You may ask recommendations only for yourself (your user_id is "
                                    f"{request.user.pk}); other users are for staff.")
-        user = selectors.user_get(wanted.pop("user_id"))
-        answer = services.recommendations_for_user(user=user, **wanted)
-        return Response(RecommendationsSerializer(answer).data)
+        answer = services.recommendations_for_user(**wanted)
+        # The answer already has the documented shape (RecommendationsSerializer); building it field by
+        # field through the serializer would cost more than a millisecond of the hot path.
+        return Response(asdict(answer))
 
 
 class TrainApi(APIView):

@@ -1,10 +1,12 @@
-"""The active model versions, held in memory by each process and reloaded when the registry changes.
+"""The active model versions and hybrid weights, held in memory by each process and refreshed when the
+registry changes.
 
-Every request asks :func:`serving_models`. It reads the registry's few active rows (algorithm, version,
-artifact, activation time) — one indexed query of at most three rows — and reloads only when that set
-differs from what the process holds, so a version trained or activated by any process serves from this
-process's next request on. ``settings.MODEL_REGISTRY_CHECK_SECONDS`` (default 0: every request) spaces
-the checks out where even that query matters.
+Every request asks :func:`serving_models`. At most every ``settings.MODEL_REGISTRY_CHECK_SECONDS``
+(default 2; 0: every request) it reads the registry's few active rows (algorithm, version, artifact,
+activation time) and the weights in force — two indexed one-row queries — and reloads the models only
+when that set of versions differs from what the process holds. So a version trained or activated, or
+weights saved, by any process serve here within seconds; a change made in this process serves from its
+next request (:func:`recheck_serving_models`, called on every save of a version or of weights).
 
 Loading never fails a request: an artifact that is missing or unreadable leaves its algorithm
 unavailable, with the reason kept for ``/algorithms/status``.
@@ -12,7 +14,7 @@ unavailable, with the reason kept for ``/algorithms/status``.
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +24,11 @@ from ml.core.base import Recommender
 from ml.core.data import IdMap
 from ml.core.features import ContentVocabulary
 from ml.core.hybrid import CONTENT, build_component
+from ml.core.retrieval import Retrieval
 from ml.core.serving import align, content_vocabulary
 from ml.models import Algorithm, ModelVersion
 from ml.platform_data import parse_item_key
+from ml.selectors import current_weights
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ class ServingModels:
     item_ids: IdMap | None = None
     vocabulary: ContentVocabulary | None = None  # encodes a user's declared terms as at training
     type_masks: dict[str, np.ndarray] = field(default_factory=dict)  # item type -> bool per item row
+    retrieval: Retrieval | None = None  # cluster indexes per item type, for catalogs too large to scan
+    weights: dict[str, float] = field(default_factory=dict)  # the hybrid weights in force at the last check
 
     @property
     def ready(self) -> bool:
@@ -75,7 +81,7 @@ def _active_key() -> tuple:
                  .values_list("algorithm", "version", "artifact_path", "activated_at"))
 
 
-def _load(key: tuple) -> ServingModels:
+def _load(key: tuple, weights: dict[str, float]) -> ServingModels:
     versions = {algorithm: version for algorithm, version, _, _ in key}
     loaded, unavailable = {}, {}
     for algorithm, version, path, _ in key:
@@ -91,14 +97,15 @@ def _load(key: tuple) -> ServingModels:
     if content is None:
         for algorithm in loaded:
             unavailable[algorithm] = "not served: the hybrid needs the content_based model, which is unavailable"
-        return ServingModels(key, versions=versions, unavailable=unavailable)
+        return ServingModels(key, versions=versions, unavailable=unavailable, weights=weights)
     users, items = content.user_ids, content.item_ids
     item_types = np.asarray([parse_item_key(key)[0] for key in items.ids])
+    components = {name: align(model, users, items) for name, model in loaded.items()}
     return ServingModels(
-        key, components={name: align(model, users, items) for name, model in loaded.items()},
-        versions=versions, unavailable=unavailable, user_ids=users, item_ids=items,
+        key, components=components, versions=versions, unavailable=unavailable, user_ids=users, item_ids=items,
         vocabulary=content_vocabulary(content),
         type_masks={item_type: item_types == item_type for item_type in np.unique(item_types)},
+        retrieval=Retrieval(components, item_types), weights=weights,
     )
 
 
@@ -113,20 +120,21 @@ class _Store:
         interval = settings.MODEL_REGISTRY_CHECK_SECONDS
         if models is not None and time.monotonic() - self._checked_at < interval:
             return models
-        key = _active_key()
+        key, weights = _active_key(), current_weights()
         # One thread loads; the others wait for it rather than each reading the same files.
         with self._lock:
             if self._models is None or self._models.key != key:
-                self._models = _load(key)
+                self._models = _load(key, weights)
+            elif self._models.weights != weights:
+                self._models = replace(self._models, weights=weights)
             self._checked_at = time.monotonic()
             return self._models
 
-    def forget(self) -> None:
-        """Drop what is held; the next request loads afresh (after this process activated a version)."""
-        with self._lock:
-            self._models = None
+    def recheck(self, **_signal) -> None:
+        """Check the registry on the next request, however recent the last check (this process changed it)."""
+        self._checked_at = float("-inf")
 
 
 _store = _Store()
 serving_models = _store.current
-forget_serving_models = _store.forget
+recheck_serving_models = _store.recheck

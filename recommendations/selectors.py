@@ -12,17 +12,22 @@ from ml.core.data import IdMap, interaction_matrices
 from ml.models import Algorithm, ModelVersion, TrainingRun
 from ml.platform_data import interaction_events, item_key, parse_item_key, user_records
 from ml.selectors import current_weights
-from profiles.models import Developer, Founder, Interaction, Investor, ItemType, Position, Startup
+from profiles.models import Developer, Founder, Interaction, Investor, ItemType, Position, Role, Startup
+from recsys_site import db
 from recsys_site.exceptions import NotFound
 
 from .model_store import ServingModels, serving_models
 
 
-def user_get(user_id: int):
-    user = get_user_model().objects.filter(pk=user_id).first()
-    if user is None:
+def user_role(*, user_id: int) -> str | None:
+    """The role of user ``user_id`` (None: a user without a profile); NotFound when there is no such user."""
+    profiles = {Role.DEVELOPER: Developer, Role.FOUNDER: Founder, Role.INVESTOR: Investor}
+    checks = [f"EXISTS (SELECT 1 FROM {db.table(get_user_model())} WHERE id = %s)"]
+    checks += [f"EXISTS (SELECT 1 FROM {db.table(model)} WHERE user_id = %s)" for model in profiles.values()]
+    (exists, *roles), = db.rows(f"SELECT {', '.join(checks)}", [user_id] * len(checks))
+    if not exists:
         raise NotFound(f"No user has id {user_id}.")
-    return user
+    return next((role for role, found in zip(profiles, roles, strict=True) if found), None)
 
 
 def user_interaction_rows(*, user_id: int, item_ids: IdMap) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -40,13 +45,6 @@ def user_declared_terms(*, user_id: int, role: str) -> list[str]:
     return features.platform_user_terms(record) if record else []
 
 
-def own_item_keys(*, user_id: int) -> set[str]:
-    """The user as an item, and the startups they founded: never recommended back to them."""
-    keys = {item_key(ItemType.DEVELOPER, user_id), item_key(ItemType.INVESTOR, user_id)}
-    founded = Startup.objects.filter(founders__user_id=user_id).values_list("pk", flat=True)
-    return keys | {item_key(ItemType.STARTUP, pk) for pk in founded}
-
-
 def recommendable_titles(keys: list[str]) -> dict[str, str]:
     """{item key: title} for the ``keys`` that may still be recommended: they exist and, for positions,
     are open. Ranked items come from the models' snapshot, so anything may have changed since."""
@@ -62,14 +60,18 @@ def recommendable_titles(keys: list[str]) -> dict[str, str]:
 
 
 def _title_rows(item_type: str, pks: list[int]) -> list[tuple[int, str]]:
+    """(pk, title) of the ``pks`` that exist (and are open, for positions); plain SQL: one such read
+    serves every request for recommendations (recsys_site.db)."""
     if item_type == ItemType.POSITION:
-        return list(Position.objects.filter(pk__in=pks, status=Position.Status.OPEN).values_list("pk", "title"))
+        sql = f"SELECT id, title FROM {db.table(Position)} WHERE status = %s AND id IN ({db.placeholders(pks)})"
+        return db.rows(sql, [Position.Status.OPEN, *pks])
     if item_type == ItemType.STARTUP:
-        return list(Startup.objects.filter(pk__in=pks).values_list("pk", "name"))
+        return db.rows(f"SELECT id, name FROM {db.table(Startup)} WHERE id IN ({db.placeholders(pks)})", pks)
     # People are shown by their headline (developers) or firm (investors), else by username.
     model, label = (Developer, "headline") if item_type == ItemType.DEVELOPER else (Investor, "firm")
-    return [(pk, text or username) for pk, text, username in
-            model.objects.filter(pk__in=pks).values_list("pk", label, "user__username")]
+    sql = (f"SELECT p.user_id, p.{label}, u.username FROM {db.table(model)} p "
+           f"JOIN {db.table(get_user_model())} u ON u.id = p.user_id WHERE p.user_id IN ({db.placeholders(pks)})")
+    return [(pk, text or username) for pk, text, username in db.rows(sql, pks)]
 
 
 # ---------------------------------------------------------------- the registry

@@ -16,14 +16,12 @@ from ml.core.hybrid import PATH_COLD_START, HybridResult
 from ml.core.serving import ServingHybrid, single_threaded_blas
 from ml.models import Algorithm, ModelVersion, TrainingRun, Trigger
 from ml.platform_data import parse_item_key
-from ml.selectors import current_weights
 from ml.services import model_version_activate
 from profiles.models import TARGET_FIELDS, Interaction, ItemType, Role
-from profiles.selectors import role_of
 from recsys_site.exceptions import Conflict, ServiceUnavailable
 
 from . import selectors
-from .model_store import ArtifactUnreadable, ServingModels, forget_serving_models, load_version, serving_models
+from .model_store import ArtifactUnreadable, ServingModels, load_version, serving_models
 
 # Who is recommended what (docs/api-v1.md): founders look for people who fit their startups.
 ROLE_ITEM_TYPES: dict[str, tuple[str, ...]] = {
@@ -69,46 +67,47 @@ def candidate_types(*, role: str, item_types: list[str] | None) -> tuple[str, ..
     return tuple(t for t in allowed if t in item_types)
 
 
-def recommendations_for_user(*, user, user_type: str, limit: int = 10, item_types: list[str] | None = None,
+def recommendations_for_user(*, user_id: int, user_type: str, limit: int = 10, item_types: list[str] | None = None,
                              exclude_seen: bool = True, explain: bool = True,
                              weights: dict[str, float] | None = None) -> Recommendations:
-    """Up to ``limit`` items for ``user``, best first, with per-algorithm scores, reasons and the path taken.
+    """Up to ``limit`` items for user ``user_id``, best first, with per-algorithm scores, reasons and the
+    path taken; NotFound for an unknown user, a ValidationError when they are not a ``user_type``.
 
     ``weights``: the hybrid's weights for this answer only (a staff trial); by default those in force.
     With no usable content model (nothing trained yet, or its artifact lost) the answer is empty with
     ``fallback`` "cold_start" and no algorithms: a missing model is never a client error, and fitting
     one inside a request would be far too slow.
     """
-    role = _checked_role(user, user_type)
+    role = _checked_role(user_id, user_type)
     types = candidate_types(role=role, item_types=item_types)
     models = serving_models()
     if not models.ready:
-        return Recommendations(user.pk, role, [], PATH_COLD_START, dict.fromkeys(Algorithm.values, 0.0),
+        return Recommendations(user_id, role, [], PATH_COLD_START, dict.fromkeys(Algorithm.values, 0.0),
                                models.serving_versions())
     with single_threaded_blas():
-        return _rank(user, role, models, types, limit, exclude_seen, explain, weights or current_weights())
+        return _rank(user_id, role, models, types, limit, exclude_seen, explain, weights or models.weights)
 
 
-def _checked_role(user, user_type: str) -> str:
-    role = role_of(user)
+def _checked_role(user_id: int, user_type: str) -> str:
+    role = selectors.user_role(user_id=user_id)
     if role is None:
-        raise ValidationError({"user_id": f"User {user.pk} has no developer, founder or investor profile; "
+        raise ValidationError({"user_id": f"User {user_id} has no developer, founder or investor profile; "
                                           "recommendations are made for those roles."})
     if role != user_type:
-        raise ValidationError({"user_type": f"User {user.pk} is a {role}, not a {user_type}."})
+        raise ValidationError({"user_type": f"User {user_id} is a {role}, not a {user_type}."})
     return role
 
 
-def _rank(user, role: str, models: ServingModels, types, limit: int, exclude_seen: bool, explain: bool,
+def _rank(user_id: int, role: str, models: ServingModels, types, limit: int, exclude_seen: bool, explain: bool,
           weights: dict[str, float]) -> Recommendations:
-    history, negatives = selectors.user_interaction_rows(user_id=user.pk, item_ids=models.item_ids)
-    declared = models.vocabulary.transform([selectors.user_declared_terms(user_id=user.pk, role=role)])
+    history, negatives = selectors.user_interaction_rows(user_id=user_id, item_ids=models.item_ids)
+    declared = models.vocabulary.transform([selectors.user_declared_terms(user_id=user_id, role=role)])
+    # Never the user themselves or their own startup: a user has one role (profiles.services), and no
+    # role is recommended its own kind: founders get developers and investors, the others get startups
+    # and positions, which only founders found.
     allowed = models.allowed(types).copy()
-    for key in selectors.own_item_keys(user_id=user.pk):
-        if key in models.item_ids.index:
-            allowed[models.item_ids.index[key]] = False
-    hybrid = ServingHybrid(models.components, models.user_ids, models.item_ids, weights)
-    user_row = models.user_ids.index.get(str(user.pk))
+    hybrid = ServingHybrid(models.components, models.user_ids, models.item_ids, weights, models.retrieval)
+    user_row = models.user_ids.index.get(str(user_id))
 
     def rank(k: int) -> HybridResult:
         return hybrid.rank(user_row, k, history, negatives, declared, allowed, exclude_seen)
@@ -124,7 +123,7 @@ def _rank(user, role: str, models: ServingModels, types, limit: int, exclude_see
         results.append(Recommendation(position, item_type, item_id, titles[key], _rounded(result.scores[n]), scores,
                                       why))
     applied = {a: _rounded(result.weights.get(a, 0.0)) for a in Algorithm.values}
-    return Recommendations(user.pk, role, used, result.path, applied, models.serving_versions(), results)
+    return Recommendations(user_id, role, used, result.path, applied, models.serving_versions(), results)
 
 
 def _recommendable(rank, item_ids, allowed: np.ndarray, limit: int) -> tuple[HybridResult, list[int], dict[str, str]]:
@@ -212,8 +211,6 @@ def model_versions_load(*, algorithm: str | None = None, version: int | None = N
             raise Conflict(f"{name} v{number} was not activated: {exc}. The active version keeps serving.",
                            algorithm=name, version=number) from exc
         activated[name] = number
-    # This process need not wait for its next registry check; the others see the change on theirs.
-    transaction.on_commit(forget_serving_models)
     return activated
 
 

@@ -161,7 +161,7 @@ def _target_title(event) -> str:
 
 def ranked_for(user, weights: dict[str, float] | None = None):
     """The user's recommendations as the API answers them, with the saved weights unless ``weights``."""
-    return services.recommendations_for_user(user=user, user_type=role_of(user), limit=RECOMMENDATIONS_SHOWN,
+    return services.recommendations_for_user(user_id=user.pk, user_type=role_of(user), limit=RECOMMENDATIONS_SHOWN,
                                              weights=weights)
 
 

@@ -100,7 +100,7 @@ TWO_TOWER_MAX_EPOCHS = env_int("TWO_TOWER_MAX_EPOCHS", 0)
 # A running training whose worker wrote no heartbeat for this long is marked failed and the lock freed.
 TRAINING_STALE_AFTER_SECONDS = env_int("TRAINING_STALE_AFTER_SECONDS", 90)
 # How often each web process asks the registry which versions are active (0: on every request).
-MODEL_REGISTRY_CHECK_SECONDS = env_int("MODEL_REGISTRY_CHECK_SECONDS", 0)
+MODEL_REGISTRY_CHECK_SECONDS = env_int("MODEL_REGISTRY_CHECK_SECONDS", 2)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -14,6 +14,13 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def registry_checked_on_every_request(settings):
+    # Tests rewrite the registry behind the ORM's back (bulk updates send no signal) and the database
+    # rolls back between tests: every request must see the registry as it is. Spacing is tested apart.
+    settings.MODEL_REGISTRY_CHECK_SECONDS = 0
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

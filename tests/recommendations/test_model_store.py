@@ -1,6 +1,7 @@
 """The per-process store of active models: it follows the registry, and spaces its checks out on request."""
 from ml.models import ModelVersion
-from recommendations.model_store import forget_serving_models, serving_models
+from ml.services import hybrid_weights_set
+from recommendations.model_store import recheck_serving_models, serving_models
 
 
 def test_the_store_follows_the_registrys_active_versions(world, tmp_path):
@@ -13,11 +14,11 @@ def test_the_store_follows_the_registrys_active_versions(world, tmp_path):
 
 def test_checks_can_be_spaced_out_and_the_store_told_to_forget(world, settings, tmp_path):
     settings.MODEL_REGISTRY_CHECK_SECONDS = 3600
-    forget_serving_models()
+    recheck_serving_models()
     held = serving_models()
     ModelVersion.objects.filter(algorithm="two_tower", status="active").update(artifact_path=str(tmp_path))
     assert serving_models() is held
-    forget_serving_models()
+    recheck_serving_models()
     assert "two_tower" in serving_models().unavailable
 
 
@@ -27,3 +28,13 @@ def test_without_a_content_model_nothing_serves_and_each_algorithm_says_why(worl
     assert not models.ready and models.components == {}
     assert models.unavailable["content_based"].startswith("no active content_based version")
     assert "needs the content_based model" in models.unavailable["collaborative"]
+
+
+def test_weights_saved_in_this_process_serve_from_the_next_request_however_checks_are_spaced(world, settings):
+    settings.MODEL_REGISTRY_CHECK_SECONDS = 3600
+    recheck_serving_models()
+    held = serving_models()
+    hybrid_weights_set(weights={"content_based": 1, "collaborative": 0, "two_tower": 0})
+    models = serving_models()
+    assert models.weights == {"content_based": 1.0, "collaborative": 0.0, "two_tower": 0.0}
+    assert models.components is held.components  # new weights, same loaded models: nothing reloaded

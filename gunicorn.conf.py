@@ -1,0 +1,31 @@
+"""gunicorn's settings; gunicorn reads this file from the directory it starts in.
+
+The master imports the app and loads the active models (with their cluster indexes: seconds on a
+large catalog) before it forks the workers, so no request pays for the load and the workers share the
+model arrays' memory. Each worker serves one request at a time on one BLAS thread: more threads per
+request only fight the other workers for the cores.
+"""
+import logging
+import os
+
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")  # before numpy is first imported, by the preloaded app
+
+wsgi_app = "recsys_site.wsgi:application"
+preload_app = True
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+
+
+def when_ready(server) -> None:
+    """Load the models in the master, then close its database connections: each worker opens its own."""
+    from django.db import connections
+
+    from recommendations.model_store import serving_models
+
+    try:
+        models = serving_models()
+        server.log.info("serving %s", models.serving_versions())
+    except Exception:  # a database not migrated yet must not stop the server; requests will say why
+        logging.getLogger(__name__).exception("models not loaded at start; the first request loads them")
+    finally:
+        connections.close_all()
