@@ -1,0 +1,108 @@
+"""Serving with cluster indexes: exact where a group is small, close to exact where it is clustered.
+
+The world: 4,000 items of two types whose content and interactions follow 40 planted tastes, with real
+content and ALS components. Exact serving must equal the offline hybrid's blend (z-scores over all
+items); retrieval must find most of the exact top 10 while scoring a fraction of the items.
+"""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from ml.core.collaborative import ALSConfig, CollaborativeRecommender
+from ml.core.content import ContentRecommender
+from ml.core.data import IdMap, InteractionData
+from ml.core.features import ContentVocabulary
+from ml.core.hybrid import fold_in_scores, zscore
+from ml.core.retrieval import ClusterIndex, Retrieval, RetrievalConfig
+from ml.core.serving import ServingHybrid
+
+N_USERS, N_ITEMS, N_TASTES = 400, 4000, 40
+WEIGHTS = {"content_based": 0.5, "collaborative": 0.5}
+# Clustered at this size: 2,000 items per type, 40 clusters each, a quarter of them probed.
+SMALL_INDEX = RetrievalConfig(exact_up_to=1000, items_per_cluster=50, n_probe=10, candidates=100, stats_sample=1500)
+
+
+@pytest.fixture(scope="module")
+def world():
+    rng = np.random.default_rng(7)
+    taste_of_item = rng.integers(N_TASTES, size=N_ITEMS)
+    item_terms = [[f"skill:s{taste}", f"skill:s{(taste + 1) % N_TASTES}", f"text:w{rng.integers(300)}"]
+                  for taste in taste_of_item]
+    taste_of_user = rng.integers(N_TASTES, size=N_USERS)
+    rows, cols = [], []
+    for user, taste in enumerate(taste_of_user):
+        liked = rng.choice(np.flatnonzero(taste_of_item == taste), size=12, replace=False)
+        rows += [user] * len(liked)
+        cols += list(liked)
+    vocabulary = ContentVocabulary().fit(item_terms)
+    data = InteractionData(
+        user_ids=IdMap([str(u) for u in range(N_USERS)]), item_ids=IdMap([str(i) for i in range(N_ITEMS)]),
+        matrix=sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(N_USERS, N_ITEMS)),
+        user_content=vocabulary.transform([[f"skill:s{t}"] for t in taste_of_user]),
+        item_content=vocabulary.transform(item_terms), content_vocab=vocabulary.terms)
+    models = {"content_based": ContentRecommender().fit(data),
+              "collaborative": CollaborativeRecommender(ALSConfig(factors=16, iterations=6)).fit(data)}
+    groups = np.where(np.arange(N_ITEMS) < N_ITEMS // 2, "position", "startup")
+    return data, models, groups
+
+
+def ranked(data, models, retrieval, user: int, k: int = 10, allowed=None):
+    hybrid = ServingHybrid(models, data.user_ids, data.item_ids, WEIGHTS, retrieval)
+    allowed = np.ones(N_ITEMS, bool) if allowed is None else allowed
+    return hybrid.rank(user, k, data.matrix[user], sp.csr_matrix((1, N_ITEMS)), data.user_content[user], allowed)
+
+
+def test_exact_serving_blends_as_the_offline_hybrid_does(world):
+    data, models, _ = world
+    for user in (0, 1, 2):
+        history, none = data.matrix[user], sp.csr_matrix((1, N_ITEMS))
+        blended = sum(w * zscore(fold_in_scores(models[n], n, user, history, none, data.user_content[user])[None, :],
+                                 history)[0] for n, w in WEIGHTS.items())
+        blended[history.indices] = -np.inf
+        expected = np.argsort(-blended, kind="stable")[:10]
+
+        result = ranked(data, models, None, user)  # no retrieval given: exact
+        np.testing.assert_array_equal(np.sort(result.items), np.sort(expected))
+        np.testing.assert_allclose(result.scores, blended[result.items], rtol=1e-4, atol=1e-4)
+
+
+def test_retrieval_finds_most_of_the_exact_top_ten_while_probing_a_quarter_of_the_clusters(world):
+    data, models, groups = world
+    retrieval = Retrieval(models, groups, SMALL_INDEX)
+    assert set(retrieval.indexes) == {(name, group) for name in models for group in ("position", "startup")}
+    recalls = [len(set(ranked(data, models, retrieval, user).items) & set(ranked(data, models, None, user).items)) / 10
+               for user in range(0, N_USERS, 8)]
+    assert np.mean(recalls) >= 0.9
+
+
+def test_probing_every_cluster_with_room_for_every_candidate_is_exact(world):
+    data, models, groups = world
+    everything = Retrieval(models, groups, replace(SMALL_INDEX, n_probe=10**6, candidates=N_ITEMS, stats_sample=10**6))
+    for user in (3, 4):
+        assert list(ranked(data, models, everything, user).items) == list(ranked(data, models, None, user).items)
+
+
+def test_only_allowed_unseen_items_come_back(world):
+    data, models, groups = world
+    retrieval = Retrieval(models, groups, SMALL_INDEX)
+    allowed = np.arange(N_ITEMS) >= N_ITEMS // 2  # startups only
+    result = ranked(data, models, retrieval, 5, k=30, allowed=allowed)
+    assert len(result.items) == 30 and allowed[result.items].all()
+    assert not set(result.items) & set(data.matrix[5].indices)
+
+
+def test_a_search_returns_the_best_kept_items_of_the_probed_clusters(world):
+    data, models, groups = world
+    vectors = models["collaborative"].item_factors
+    rows = np.flatnonzero(groups == "position")
+    index = ClusterIndex(vectors, None, rows, SMALL_INDEX)
+    assert sorted(index.rows) == sorted(rows) and index.bounds[-1] == len(rows)
+    query = vectors[rows[0]]
+    keep = np.ones(N_ITEMS, bool)
+    keep[rows[0]] = False
+    found = index.search(query, keep, n_probe=len(index.bounds), n=5)  # every cluster: the true best five
+    scores = vectors[rows] @ query
+    scores[0] = -np.inf
+    np.testing.assert_array_equal(found, rows[np.argsort(-scores)[:5]])
