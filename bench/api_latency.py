@@ -6,9 +6,9 @@
 It DROPS and re-creates the database named in DATABASE_URL (default ``latencybench``), seeds a world
 of 100,000 items (80,000 positions and 20,000 startups) and 50,000 users, trains the three algorithms,
 starts gunicorn and sends requests for random developers from ``--clients`` concurrent keep-alive
-clients for ``--seconds``. Prints p50 / p95 / p99 latency and requests per second, and writes the
-numbers (JSON) and a latency histogram (PNG) to bench/results/. Aim: p99 < 50 ms, >= 150 requests/s
-on a 2-core machine; the load generator shares those cores, so the figures are conservative.
+clients for ``--seconds``, at each concurrency level. Prints p50 / p95 / p99 latency and requests per
+second per level, and writes the numbers (JSON) and a plot of both (PNG) to bench/results/. Aim: p99 < 50 ms,
+>= 150 requests/s on a 2-core machine; the load generator shares those cores, so the figures are conservative.
 """
 import argparse
 import http.client
@@ -112,32 +112,46 @@ def load(token: str, users: list[int], clients: int, seconds: float) -> tuple[li
     return latencies, errors, time.monotonic() - started
 
 
-def report(latencies: list[float], errors: list[int], elapsed: float, clients: int) -> dict:
+def summary(latencies: list[float], errors: list[int], elapsed: float, clients: int) -> dict:
     ms = [v * 1000 for v in latencies]
-    numbers = {"requests": len(ms), "errors": len(errors), "clients": clients, "seconds": round(elapsed, 1),
+    numbers = {"clients": clients, "requests": len(ms), "errors": len(errors), "seconds": round(elapsed, 1),
                "requests_per_second": round(len(ms) / elapsed, 1), "mean_ms": round(statistics.fmean(ms), 1),
                **{f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)}}
-    print(json.dumps(numbers, indent=1))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "api_latency.json").write_text(json.dumps(numbers, indent=1))
-    plot(ms, numbers)
+    print(json.dumps(numbers), flush=True)
     return numbers
 
 
-def plot(ms: list[float], numbers: dict) -> None:
+def report(runs: list[dict]) -> None:
+    print(f"\n{'clients':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for run in runs:
+        print(f"{run['clients']:>8} {run['requests_per_second']:>8} {run['p50_ms']:>8} {run['p95_ms']:>8} "
+              f"{run['p99_ms']:>8} {run['errors']:>7}")
+    print("aim: p99 < 50 ms and >= 150 requests/s")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "api_latency.json").write_text(json.dumps(runs, indent=1))
+    plot(runs)
+
+
+def plot(runs: list[dict]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 3.5))
-    axes.hist(ms, bins=80, color="#4472c4")
+    clients = [run["clients"] for run in runs]
+    figure, (latency, throughput) = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, colour in (("p50_ms", "green"), ("p95_ms", "orange"), ("p99_ms", "red")):
-        axes.axvline(numbers[name], color=colour, linestyle="--", label=f"{name[:-3]} {numbers[name]} ms")
-    axes.set_xlabel("latency of POST /api/v1/recommendations (ms)")
-    axes.set_ylabel("requests")
-    axes.set_title(f"{numbers['requests_per_second']} requests/s, {numbers['clients']} clients, gunicorn 2 workers")
-    axes.legend()
+        latency.plot(clients, [run[name] for run in runs], marker="o", color=colour, label=name[:-3])
+    latency.axhline(50, color="red", linestyle=":", label="aim p99 50 ms")
+    latency.set_xlabel("concurrent clients")
+    latency.set_ylabel("latency (ms)")
+    latency.legend()
+    throughput.bar([str(c) for c in clients], [run["requests_per_second"] for run in runs], color="#4472c4")
+    throughput.axhline(150, color="red", linestyle=":", label="aim 150 req/s")
+    throughput.set_xlabel("concurrent clients")
+    throughput.set_ylabel("requests per second")
+    throughput.legend()
+    figure.suptitle("POST /api/v1/recommendations, gunicorn 2 workers, 142,500 items")
     figure.tight_layout()
     figure.savefig(RESULTS / "api_latency.png", dpi=110)
 
@@ -145,7 +159,7 @@ def plot(ms: list[float], numbers: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reuse", action="store_true", help="skip seeding and training")
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", default="2,4,8", help="concurrency levels, comma-separated")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--two-tower-epochs", type=int, default=5)
@@ -157,12 +171,16 @@ def main() -> None:
     if not args.reuse:
         build_world(env, url)
     token, users = staff_token(url), developer_ids(url)
+    levels = [int(n) for n in args.clients.split(",")]
     server = start_gunicorn(env)
     try:
         print(f"warm-up {args.warmup:.0f} s ...", flush=True)
-        load(token, users, args.clients, args.warmup)
-        print(f"measuring {args.seconds:.0f} s with {args.clients} clients ...", flush=True)
-        report(*load(token, users, args.clients, args.seconds), args.clients)
+        load(token, users, max(levels), args.warmup)
+        runs = []
+        for clients in levels:
+            print(f"measuring {args.seconds:.0f} s with {clients} clients ...", flush=True)
+            runs.append(summary(*load(token, users, clients, args.seconds), clients))
+        report(runs)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

@@ -82,9 +82,9 @@ def main() -> None:
         top_agrees.append(bool(len(full)) and len(fast) > 0 and fast[0] == full[0])
         if n % 50 == 0:
             print(f"  {n}/{len(users)} users: recall@{args.k} so far {statistics.fmean(recalls):.3f}", flush=True)
-    numbers = {"config": {k: v for k, v in vars(retrieval.config).items()}, "users": len(users), "items": len(models.item_ids), f"recall_at_{args.k}": round(statistics.fmean(recalls), 4),
-               "top1_agreement": round(statistics.fmean(top_agrees), 4),
-               "min_recall": round(min(recalls), 2),
+    numbers = {"config": vars(retrieval.config), "users": len(users), "items": len(models.item_ids),
+               f"recall_at_{args.k}": round(statistics.fmean(recalls), 4),
+               "top1_agreement": round(statistics.fmean(top_agrees), 4), "min_recall": round(min(recalls), 2),
                "median_rank_ms_retrieval": round(statistics.median(fast_ms), 2),
                "median_rank_ms_exact": round(statistics.median(exact_ms), 2)}
     print(json.dumps(numbers, indent=1))
