@@ -43,6 +43,7 @@ class ContentRecommender(Recommender):
         self.prior: np.ndarray | None = None  # (n_items,) popularity prior in [0, 1]
         self.vocab: list[str] = []
         self._transposed: tuple[sp.csr_matrix, sp.csr_matrix] | None = None  # (item_vectors, their transpose)
+        self._scaled_prior: tuple[np.ndarray, np.ndarray] | None = None  # (prior, popularity_weight * prior)
 
     def fit(self, data: InteractionData, *, progress: ProgressCallback | None = None) -> ContentRecommender:
         data.validate()
@@ -89,7 +90,10 @@ class ContentRecommender(Recommender):
         return self._user_vectors(declared, profile).toarray()[0]
 
     def _offsets(self) -> np.ndarray:
-        return self.config.popularity_weight * self.prior
+        """The weighted popularity prior, made once per fitted prior: serving asks for it on every request."""
+        if self._scaled_prior is None or self._scaled_prior[0] is not self.prior:
+            self._scaled_prior = (self.prior, self.config.popularity_weight * self.prior)
+        return self._scaled_prior[1]
 
     def _fresh_profiles(self, user_content, history, negatives) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         if self.item_vectors is None:
@@ -127,8 +131,9 @@ class ContentRecommender(Recommender):
         declared_terms = set(declared.indices)
         liked = set(history.indices[history.data > 0])
         out = []
+        indptr, indices = self.item_vectors.indptr, self.item_vectors.indices
         for item in np.atleast_1d(np.asarray(item_rows, dtype=np.int64)):
-            terms = self.item_vectors[item].indices
+            terms = indices[indptr[item]:indptr[item + 1]].tolist()  # the row's terms, without a matrix per item
             matched = _by_namespace(self.vocab, [t for t in terms if t in declared_terms])
             reasons = [_format(ns, values, own[ns], self.config.reason_terms) for ns, values in matched.items()]
             if not reasons:
