@@ -17,7 +17,14 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 
 
 def when_ready(server) -> None:
-    """Load the models in the master, then close its database connections: each worker opens its own."""
+    """Load the models in the master, then close its database connections: each worker opens its own.
+
+    ``gc.freeze()`` then moves everything loaded so far out of the garbage collector's sight: its full
+    collections would otherwise walk the models' millions of objects (id maps, vocabularies) in the
+    middle of requests, and touch, so copy, the memory the workers share.
+    """
+    import gc
+
     from django.db import connections
 
     from recommendations.model_store import serving_models
@@ -29,3 +36,4 @@ def when_ready(server) -> None:
         logging.getLogger(__name__).exception("models not loaded at start; the first request loads them")
     finally:
         connections.close_all()
+        gc.freeze()

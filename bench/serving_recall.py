@@ -31,7 +31,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--n-probe", type=int, help="clusters probed (default: RetrievalConfig's)")
+    parser.add_argument("--probe-share", type=float, help="share of clusters probed (default: RetrievalConfig's)")
+    parser.add_argument("--min-probe", type=int)
     parser.add_argument("--candidates", type=int, help="candidates per component and group")
     parser.add_argument("--items-per-cluster", type=int)
     args = parser.parse_args()
@@ -53,7 +54,7 @@ def main() -> None:
     print(f"models loaded and indexed in {time.perf_counter() - started:.1f} s "
           f"({len(models.item_ids):,} items, {len(models.retrieval.indexes)} cluster indexes)", flush=True)
     retrieval = models.retrieval
-    changes = {name: getattr(args, name) for name in ("n_probe", "candidates", "items_per_cluster")
+    changes = {name: getattr(args, name) for name in ("probe_share", "min_probe", "candidates", "items_per_cluster")
                if getattr(args, name) is not None}
     if changes:
         config = replace(RetrievalConfig(), **changes)

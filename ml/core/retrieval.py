@@ -4,7 +4,7 @@ Ranking one user exactly scores every item with every component. At 142k items t
 the content vectors (4M nonzeros), the ALS factors and the Two-Tower embeddings (73 MB each), about
 25 ms on one core: far more than a request may spend. The index clusters a component's item vectors
 once, when the models load (spherical k-means, rows grouped by cluster); a query scores the cluster
-centroids, probes the best ``n_probe`` clusters and returns their items, so that only those are scored.
+centroids, probes the best few clusters and returns their items, so that only those are scored.
 
 Small groups (up to ``RetrievalConfig.exact_up_to`` items) are not clustered: all their items are
 candidates and serving stays exact, as it is for the demo world and the tests' catalogs.
@@ -26,7 +26,8 @@ class RetrievalConfig:
 
     exact_up_to: int = 8192  # groups this small are scanned whole
     items_per_cluster: int = 128  # k-means clusters = group size / this
-    n_probe: int = 32  # clusters probed per query and group
+    probe_share: float = 0.05  # share of a group's clusters probed per query ...
+    min_probe: int = 16  # ... and at least this many
     candidates: int = 200  # best items each component proposes per group, before blending
     # Items whose scores estimate each component's mean and std for its z-scores. An error in a mean
     # shifts every item's blended score alike; only the stds weigh the components, and 2048 items
@@ -91,6 +92,7 @@ class ClusterIndex:
     def __init__(self, items, offsets: np.ndarray | None, rows: np.ndarray, config: RetrievalConfig):
         rows = np.asarray(rows, dtype=np.int64)
         n_clusters = max(2, len(rows) // config.items_per_cluster)
+        self.n_probe = max(config.min_probe, round(config.probe_share * n_clusters))
         assignment = _spherical_kmeans(items[rows], n_clusters, config)
         order = np.argsort(assignment, kind="stable")
         self.rows = rows[order]
@@ -103,14 +105,14 @@ class ClusterIndex:
         # (dims, clusters): a query's few nonzero terms then read a few contiguous rows
         self.centroids_t = np.ascontiguousarray(_dense(sp.diags(1.0 / counts) @ (one_hot @ self.vectors)).T)
 
-    def search(self, query: np.ndarray, keep: np.ndarray, n_probe: int, n: int) -> np.ndarray:
+    def search(self, query: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
         """Rows of the best ``n`` items allowed by ``keep`` (bool per item row) in the probed clusters."""
         n_clusters = self.centroids_t.shape[1]
         clusters = np.arange(n_clusters)
-        if n_probe < n_clusters:
+        if self.n_probe < n_clusters:
             terms = np.flatnonzero(query)
             cues = query[terms] @ self.centroids_t[terms]
-            clusters = np.sort(np.argpartition(-cues, n_probe - 1)[:n_probe])
+            clusters = np.sort(np.argpartition(-cues, self.n_probe - 1)[:self.n_probe])
         blocks = [slice(self.bounds[c], self.bounds[c + 1]) for c in clusters]
         positions = np.concatenate([np.arange(self.bounds[c], self.bounds[c + 1]) for c in clusters])
         if sp.issparse(self.vectors):

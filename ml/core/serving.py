@@ -244,7 +244,7 @@ class ServingHybrid(HybridRecommender):
                 if index is None:
                     found.append(rows[top_k(user_scores.at(rows), config.candidates)[0]])
                 else:
-                    found.append(index.search(user_scores.query, keep, config.n_probe, config.candidates))
+                    found.append(index.search(user_scores.query, keep, config.candidates))
         return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
 
     def _standardised(self, name: str, scores: UserScores, rows: np.ndarray, history: sp.csr_matrix) -> np.ndarray:

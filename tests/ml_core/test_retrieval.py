@@ -21,7 +21,8 @@ from ml.core.serving import ServingHybrid
 N_USERS, N_ITEMS, N_TASTES = 400, 4000, 40
 WEIGHTS = {"content_based": 0.5, "collaborative": 0.5}
 # Clustered at this size: 2,000 items per type, 40 clusters each, a quarter of them probed.
-SMALL_INDEX = RetrievalConfig(exact_up_to=1000, items_per_cluster=50, n_probe=10, candidates=100, stats_sample=1500)
+SMALL_INDEX = RetrievalConfig(exact_up_to=1000, items_per_cluster=50, probe_share=0.25, min_probe=1, candidates=100,
+                              stats_sample=1500)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,8 @@ def test_retrieval_finds_most_of_the_exact_top_ten_while_probing_a_quarter_of_th
 
 def test_probing_every_cluster_with_room_for_every_candidate_is_exact(world):
     data, models, groups = world
-    everything = Retrieval(models, groups, replace(SMALL_INDEX, n_probe=10**6, candidates=N_ITEMS, stats_sample=10**6))
+    everything = Retrieval(models, groups,
+                           replace(SMALL_INDEX, probe_share=1.0, candidates=N_ITEMS, stats_sample=10**6))
     for user in (3, 4):
         assert list(ranked(data, models, everything, user).items) == list(ranked(data, models, None, user).items)
 
@@ -97,12 +99,12 @@ def test_a_search_returns_the_best_kept_items_of_the_probed_clusters(world):
     data, models, groups = world
     vectors = models["collaborative"].item_factors
     rows = np.flatnonzero(groups == "position")
-    index = ClusterIndex(vectors, None, rows, SMALL_INDEX)
+    index = ClusterIndex(vectors, None, rows, replace(SMALL_INDEX, probe_share=1.0))
     assert sorted(index.rows) == sorted(rows) and index.bounds[-1] == len(rows)
     query = vectors[rows[0]]
     keep = np.ones(N_ITEMS, bool)
     keep[rows[0]] = False
-    found = index.search(query, keep, n_probe=len(index.bounds), n=5)  # every cluster: the true best five
+    found = index.search(query, keep, n=5)  # every cluster probed: the true best five
     scores = vectors[rows] @ query
     scores[0] = -np.inf
     np.testing.assert_array_equal(found, rows[np.argsort(-scores)[:5]])
