@@ -5,7 +5,6 @@ large catalog) before it forks the workers, so no request pays for the load and 
 model arrays' memory. Each worker serves one request at a time on one BLAS thread: more threads per
 request only fight the other workers for the cores.
 """
-import logging
 import os
 
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -33,7 +32,7 @@ def when_ready(server) -> None:
         models = serving_models()
         server.log.info("serving %s", models.serving_versions())
     except Exception:  # a database not migrated yet must not stop the server; requests will say why
-        logging.getLogger(__name__).exception("models not loaded at start; the first request loads them")
+        server.log.exception("models not loaded at start; the first request loads them")
     finally:
         connections.close_all()
         gc.freeze()
