@@ -3,10 +3,11 @@ registry changes.
 
 Every request asks :func:`serving_models`. At most every ``settings.MODEL_REGISTRY_CHECK_SECONDS``
 (default 2; 0: every request) it reads the registry's few active rows (algorithm, version, artifact,
-activation time) and the weights in force — two indexed one-row queries — and reloads the models only
-when that set of versions differs from what the process holds. So a version trained or activated, or
-weights saved, by any process serve here within seconds; a change made in this process serves from its
-next request (:func:`recheck_serving_models`, called on every save of a version or of weights).
+activation time) and the weights in force — two indexed one-row queries — and loads the models again
+only when that set of versions differs from what the process holds (in the background: the models held
+serve until the new ones are ready). So a version trained or activated, or weights saved, by any process
+serve here within seconds; a change made in this process serves from its next request
+(:func:`recheck_serving_models`, called on every save of a version or of weights).
 
 Loading never fails a request: an artifact that is missing or unreadable leaves its algorithm
 unavailable, with the reason kept for ``/algorithms/status``.
@@ -110,10 +111,19 @@ def _load(key: tuple, weights: dict[str, float]) -> ServingModels:
 
 
 class _Store:
+    """The process's serving models. A changed registry is loaded in a background thread while the
+    models held keep serving: building a large catalog's cluster indexes takes seconds, which no
+    request should wait for. A request waits at most ``SWAP_WAIT_SECONDS`` for a load in progress, so
+    small models (and tests) switch at once. Only the very first load happens in the request."""
+
+    SWAP_WAIT_SECONDS = 2.0
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: ServingModels | None = None
         self._checked_at = float("-inf")
+        self._loader: threading.Thread | None = None
+        self._loading_key: tuple | None = None
 
     def current(self) -> ServingModels:
         models = self._models
@@ -121,14 +131,40 @@ class _Store:
         if models is not None and time.monotonic() - self._checked_at < interval:
             return models
         key, weights = _active_key(), current_weights()
-        # One thread loads; the others wait for it rather than each reading the same files.
         with self._lock:
-            if self._models is None or self._models.key != key:
-                self._models = _load(key, weights)
-            elif self._models.weights != weights:
-                self._models = replace(self._models, weights=weights)
             self._checked_at = time.monotonic()
-            return self._models
+            if self._models is None:
+                self._models = _load(key, weights)
+            else:
+                if self._models.key != key:
+                    self._start_loading(key, weights)
+                if self._models.weights != weights:
+                    self._models = replace(self._models, weights=weights)
+            loader = self._loader
+        if loader is not None:
+            loader.join(self.SWAP_WAIT_SECONDS)
+        return self._models
+
+    def _start_loading(self, key: tuple, weights: dict[str, float]) -> None:
+        """Load ``key`` in the background (once) and serve it when it is ready; called under the lock."""
+        if self._loading_key == key:
+            return
+        self._loading_key = key
+
+        def load() -> None:
+            try:
+                loaded = _load(key, weights)  # reads files only: no database connection in this thread
+            except Exception:  # the held models keep serving; the next check tries again
+                logger.exception("loading the active versions %s failed", key)
+                loaded = None
+            with self._lock:
+                if self._loading_key == key:
+                    if loaded is not None:
+                        self._models = replace(loaded, weights=self._models.weights)
+                    self._loading_key, self._loader = None, None
+
+        self._loader = threading.Thread(target=load, name="serving-models-load", daemon=True)
+        self._loader.start()
 
     def recheck(self, **_signal) -> None:
         """Check the registry on the next request, however recent the last check (this process changed it)."""

@@ -15,10 +15,14 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def registry_checked_on_every_request(settings):
+def registry_checked_on_every_request(settings, monkeypatch):
     # Tests rewrite the registry behind the ORM's back (bulk updates send no signal) and the database
-    # rolls back between tests: every request must see the registry as it is. Spacing is tested apart.
+    # rolls back between tests: every request must see the registry as it is, and serve a new version
+    # as soon as it is loaded, however slow the machine. Spacing and background loads are tested apart.
+    from recommendations.model_store import _Store
+
     settings.MODEL_REGISTRY_CHECK_SECONDS = 0
+    monkeypatch.setattr(_Store, "SWAP_WAIT_SECONDS", 120.0)
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
 """The per-process store of active models: it follows the registry, and spaces its checks out on request."""
+import threading
+
 from ml.models import ModelVersion
 from ml.services import hybrid_weights_set
+from recommendations import model_store
 from recommendations.model_store import recheck_serving_models, serving_models
 
 
@@ -38,3 +41,24 @@ def test_weights_saved_in_this_process_serve_from_the_next_request_however_check
     models = serving_models()
     assert models.weights == {"content_based": 1.0, "collaborative": 0.0, "two_tower": 0.0}
     assert models.components is held.components  # new weights, same loaded models: nothing reloaded
+
+
+def test_a_slow_load_happens_in_the_background_while_the_held_models_keep_serving(world, monkeypatch):
+    held = serving_models()
+    release, loads = threading.Event(), []
+    real_load = model_store._load
+
+    def slow_load(key, weights):
+        loads.append(key)
+        release.wait(10)
+        return real_load(key, weights)
+
+    monkeypatch.setattr(model_store, "_load", slow_load)
+    monkeypatch.setattr(model_store._Store, "SWAP_WAIT_SECONDS", 0.05)
+    ModelVersion.objects.filter(algorithm="two_tower", status="active").update(artifact_path="/nonexistent")
+    assert serving_models() is held  # the load has started; the request did not wait for it
+    assert serving_models() is held  # nor does the next one start a second load
+    loader = model_store._store._loader
+    release.set()
+    loader.join(10)
+    assert "two_tower" in serving_models().unavailable and len(loads) == 1
