@@ -48,8 +48,8 @@ def _names_by_owner(through, owner_field: str, name_path: str, owners: set[int] 
     if owners is not None:
         if not owners:
             return {}
-        params = list(owners)
-        sql += f" WHERE t.{owner_field} IN ({db.placeholders(params)})"
+        condition, params = db.is_in(f"t.{owner_field}", owners)
+        sql += f" WHERE {condition}"
     grouped: dict[int, list[str]] = defaultdict(list)
     for owner, value in db.rows(sql + " ORDER BY 1, 2", params):
         grouped[owner].append(value)

@@ -63,15 +63,18 @@ def _title_rows(item_type: str, pks: list[int]) -> list[tuple[int, str]]:
     """(pk, title) of the ``pks`` that exist (and are open, for positions); plain SQL: one such read
     serves every request for recommendations (recsys_site.db)."""
     if item_type == ItemType.POSITION:
-        sql = f"SELECT id, title FROM {db.table(Position)} WHERE status = %s AND id IN ({db.placeholders(pks)})"
-        return db.rows(sql, [Position.Status.OPEN, *pks])
+        wanted, params = db.is_in("id", pks)
+        return db.rows(f"SELECT id, title FROM {db.table(Position)} WHERE status = %s AND {wanted}",
+                       [Position.Status.OPEN, *params])
     if item_type == ItemType.STARTUP:
-        return db.rows(f"SELECT id, name FROM {db.table(Startup)} WHERE id IN ({db.placeholders(pks)})", pks)
+        wanted, params = db.is_in("id", pks)
+        return db.rows(f"SELECT id, name FROM {db.table(Startup)} WHERE {wanted}", params)
     # People are shown by their headline (developers) or firm (investors), else by username.
     model, label = (Developer, "headline") if item_type == ItemType.DEVELOPER else (Investor, "firm")
+    wanted, params = db.is_in("p.user_id", pks)
     sql = (f"SELECT p.user_id, p.{label}, u.username FROM {db.table(model)} p "
-           f"JOIN {db.table(get_user_model())} u ON u.id = p.user_id WHERE p.user_id IN ({db.placeholders(pks)})")
-    return [(pk, text or username) for pk, text, username in db.rows(sql, pks)]
+           f"JOIN {db.table(get_user_model())} u ON u.id = p.user_id WHERE {wanted}")
+    return [(pk, text or username) for pk, text, username in db.rows(sql, params)]
 
 
 # ---------------------------------------------------------------- the registry

@@ -13,8 +13,13 @@ def table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def placeholders(values) -> str:
-    return ", ".join(["%s"] * len(values))
+def is_in(column: str, values) -> tuple[str, list]:
+    """(condition, params) for ``column`` being one of ``values``. On PostgreSQL one array parameter, so
+    the statement's text does not vary with the number of values and psycopg prepares it once."""
+    values = list(values)
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [values]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", values
 
 
 def rows(sql: str, params=()) -> list[tuple]:
