@@ -15,6 +15,11 @@ class Role(models.TextChoices):
     INVESTOR = "investor", "Investor"
 
 
+def a_or_an(noun: str) -> str:
+    """'a developer', 'an investor': a role or item type as error messages name it."""
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
 class Stage(models.TextChoices):
     IDEA = "idea", "Idea"
     PRE_SEED = "pre_seed", "Pre-seed"

@@ -31,6 +31,7 @@ from .models import (
     Skill,
     Stage,
     Startup,
+    a_or_an,
 )
 from .selectors import Profile, role_of
 
@@ -65,7 +66,7 @@ def profile_create(*, user: AbstractBaseUser, role: str) -> Profile:
     """Give a user their one role; a second profile is refused."""
     existing = role_of(user)
     if existing is not None:
-        raise Conflict(f"User {user.pk} is already a {existing}; a user has exactly one role.")
+        raise Conflict(f"User {user.pk} is already {a_or_an(existing)}; a user has exactly one role.")
     if role not in PROFILE_MODELS:
         raise ValidationError({"role": f"Unknown role {role!r}; expected one of {', '.join(Role.values)}."})
     return PROFILE_MODELS[role].objects.create(user=user)

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ml.models import Algorithm, TrainingRun
-from profiles.models import Developer, Founder, InteractionKind, Investor, ItemType, Position, Role, Startup
+from profiles.models import Developer, Founder, InteractionKind, Investor, ItemType, Position, Role, Startup, a_or_an
 from profiles.serializers import MAX_ID
 
 MAX_TRAINING_INTERACTIONS = 100_000
@@ -125,8 +125,8 @@ def _event_error(event: dict, roles: dict[int, str], existing: set[tuple[str, in
         return {"item_id": [f"No {event['item_type']} has id {event['item_id']}."]}
     # The same rule as POST /interactions: people are recommended to founders only.
     if event["item_type"] in PERSON_ITEM_TYPES and role != Role.FOUNDER:
-        return {"item_type": [f"Only founders interact with a {event['item_type']}; user {event['user_id']} "
-                              f"is a {role}."]}
+        return {"item_type": [f"Only founders interact with {a_or_an(event['item_type'])}; user {event['user_id']} "
+                              f"is {a_or_an(role)}."]}
     return {}
 
 

@@ -17,7 +17,7 @@ from ml.core.serving import ServingHybrid, single_threaded_blas
 from ml.models import Algorithm, ModelVersion, TrainingRun, Trigger
 from ml.platform_data import parse_item_key
 from ml.services import model_version_activate
-from profiles.models import TARGET_FIELDS, Interaction, ItemType, Role
+from profiles.models import TARGET_FIELDS, Interaction, ItemType, Role, a_or_an
 from recsys_site.exceptions import Conflict, ServiceUnavailable
 
 from . import selectors
@@ -94,7 +94,7 @@ def _checked_role(user_id: int, user_type: str) -> str:
         raise ValidationError({"user_id": f"User {user_id} has no developer, founder or investor profile; "
                                           "recommendations are made for those roles."})
     if role != user_type:
-        raise ValidationError({"user_type": f"User {user_id} is a {role}, not a {user_type}."})
+        raise ValidationError({"user_type": f"User {user_id} is {a_or_an(role)}, not {a_or_an(user_type)}."})
     return role
 
 

@@ -126,7 +126,7 @@ def test_an_unknown_user_is_404(world, client_for, staff_user):
 def test_user_type_must_be_the_users_real_role(world, developer_client):
     response = ask(developer_client, world.developer_id, "investor")
     assert response.status_code == 400
-    assert "is a developer" in response.json()["user_type"][0]
+    assert f"User {world.developer_id} is a developer, not an investor." == response.json()["user_type"][0]
 
 
 def test_a_user_without_a_profile_is_told_so(world, client_for, staff_user):
