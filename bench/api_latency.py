@@ -143,6 +143,7 @@ def plot(runs: list[dict]) -> None:
     for name, colour in (("p50_ms", "green"), ("p95_ms", "orange"), ("p99_ms", "red")):
         latency.plot(clients, [run[name] for run in runs], marker="o", color=colour, label=name[:-3])
     latency.axhline(50, color="red", linestyle=":", label="aim p99 50 ms")
+    latency.set_xticks(clients)
     latency.set_xlabel("concurrent clients")
     latency.set_ylabel("latency (ms)")
     latency.legend()
