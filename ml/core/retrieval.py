@@ -93,9 +93,14 @@ class ClusterIndex:
 
     def __init__(self, items, offsets: np.ndarray | None, rows: np.ndarray, config: RetrievalConfig):
         rows = np.asarray(rows, dtype=np.int64)
-        n_clusters = max(2, len(rows) // config.items_per_cluster)
+        if offsets is None:
+            # An all-zero vector (an item ALS never saw interacted with) scores 0 for every user: the
+            # component has no opinion to propose it on, and k-means would pile all of them into one
+            # huge cluster that costs a request dearly whenever it is probed.
+            rows = rows[_has_nonzero(items[rows])]
+        n_clusters = max(1, len(rows) // config.items_per_cluster)
         self.n_probe = max(config.min_probe, round(config.probe_share * n_clusters))
-        assignment = _spherical_kmeans(items[rows], n_clusters, config)
+        assignment = _spherical_kmeans(items[rows], n_clusters, config) if len(rows) else np.empty(0, np.int64)
         order = np.argsort(assignment, kind="stable")
         self.rows = rows[order]
         self.vectors = items[self.rows]
@@ -109,6 +114,8 @@ class ClusterIndex:
 
     def search(self, query: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
         """Rows of the best ``n`` items allowed by ``keep`` (bool per item row) in the probed clusters."""
+        if not len(self.rows):
+            return self.rows
         n_clusters = self.centroids_t.shape[1]
         clusters = np.arange(n_clusters)
         if self.n_probe < n_clusters:
@@ -126,6 +133,12 @@ class ClusterIndex:
         rows = self.rows[positions]
         scores[~keep[rows]] = -np.inf
         return rows[top_k(scores, n)[0]]
+
+
+def _has_nonzero(vectors) -> np.ndarray:
+    if sp.issparse(vectors):
+        return np.diff(sp.csr_matrix(vectors).indptr) > 0
+    return np.asarray(vectors).any(axis=1)
 
 
 def _spherical_kmeans(vectors, n_clusters: int, config: RetrievalConfig) -> np.ndarray:

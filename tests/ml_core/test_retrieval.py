@@ -98,7 +98,7 @@ def test_only_allowed_unseen_items_come_back(world):
 def test_a_search_returns_the_best_kept_items_of_the_probed_clusters(world):
     data, models, groups = world
     vectors = models["collaborative"].item_factors
-    rows = np.flatnonzero(groups == "position")
+    rows = np.flatnonzero((groups == "position") & vectors.any(axis=1))  # items some user interacted with
     index = ClusterIndex(vectors, None, rows, replace(SMALL_INDEX, probe_share=1.0))
     assert sorted(index.rows) == sorted(rows) and index.bounds[-1] == len(rows)
     query = vectors[rows[0]]
@@ -108,3 +108,14 @@ def test_a_search_returns_the_best_kept_items_of_the_probed_clusters(world):
     scores = vectors[rows] @ query
     scores[0] = -np.inf
     np.testing.assert_array_equal(found, rows[np.argsort(-scores)[:5]])
+
+
+def test_items_a_component_has_no_opinion_on_are_left_out_of_its_index():
+    vectors = np.zeros((300, 4), np.float32)
+    vectors[:100] = np.random.default_rng(0).normal(size=(100, 4))
+    index = ClusterIndex(vectors, None, np.arange(300), replace(SMALL_INDEX, items_per_cluster=10, probe_share=1.0))
+    assert sorted(index.rows) == list(range(100))  # the 200 all-zero rows score 0 for everyone
+    assert len(index.search(vectors[0], np.ones(300, bool), n=500)) == 100
+
+    nothing = ClusterIndex(np.zeros((5, 4), np.float32), None, np.arange(5), SMALL_INDEX)
+    assert len(nothing.search(vectors[0], np.ones(5, bool), n=3)) == 0
