@@ -318,8 +318,8 @@ class ContentVocabulary:
     def _set_terms(self, terms: list[str]) -> None:
         self.terms = terms
         self._index = {t: n for n, t in enumerate(terms)}
-        # worked out once: serving encodes one user's profile per request
-        self._namespaces = np.asarray([t.split(":", 1)[0] for t in terms])
+        # each term's namespace as a small int, worked out once: serving encodes a profile per request
+        self._namespace_ids = np.unique([t.split(":", 1)[0] for t in terms], return_inverse=True)[1].astype(np.int64)
 
     def fit(
         self, documents: Sequence[Iterable[str]], max_terms: int = 20000, user_documents: Sequence[Iterable[str]] = ()
@@ -348,7 +348,7 @@ class ContentVocabulary:
         matrix = sp.csr_matrix(
             (np.asarray(values, dtype=np.float32), (rows, cols)), shape=(len(documents), len(self.terms))
         )
-        return unit_rows(_normalise_namespaces(matrix, self._namespaces))
+        return unit_rows(_normalise_namespaces(matrix, self._namespace_ids))
 
     def to_json(self) -> dict:
         return {"terms": self.terms, "idf": self.idf.tolist()}
@@ -358,14 +358,13 @@ class ContentVocabulary:
         return cls(state["terms"], state["idf"])
 
 
-def _normalise_namespaces(matrix: sp.csr_matrix, namespaces: np.ndarray) -> sp.csr_matrix:
+def _normalise_namespaces(matrix: sp.csr_matrix, namespace_ids: np.ndarray) -> sp.csr_matrix:
+    """Each row's values of each namespace (``namespace_ids``: one int per column) scaled to unit length."""
     coo = matrix.tocoo()
     if coo.nnz == 0:
         return matrix
-    _, group = np.unique(namespaces[coo.col], return_inverse=True)
-    key = coo.row.astype(np.int64) * (group.max() + 1) + group
-    norms = np.zeros(key.max() + 1)
-    np.add.at(norms, key, coo.data.astype(np.float64) ** 2)
+    key = coo.row.astype(np.int64) * (int(namespace_ids.max()) + 1) + namespace_ids[coo.col]
+    norms = np.bincount(key, weights=coo.data.astype(np.float64) ** 2)
     data = coo.data / np.sqrt(norms[key])
     return sp.csr_matrix((data.astype(np.float32), (coo.row, coo.col)), shape=matrix.shape)
 
