@@ -1,5 +1,12 @@
 from django.apps import AppConfig
+from django.db import transaction
 from django.db.models.signals import post_save
+
+
+def _recheck_after_commit(**_signal) -> None:
+    from .model_store import recheck_serving_models
+
+    transaction.on_commit(recheck_serving_models)
 
 
 class RecommendationsConfig(AppConfig):
@@ -8,8 +15,6 @@ class RecommendationsConfig(AppConfig):
     def ready(self) -> None:
         from ml.models import HybridWeights, ModelVersion
 
-        from .model_store import recheck_serving_models
-
-        # A version activated or weights saved in this process serve from its next request.
+        # A version activated or weights saved in this process serve from its next request (once committed).
         for model in (ModelVersion, HybridWeights):
-            post_save.connect(recheck_serving_models, sender=model, dispatch_uid=f"recheck-on-{model.__name__}")
+            post_save.connect(_recheck_after_commit, sender=model, dispatch_uid=f"recheck-on-{model.__name__}")

@@ -166,7 +166,7 @@ class _Store:
         self._loader = threading.Thread(target=load, name="serving-models-load", daemon=True)
         self._loader.start()
 
-    def recheck(self, **_signal) -> None:
+    def recheck(self) -> None:
         """Check the registry on the next request, however recent the last check (this process changed it)."""
         self._checked_at = float("-inf")
 

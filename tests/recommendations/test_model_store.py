@@ -33,11 +33,14 @@ def test_without_a_content_model_nothing_serves_and_each_algorithm_says_why(worl
     assert "needs the content_based model" in models.unavailable["collaborative"]
 
 
-def test_weights_saved_in_this_process_serve_from_the_next_request_however_checks_are_spaced(world, settings):
+def test_weights_saved_in_this_process_serve_from_the_next_request_however_checks_are_spaced(
+        world, settings, django_capture_on_commit_callbacks):
     settings.MODEL_REGISTRY_CHECK_SECONDS = 3600
     recheck_serving_models()
     held = serving_models()
-    hybrid_weights_set(weights={"content_based": 1, "collaborative": 0, "two_tower": 0})
+    with django_capture_on_commit_callbacks(execute=True):
+        hybrid_weights_set(weights={"content_based": 1, "collaborative": 0, "two_tower": 0})
+        assert serving_models() is held  # not before the save is committed
     models = serving_models()
     assert models.weights == {"content_based": 1.0, "collaborative": 0.0, "two_tower": 0.0}
     assert models.components is held.components  # new weights, same loaded models: nothing reloaded
