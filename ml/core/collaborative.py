@@ -205,19 +205,41 @@ def _als_progress(progress: ProgressCallback | None, iterations: int):
 # ---------------------------------------------------------------- item-item models
 
 
+class _ItemItemRecommender(_HistoryScorer):
+    """Scores = the binarised history times an item-item weight matrix (dense or sparse), learnt by ``fit``."""
+
+    config_class: type
+
+    def __init__(self, config=None):
+        self.config = config or self.config_class()
+        self.weights: np.ndarray | sp.csr_matrix | None = None  # (n_items, n_items)
+
+    def _score_histories(self, histories: sp.csr_matrix) -> np.ndarray:
+        scores = (histories > 0).astype(np.float32) @ self.weights
+        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
+
+    def save(self, path: Path) -> None:
+        save_artifact(path, self._common_meta(asdict(self.config)), {"weights": self.weights, "matrix": self.matrix})
+
+    @classmethod
+    def load(cls, path: Path) -> _ItemItemRecommender:
+        meta, arrays = load_artifact(path)
+        model = cls(cls.config_class(**meta["config"]))
+        model._restore_common(meta)
+        model.weights, model.matrix = arrays["weights"], arrays["matrix"]
+        return model
+
+
 @dataclass
 class EaseConfig:
     l2: float = 300.0  # ridge on the item-item weights; validation on ml-100k preferred 200-500
 
 
-class EaseRecommender(_HistoryScorer):
+class EaseRecommender(_ItemItemRecommender):
     """Scores = X B with B the closed-form ridge regression of each item on all the others (zero diagonal)."""
 
     name = "ease"
-
-    def __init__(self, config: EaseConfig | None = None):
-        self.config = config or EaseConfig()
-        self.weights: np.ndarray | None = None  # (n_items, n_items)
+    config_class = EaseConfig
 
     def fit(self, data: InteractionData, *, progress: ProgressCallback | None = None) -> EaseRecommender:
         data.validate()
@@ -234,20 +256,6 @@ class EaseRecommender(_HistoryScorer):
         self._remember_data(data)
         return self
 
-    def _score_histories(self, histories: sp.csr_matrix) -> np.ndarray:
-        return np.asarray((histories > 0).astype(np.float32) @ self.weights, dtype=np.float32)
-
-    def save(self, path: Path) -> None:
-        save_artifact(path, self._common_meta(asdict(self.config)), {"weights": self.weights, "matrix": self.matrix})
-
-    @classmethod
-    def load(cls, path: Path) -> EaseRecommender:
-        meta, arrays = load_artifact(path)
-        model = cls(EaseConfig(**meta["config"]))
-        model._restore_common(meta)
-        model.weights, model.matrix = arrays["weights"], arrays["matrix"]
-        return model
-
 
 @dataclass
 class RP3BetaConfig:
@@ -256,14 +264,11 @@ class RP3BetaConfig:
     neighbours: int = 200  # item-item weights kept per item
 
 
-class RP3BetaRecommender(_HistoryScorer):
+class RP3BetaRecommender(_ItemItemRecommender):
     """Three-step random walk item -> user -> item, re-weighted against popularity, sparsified."""
 
     name = "rp3beta"
-
-    def __init__(self, config: RP3BetaConfig | None = None):
-        self.config = config or RP3BetaConfig()
-        self.weights: sp.csr_matrix | None = None  # (n_items, n_items)
+    config_class = RP3BetaConfig
 
     def fit(self, data: InteractionData, *, progress: ProgressCallback | None = None) -> RP3BetaRecommender:
         data.validate()
@@ -279,20 +284,6 @@ class RP3BetaRecommender(_HistoryScorer):
         self.matrix = x
         self._remember_data(data)
         return self
-
-    def _score_histories(self, histories: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(((histories > 0).astype(np.float32) @ self.weights).toarray(), dtype=np.float32)
-
-    def save(self, path: Path) -> None:
-        save_artifact(path, self._common_meta(asdict(self.config)), {"weights": self.weights, "matrix": self.matrix})
-
-    @classmethod
-    def load(cls, path: Path) -> RP3BetaRecommender:
-        meta, arrays = load_artifact(path)
-        model = cls(RP3BetaConfig(**meta["config"]))
-        model._restore_common(meta)
-        model.weights, model.matrix = arrays["weights"], arrays["matrix"]
-        return model
 
 
 def _row_normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
