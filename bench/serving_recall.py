@@ -42,6 +42,7 @@ def main() -> None:
     django.setup()
     from ml.core.retrieval import Retrieval, RetrievalConfig
     from ml.core.serving import ServingHybrid, single_threaded_blas
+    from ml.platform_data import parse_item_key
     from ml.selectors import current_weights
     from profiles.models import Developer, ItemType, Role
     from recommendations import selectors
@@ -58,7 +59,8 @@ def main() -> None:
                if getattr(args, name) is not None}
     if changes:
         config = replace(RetrievalConfig(), **changes)
-        retrieval = Retrieval(models.components, np.asarray([key.split(":")[0] for key in models.item_ids.ids]), config)
+        item_types = np.asarray([parse_item_key(key)[0] for key in models.item_ids.ids])
+        retrieval = Retrieval(models.components, item_types, config)
     print(f"retrieval: {retrieval.config}", flush=True)
     exact = Retrieval.exact(models.components, len(models.item_ids))
     weights = current_weights()

@@ -58,25 +58,18 @@ class Retrieval:
     def __init__(self, models: dict, groups: np.ndarray, config: RetrievalConfig | None = None):
         self.config = config or RetrievalConfig()
         groups = np.asarray(groups)
+        forms = {name: model.linear_items() for name, model in models.items()}
+        forms = {name: form for name, form in forms.items() if form is not None}
         self.group_rows = {group: np.flatnonzero(groups == group) for group in np.unique(groups)}
-        self.indexes = {}
-        for group, rows in self.group_rows.items():
-            if len(rows) <= self.config.exact_up_to:
-                continue
-            for name, model in models.items():
-                form = model.linear_items()
-                if form is not None:
-                    self.indexes[name, group] = ClusterIndex(*form, rows, self.config)
+        self.indexes = {(name, group): ClusterIndex(*form, rows, self.config)
+                        for group, rows in self.group_rows.items() if len(rows) > self.config.exact_up_to
+                        for name, form in forms.items()}
         self.stats_rows = None
         if len(groups) > self.config.stats_sample:
             rng = np.random.default_rng(self.config.seed)
             self.stats_rows = np.sort(rng.choice(len(groups), size=self.config.stats_sample, replace=False))
-        self.samples = {}
-        for name, model in models.items():
-            form = model.linear_items()
-            if form is not None:
-                self.samples[name] = form if self.stats_rows is None else tuple(
-                    None if part is None else part[self.stats_rows] for part in form)
+        self.samples = {name: form if self.stats_rows is None else tuple(
+            None if part is None else part[self.stats_rows] for part in form) for name, form in forms.items()}
 
     @classmethod
     def exact(cls, models: dict, n_items: int) -> Retrieval:

@@ -251,7 +251,7 @@ class ServingHybrid(HybridRecommender):
         """z-scores of ``rows`` by the mean and std of the unseen items' scores (or a sample's), as
         :func:`ml.core.hybrid.zscore` standardises a whole row."""
         sample = self.retrieval.stats_rows
-        linear = scores.query is not None and name in self.retrieval.samples
+        linear = name in self.retrieval.samples  # its sample's vectors are copied once: read them in place
         values = scores.of(*self.retrieval.samples[name]) if linear else scores.at(sample)
         counted = np.isfinite(values)
         seen = history.indices if sample is None else np.flatnonzero(np.isin(sample, history.indices))
