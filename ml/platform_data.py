@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 import numpy as np
+from django.db import connection
 
 from ml.core import features
 from ml.core.data import IdMap, InteractionData, interaction_matrices
@@ -56,6 +57,26 @@ def _names_by_owner(through, owner_field: str, name_path: str, owners: set[int] 
     return grouped
 
 
+def _profile_rows(model, names: list[str], owners: set[int] | None) -> list[tuple]:
+    """(user id, *fields ``names``) of every profile of ``model``, or of ``owners`` only, with each value as
+    the ORM would give it.
+
+    Plain SQL (recsys_site.db): serving reads one user's profile on every request.
+    """
+    fields = [model._meta.get_field(name) for name in names]
+    sql = f"SELECT user_id, {', '.join(field.column for field in fields)} FROM {db.table(model)}"
+    params = []
+    if owners is not None:
+        if not owners:
+            return []
+        condition, params = db.is_in("user_id", owners)
+        sql += f" WHERE {condition}"
+    converters = [getattr(field, "from_db_value", None) for field in fields]
+    return [(pk, *(value if convert is None else convert(value, None, connection)
+                   for convert, value in zip(converters, values, strict=True)))
+            for pk, *values in db.rows(sql, params)]
+
+
 def _remote_mode(remote: bool) -> str:
     return "remote" if remote else "onsite"
 
@@ -81,8 +102,7 @@ def _filtered(queryset, only: set[int] | None):
 def _developer_records(only) -> dict[int, dict]:
     skills = _names_by_owner(Developer.skills.through, "developer_id", "skill__name", only)
     industries = _names_by_owner(Developer.preferred_industries.through, "developer_id", "industry__name", only)
-    rows = _filtered(Developer.objects, only).values_list(
-        "pk", "headline", "years_experience", "remote_preference", "desired_salary")
+    rows = _profile_rows(Developer, ["headline", "years_experience", "remote_preference", "desired_salary"], only)
     return {
         pk: {"role": "developer", "headline": headline, "years_experience": years, "skills": skills.get(pk, []),
              "industries": industries.get(pk, []), "salary_min": salary, "salary_max": salary,
@@ -110,7 +130,7 @@ def _founder_records(only) -> dict[int, dict]:
     for startup, skill in open_skills.values_list("position__startup_id", "skill__name"):
         position_skills[startup].add(skill)
     records = {}
-    for pk, years in _filtered(Founder.objects, only).values_list("pk", "years_experience"):
+    for pk, years in _profile_rows(Founder, ["years_experience"], only):
         startups = startups_of.get(pk, [])
         needed = {s for st in startups for s in [*startup_skills.get(st, []), *position_skills.get(st, ())]}
         records[pk] = {
@@ -124,8 +144,7 @@ def _founder_records(only) -> dict[int, dict]:
 
 def _investor_records(only) -> dict[int, dict]:
     industries = _names_by_owner(Investor.preferred_industries.through, "investor_id", "industry__name", only)
-    rows = _filtered(Investor.objects, only).values_list(
-        "pk", "firm", "preferred_stages", "check_size_min", "check_size_max")
+    rows = _profile_rows(Investor, ["firm", "preferred_stages", "check_size_min", "check_size_max"], only)
     return {
         pk: {"role": "investor", "headline": firm, "industries": industries.get(pk, []),
              "preferred_stages": stages or [], "check_size_min": low, "check_size_max": high}

@@ -52,29 +52,29 @@ def recommendable_titles(keys: list[str]) -> dict[str, str]:
     for key in keys:
         item_type, pk = parse_item_key(key)
         wanted[item_type].append(pk)
-    titles = {}
-    for item_type, pks in wanted.items():
-        for pk, title in _title_rows(item_type, pks):
-            titles[item_key(item_type, pk)] = title
-    return titles
+    if not wanted:
+        return {}
+    parts = [_titles_sql(item_type, pks) for item_type, pks in wanted.items()]
+    found = db.rows(" UNION ALL ".join(sql for sql, _ in parts), [value for _, params in parts for value in params])
+    return {item_key(item_type, pk): title for item_type, pk, title in found}
 
 
-def _title_rows(item_type: str, pks: list[int]) -> list[tuple[int, str]]:
-    """(pk, title) of the ``pks`` that exist (and are open, for positions); plain SQL: one such read
-    serves every request for recommendations (recsys_site.db)."""
+def _titles_sql(item_type: str, pks: list[int]) -> tuple[str, list]:
+    """(SQL, params) selecting (item type, pk, title) of the ``pks`` that exist (and are open, for
+    positions). Plain SQL, one statement for all types: one such read serves every request for
+    recommendations (recsys_site.db)."""
     if item_type == ItemType.POSITION:
         wanted, params = db.is_in("id", pks)
-        return db.rows(f"SELECT id, title FROM {db.table(Position)} WHERE status = %s AND {wanted}",
-                       [Position.Status.OPEN, *params])
+        return (f"SELECT %s, id, title FROM {db.table(Position)} WHERE status = %s AND {wanted}",
+                [item_type, Position.Status.OPEN, *params])
     if item_type == ItemType.STARTUP:
         wanted, params = db.is_in("id", pks)
-        return db.rows(f"SELECT id, name FROM {db.table(Startup)} WHERE {wanted}", params)
+        return f"SELECT %s, id, name FROM {db.table(Startup)} WHERE {wanted}", [item_type, *params]
     # People are shown by their headline (developers) or firm (investors), else by username.
     model, label = (Developer, "headline") if item_type == ItemType.DEVELOPER else (Investor, "firm")
     wanted, params = db.is_in("p.user_id", pks)
-    sql = (f"SELECT p.user_id, p.{label}, u.username FROM {db.table(model)} p "
-           f"JOIN {db.table(get_user_model())} u ON u.id = p.user_id WHERE {wanted}")
-    return [(pk, text or username) for pk, text, username in db.rows(sql, params)]
+    return (f"SELECT %s, p.user_id, COALESCE(NULLIF(p.{label}, ''), u.username) FROM {db.table(model)} p "
+            f"JOIN {db.table(get_user_model())} u ON u.id = p.user_id WHERE {wanted}", [item_type, *params])
 
 
 # ---------------------------------------------------------------- the registry

@@ -45,6 +45,29 @@ def test_a_bad_token_gets_401(api_client):
     assert api_client.get("/api/v1/me").status_code == 401
 
 
+def test_the_token_of_a_deactivated_user_gets_401(api_client):
+    user = DeveloperFactory(user__username="ada").user
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    assert api_client.get("/api/v1/me").status_code == 200
+
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+    response = api_client.get("/api/v1/me")
+    assert response.status_code == 401
+    assert "inactive" in response.json()["detail"]
+
+
+def test_a_token_authenticates_its_own_user_with_every_field_readable(api_client):
+    user = UserFactory(username="ada", email="ada@example.com", is_staff=True)
+    UserFactory(username="bob")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    request = api_client.get("/api/v1/me").wsgi_request
+
+    assert (request.user.pk, request.user.username, request.user.is_staff) == (user.pk, "ada", True)
+    assert request.user.email == "ada@example.com"  # not loaded by the token query: read on access
+    assert request.auth.user == request.user
+
+
 @pytest.mark.parametrize("url", ["/api/v1/health", "/api/v1/schema/", "/api/docs/"])
 def test_health_schema_and_docs_are_public(api_client, url):
     assert api_client.get(url).status_code == 200

@@ -8,7 +8,8 @@ import pytest
 from ml.models import ModelVersion
 from ml.services import hybrid_weights_set
 from profiles.models import Developer, Founder, Interaction, Investor, Position
-from tests.factories import DeveloperFactory, FounderFactory, StartupFactory
+from recommendations.selectors import recommendable_titles
+from tests.factories import DeveloperFactory, FounderFactory, InvestorFactory, PositionFactory, StartupFactory
 
 URL = "/api/v1/recommendations"
 ALGORITHMS = {"content_based", "collaborative", "two_tower"}
@@ -69,6 +70,25 @@ def test_titles_are_the_catalog_rows_titles(world, developer_client):
     titles = dict(Position.objects.values_list("pk", "title"))
     assert answer["results"]
     assert all(item["title"] == titles[item["item_id"]] for item in answer["results"])
+
+
+@pytest.mark.django_db
+def test_titles_of_every_item_type_are_read_in_one_query_and_closed_or_gone_items_have_none(
+        django_assert_num_queries):
+    open_position, closed = PositionFactory(title="Data engineer"), PositionFactory(status=Position.Status.CLOSED)
+    startup = StartupFactory(name="Acme")
+    headlined, bare = DeveloperFactory(headline="Rust person"), DeveloperFactory(headline="", user__username="ada")
+    investor = InvestorFactory(firm="North Capital")
+    keys = [f"position:{open_position.pk}", f"position:{closed.pk}", f"startup:{startup.pk}", "startup:999999",
+            f"developer:{headlined.pk}", f"developer:{bare.pk}", f"investor:{investor.pk}"]
+
+    with django_assert_num_queries(1):
+        titles = recommendable_titles(keys)
+
+    assert titles == {f"position:{open_position.pk}": "Data engineer", f"startup:{startup.pk}": "Acme",
+                      f"developer:{headlined.pk}": "Rust person", f"developer:{bare.pk}": "ada",
+                      f"investor:{investor.pk}": "North Capital"}
+    assert recommendable_titles([]) == {}
 
 
 @pytest.mark.parametrize(("model", "role", "expected"), [
