@@ -41,6 +41,7 @@ def test_postgres_url_becomes_a_postgresql_database():
     assert db["ENGINE"] == "django.db.backends.postgresql"
     assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == (
         "recsys", "me", "s@cret", "db.internal", "5433")
+    assert db["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5}
 
 
 def test_sqlite_urls_are_relative_or_absolute():
