@@ -2,8 +2,6 @@
 
 Thin views: a serializer validates, one service or selector does the work, a serializer answers.
 """
-from dataclasses import asdict
-
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
@@ -54,8 +52,9 @@ class RecommendationsApi(APIView):
                                    f"{request.user.pk}); other users are for staff.")
         answer = services.recommendations_for_user(**wanted)
         # The answer already has the documented shape (RecommendationsSerializer); building it field by
-        # field through the serializer would cost more than a millisecond of the hot path.
-        return Response(asdict(answer))
+        # field through the serializer would cost more than a millisecond of the hot path, and asdict's
+        # deep copy a third of one.
+        return Response({**vars(answer), "results": [vars(item) for item in answer.results]})
 
 
 class TrainApi(APIView):

@@ -145,7 +145,8 @@ def as_row(row, width: int, name: str = "row") -> sp.csr_matrix:
     """One user's row as (1, width) csr float32, from a csr row, a dense vector or None (an empty row)."""
     if row is None:
         return sp.csr_matrix((1, width), dtype=np.float32)
-    row = sp.csr_matrix(row, dtype=np.float32)
+    if not (sp.isspmatrix_csr(row) and row.dtype == np.float32):  # serving's rows already are: no new matrix
+        row = sp.csr_matrix(row, dtype=np.float32)
     if row.shape != (1, width):
         raise EngineError(f"{name} must have shape (1, {width}), got {row.shape}")
     if not np.all(np.isfinite(row.data)):

@@ -338,16 +338,17 @@ class ContentVocabulary:
 
     def transform(self, documents: Sequence[Iterable[str]]) -> sp.csr_matrix:
         """(n_docs, n_terms) csr float32; unknown terms are dropped."""
-        rows, cols, values = [], [], []
-        for row, doc in enumerate(documents):
-            counts = Counter(self._index[t] for t in doc if t in self._index)
-            for col, count in counts.items():
-                rows.append(row)
-                cols.append(col)
-                values.append((1.0 + math.log(count)) * self.idf[col])
-        matrix = sp.csr_matrix(
-            (np.asarray(values, dtype=np.float32), (rows, cols)), shape=(len(documents), len(self.terms))
-        )
+        indptr, columns, counts = [0], [], []
+        for doc in documents:
+            found = Counter(self._index[t] for t in doc if t in self._index)
+            for column in sorted(found):
+                columns.append(column)
+                counts.append(found[column])
+            indptr.append(len(columns))
+        columns = np.asarray(columns, dtype=np.int32)
+        values = ((1.0 + np.log(np.asarray(counts, dtype=np.float64))) * self.idf[columns]).astype(np.float32)
+        matrix = sp.csr_matrix((values, columns, np.asarray(indptr, dtype=np.int32)),
+                               shape=(len(documents), len(self.terms)))
         return unit_rows(_normalise_namespaces(matrix, self._namespace_ids))
 
     def to_json(self) -> dict:
@@ -360,13 +361,13 @@ class ContentVocabulary:
 
 def _normalise_namespaces(matrix: sp.csr_matrix, namespace_ids: np.ndarray) -> sp.csr_matrix:
     """Each row's values of each namespace (``namespace_ids``: one int per column) scaled to unit length."""
-    coo = matrix.tocoo()
-    if coo.nnz == 0:
+    if matrix.nnz == 0:
         return matrix
-    key = coo.row.astype(np.int64) * (int(namespace_ids.max()) + 1) + namespace_ids[coo.col]
-    norms = np.bincount(key, weights=coo.data.astype(np.float64) ** 2)
-    data = coo.data / np.sqrt(norms[key])
-    return sp.csr_matrix((data.astype(np.float32), (coo.row, coo.col)), shape=matrix.shape)
+    row_of = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    key = row_of * (int(namespace_ids.max()) + 1) + namespace_ids[matrix.indices]
+    norms = np.bincount(key, weights=matrix.data.astype(np.float64) ** 2)
+    data = (matrix.data / np.sqrt(norms[key])).astype(np.float32)
+    return sp.csr_matrix((data, matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
 # ---------------------------------------------------------------- both sides
