@@ -112,20 +112,28 @@ class ClusterIndex:
         n_clusters = self.centroids_t.shape[1]
         clusters = np.arange(n_clusters)
         if self.n_probe < n_clusters:
-            terms = np.flatnonzero(query)
-            cues = query[terms] @ self.centroids_t[terms]
+            terms = np.flatnonzero(query)  # a sparse query reads only its terms' rows; a dense one all, in place
+            cues = query @ self.centroids_t if len(terms) == len(query) else query[terms] @ self.centroids_t[terms]
             clusters = np.sort(np.argpartition(-cues, self.n_probe - 1)[:self.n_probe])
-        blocks = [slice(self.bounds[c], self.bounds[c + 1]) for c in clusters]
-        positions = np.concatenate([np.arange(block.start, block.stop) for block in blocks])
+        starts, stops = self.bounds[clusters], self.bounds[clusters + 1]
+        positions = _ranges(starts, stops)
         if sp.issparse(self.vectors):
             scores = np.asarray(self.vectors[positions] @ query, dtype=np.float32).ravel()
         else:  # dense blocks are read in place: no copy of the probed rows
-            scores = np.concatenate([self.vectors[block] @ query for block in blocks]).astype(np.float32)
+            scores = np.concatenate([self.vectors[start:stop] @ query for start, stop in
+                                     zip(starts.tolist(), stops.tolist(), strict=True)]).astype(np.float32, copy=False)
         if self.offsets is not None:
             scores += self.offsets[positions]
         rows = self.rows[positions]
         scores[~keep[rows]] = -np.inf
         return rows[top_k(scores, n)[0]]
+
+
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """The integers of the ranges [start, stop) one after another: one arange, not one per range."""
+    lengths = stops - starts
+    ends = np.cumsum(lengths)
+    return np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - (ends - lengths), lengths)
 
 
 def _has_nonzero(vectors) -> np.ndarray:
