@@ -36,24 +36,27 @@ def parse_item_key(key: str) -> tuple[str, int]:
     return item_type, int(pk)
 
 
-def _names_by_owner(through, owner_field: str, name_path: str, owners: set[int] | None = None) -> dict[int, list[str]]:
-    """{owner pk: [names]} for one many-to-many relation (only ``owners`` when given), in one query.
+def _names_by_owner(*relations, owners: set[int] | None = None) -> list[dict[int, list[str]]]:
+    """For each many-to-many relation to named rows (``Developer.skills``, ...), {owner pk: [names]},
+    sorted; of ``owners`` only, when given. One query for all the relations.
 
     Plain SQL (recsys_site.db): serving reads one user's skills and industries on every request.
     """
-    target_field, name = name_path.split("__")
-    target = through._meta.get_field(target_field).related_model
-    sql = (f"SELECT t.{owner_field}, n.{name} FROM {db.table(through)} t "
-           f"JOIN {db.table(target)} n ON n.id = t.{target_field}_id")
-    params = []
-    if owners is not None:
-        if not owners:
-            return {}
-        condition, params = db.is_in(f"t.{owner_field}", owners)
-        sql += f" WHERE {condition}"
-    grouped: dict[int, list[str]] = defaultdict(list)
-    for owner, value in db.rows(sql + " ORDER BY 1, 2", params):
-        grouped[owner].append(value)
+    if owners is not None and not owners:
+        return [{} for _ in relations]
+    parts, params = [], []
+    for number, relation in enumerate(relations):
+        owner, target = relation.field.m2m_column_name(), relation.field.m2m_reverse_name()
+        sql = (f"SELECT {number}, t.{owner}, n.name FROM {db.table(relation.through)} t "
+               f"JOIN {db.table(relation.field.related_model)} n ON n.id = t.{target}")
+        if owners is not None:
+            condition, values = db.is_in(f"t.{owner}", owners)
+            sql += f" WHERE {condition}"
+            params += values
+        parts.append(sql)
+    grouped: list[dict[int, list[str]]] = [defaultdict(list) for _ in relations]
+    for number, owner, name in db.rows(" UNION ALL ".join(parts) + " ORDER BY 1, 2, 3", params):
+        grouped[number][owner].append(name)
     return grouped
 
 
@@ -100,8 +103,7 @@ def _filtered(queryset, only: set[int] | None):
 
 
 def _developer_records(only) -> dict[int, dict]:
-    skills = _names_by_owner(Developer.skills.through, "developer_id", "skill__name", only)
-    industries = _names_by_owner(Developer.preferred_industries.through, "developer_id", "industry__name", only)
+    skills, industries = _names_by_owner(Developer.skills, Developer.preferred_industries, owners=only)
     rows = _profile_rows(Developer, ["headline", "years_experience", "remote_preference", "desired_salary"], only)
     return {
         pk: {"role": "developer", "headline": headline, "years_experience": years, "skills": skills.get(pk, []),
@@ -112,7 +114,7 @@ def _developer_records(only) -> dict[int, dict]:
 
 
 def _founder_records(only) -> dict[int, dict]:
-    own_skills = _names_by_owner(Founder.skills.through, "founder_id", "skill__name", only)
+    own_skills, = _names_by_owner(Founder.skills, owners=only)
     links = Startup.founders.through.objects.all()
     if only is not None:
         links = links.filter(founder_id__in=only)
@@ -120,7 +122,7 @@ def _founder_records(only) -> dict[int, dict]:
     for founder, startup in links.values_list("founder_id", "startup_id"):
         startups_of[founder].append(startup)
     theirs = None if only is None else {s for startups in startups_of.values() for s in startups}
-    startup_skills = _names_by_owner(Startup.required_skills.through, "startup_id", "skill__name", theirs)
+    startup_skills, = _names_by_owner(Startup.required_skills, owners=theirs)
     startup_info = {pk: (industry, stage) for pk, industry, stage in
                     _filtered(Startup.objects, theirs).values_list("pk", "industry__name", "stage")}
     open_skills = Position.required_skills.through.objects.filter(position__status=Position.Status.OPEN)
@@ -143,7 +145,7 @@ def _founder_records(only) -> dict[int, dict]:
 
 
 def _investor_records(only) -> dict[int, dict]:
-    industries = _names_by_owner(Investor.preferred_industries.through, "investor_id", "industry__name", only)
+    industries, = _names_by_owner(Investor.preferred_industries, owners=only)
     rows = _profile_rows(Investor, ["firm", "preferred_stages", "check_size_min", "check_size_max"], only)
     return {
         pk: {"role": "investor", "headline": firm, "industries": industries.get(pk, []),
@@ -155,7 +157,7 @@ def _investor_records(only) -> dict[int, dict]:
 def item_records(people: dict[int, dict]) -> dict[str, dict]:
     """{item key: record} for the whole catalog: positions, startups, and the ``people`` who are
     developers or investors (the items founders are recommended)."""
-    startup_skills = _names_by_owner(Startup.required_skills.through, "startup_id", "skill__name")
+    startup_skills, position_skills = _names_by_owner(Startup.required_skills, Position.required_skills)
     open_counts: dict[int, int] = defaultdict(int)
     for startup in Position.objects.filter(status=Position.Status.OPEN).values_list("startup_id", flat=True):
         open_counts[startup] += 1
@@ -168,7 +170,6 @@ def item_records(people: dict[int, dict]) -> dict[str, dict]:
                         "description": description, "required_skills": startup_skills.get(pk, []),
                         "open_positions": open_counts[pk]}
     records = {item_key(ItemType.STARTUP, pk): record for pk, record in startups.items()}
-    position_skills = _names_by_owner(Position.required_skills.through, "position_id", "skill__name")
     for pk, startup, title, description, low, high, remote, years in Position.objects.values_list(
             "pk", "startup_id", "title", "description", "salary_min", "salary_max", "remote",
             "years_experience_required"):

@@ -39,10 +39,11 @@ def user_interaction_rows(*, user_id: int, item_ids: IdMap) -> tuple[sp.csr_matr
     return interaction_matrices(events, 1, len(item_ids))
 
 
-def user_declared_terms(*, user_id: int, role: str) -> list[str]:
-    """The user's profile as content terms, encoded exactly as training encodes it."""
+def user_declared_terms(*, user_id: int, role: str) -> list[str] | None:
+    """The ``role`` profile of user ``user_id`` as content terms, encoded exactly as training encodes it;
+    None when the user has no such profile."""
     record = user_records([user_id], role=role).get(user_id)
-    return features.platform_user_terms(record) if record else []
+    return None if record is None else features.platform_user_terms(record)
 
 
 def recommendable_titles(keys: list[str]) -> dict[str, str]:

@@ -5,6 +5,7 @@ user's current interactions and profile (so a new event or edit counts at once, 
 the hybrid with the current weights and its fallback chain, then only items that may still be shown.
 """
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import numpy as np
 from django.core.exceptions import ValidationError
@@ -78,30 +79,33 @@ def recommendations_for_user(*, user_id: int, user_type: str, limit: int = 10, i
     ``fallback`` "cold_start" and no algorithms: a missing model is never a client error, and fitting
     one inside a request would be far too slow.
     """
-    role = _checked_role(user_id, user_type)
-    types = candidate_types(role=role, item_types=item_types)
+    terms = selectors.user_declared_terms(user_id=user_id, role=user_type)
+    if terms is None:
+        _refuse(user_id, user_type)
+    types = candidate_types(role=user_type, item_types=item_types)
     models = serving_models()
     if not models.ready:
-        return Recommendations(user_id, role, [], PATH_COLD_START, dict.fromkeys(Algorithm.values, 0.0),
+        return Recommendations(user_id, user_type, [], PATH_COLD_START, dict.fromkeys(Algorithm.values, 0.0),
                                models.serving_versions())
     with single_threaded_blas():
-        return _rank(user_id, role, models, types, limit, exclude_seen, explain, weights or models.weights)
+        return _rank(user_id, user_type, terms, models, types, limit, exclude_seen, explain,
+                     weights or models.weights)
 
 
-def _checked_role(user_id: int, user_type: str) -> str:
+def _refuse(user_id: int, user_type: str) -> NoReturn:
+    """Why user ``user_id``, who has no ``user_type`` profile, gets no recommendations as one. Asked only
+    then: the profile read that finds the user's terms is also what shows they are a ``user_type``."""
     role = selectors.user_role(user_id=user_id)
     if role is None:
         raise ValidationError({"user_id": f"User {user_id} has no developer, founder or investor profile; "
                                           "recommendations are made for those roles."})
-    if role != user_type:
-        raise ValidationError({"user_type": f"User {user_id} is {a_or_an(role)}, not {a_or_an(user_type)}."})
-    return role
+    raise ValidationError({"user_type": f"User {user_id} is {a_or_an(role)}, not {a_or_an(user_type)}."})
 
 
-def _rank(user_id: int, role: str, models: ServingModels, types, limit: int, exclude_seen: bool, explain: bool,
-          weights: dict[str, float]) -> Recommendations:
+def _rank(user_id: int, role: str, terms: list[str], models: ServingModels, types, limit: int, exclude_seen: bool,
+          explain: bool, weights: dict[str, float]) -> Recommendations:
     history, negatives = selectors.user_interaction_rows(user_id=user_id, item_ids=models.item_ids)
-    declared = models.vocabulary.transform([selectors.user_declared_terms(user_id=user_id, role=role)])
+    declared = models.vocabulary.transform([terms])
     # Never the user themselves or their own startup: a user has one role (profiles.services), and no
     # role is recommended its own kind: founders get developers and investors, the others get startups
     # and positions, which only founders found.
