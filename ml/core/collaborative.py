@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from .base import ProgressCallback, Recommender, load_artifact, save_artifact, top_k
-from .data import EngineError, InteractionData, as_row
+from .data import EngineError, InteractionData, as_row, cells_of, csr_of_cells
 
 EASE_MAX_ITEMS = 20000  # EASE inverts an (items x items) Gram matrix: 20k items is 3.2 GB in float64
 
@@ -121,14 +121,19 @@ class CollaborativeRecommender(Recommender):
         return self
 
     def _confidence_matrix(self, matrix: sp.csr_matrix, negatives: sp.csr_matrix | None) -> sp.csr_matrix:
-        """Positives as they are; negatives as negative values, which implicit reads as "preference 0"."""
-        confidence = sp.csr_matrix(matrix, dtype=np.float32)
-        if negatives is not None and negatives.nnz:
-            dismissed = sp.csr_matrix(negatives, dtype=np.float32) * self.config.dismiss_weight
-            # a dismissed item is not a positive any more, whatever was recorded before
-            confidence = confidence - confidence.multiply(dismissed > 0) - dismissed
-            confidence.eliminate_zeros()
-        return sp.csr_matrix(confidence)
+        """Positives as they are; negatives as negative values, which implicit reads as "preference 0".
+        A dismissed item is not a positive any more, whatever was recorded before."""
+        positives = sp.csr_matrix(matrix, dtype=np.float32)
+        if negatives is None or not negatives.nnz:
+            return positives
+        negatives = sp.csr_matrix(negatives, dtype=np.float32)
+        (rows, cols), (dismissed_rows, dismissed_cols) = cells_of(positives), cells_of(negatives)
+        n_items = positives.shape[1]
+        kept = ~np.isin(rows * n_items + cols, dismissed_rows * n_items + dismissed_cols)
+        values = np.concatenate([positives.data[kept], -self.config.dismiss_weight * negatives.data])
+        nonzero = values != 0
+        return csr_of_cells(np.concatenate([rows[kept], dismissed_rows])[nonzero],
+                            np.concatenate([cols[kept], dismissed_cols])[nonzero], values[nonzero], *positives.shape)
 
     def score(self, user_rows: np.ndarray) -> np.ndarray:
         rows = self._check_rows(user_rows)

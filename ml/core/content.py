@@ -87,7 +87,7 @@ class ContentRecommender(Recommender):
     def user_query(self, user_row, history, negatives, user_content) -> np.ndarray:
         """(v,) the user's content vector from their declared terms and current interaction rows."""
         declared, profile = self._fresh_profiles(user_content, history, negatives)
-        return self._user_vectors(declared, profile).toarray()[0]
+        return self._user_vectors(declared, profile)
 
     def _offsets(self) -> np.ndarray:
         """The weighted popularity prior, made once per fitted prior: serving asks for it on every request."""
@@ -95,14 +95,18 @@ class ContentRecommender(Recommender):
             self._scaled_prior = (self.prior, self.config.popularity_weight * self.prior)
         return self._scaled_prior[1]
 
-    def _fresh_profiles(self, user_content, history, negatives) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    def _fresh_profiles(self, user_content, history, negatives) -> tuple[np.ndarray, np.ndarray]:
+        """One user's (declared, history) profiles from their current rows, as ``fit`` makes them, but
+        each a dense (v,) vector: for one user, dense steps cost less than a sparse matrix per step."""
         if self.item_vectors is None:
             raise EngineError("content_based is not fitted")
         n_items, n_terms = self.item_vectors.shape
-        declared = as_row(user_content, n_terms, "user_content")
-        history_row = as_row(history, n_items, "history")
-        negatives_row = None if negatives is None else as_row(negatives, n_items, "negatives")
-        return unit_rows(declared), self._history_profiles(history_row, negatives_row)
+        declared = as_row(user_content, n_terms, "user_content").toarray()[0]
+        profile = (as_row(history, n_items, "history") @ self.item_vectors).toarray()[0]
+        negatives = None if negatives is None else as_row(negatives, n_items, "negatives")
+        if negatives is not None and negatives.nnz:
+            profile -= self.config.negative_weight * (negatives @ self.item_vectors).toarray()[0]
+        return _unit(declared), _unit(profile)
 
     def _scores(self, user_vectors: sp.csr_matrix) -> np.ndarray:
         cosine = np.asarray((user_vectors @ self._item_vectors_t()).toarray(), dtype=np.float32)
@@ -119,17 +123,18 @@ class ContentRecommender(Recommender):
     def explain(self, user_row: int, item_rows) -> list[list[str]]:
         """Per item, why it suits the user: matched declared terms first, then what their history shares."""
         row = int(self._check_rows([user_row])[0])
-        return self._reasons(self.declared[row], self.history[row], item_rows)
+        declared, history = self.declared[row], self.history[row]
+        return self._reasons(declared.indices, history.indices[history.data > 0], item_rows)
 
     def explain_profile(self, item_rows, user_content=None, history=None) -> list[list[str]]:
         """``explain`` for a user given by a content row and / or an interaction row."""
         declared, profile = self._fresh_profiles(user_content, history, None)
-        return self._reasons(declared, profile, item_rows)
+        return self._reasons(np.flatnonzero(declared), np.flatnonzero(profile > 0), item_rows)
 
-    def _reasons(self, declared: sp.csr_matrix, history: sp.csr_matrix, item_rows) -> list[list[str]]:
-        own = _by_namespace(self.vocab, declared.indices)
-        declared_terms = set(declared.indices)
-        liked = set(history.indices[history.data > 0])
+    def _reasons(self, declared_terms: np.ndarray, liked_terms: np.ndarray, item_rows) -> list[list[str]]:
+        """``declared_terms``: the user's own term columns; ``liked_terms``: those their history leans to."""
+        own = _by_namespace(self.vocab, declared_terms)
+        declared_terms, liked = set(declared_terms.tolist()), set(liked_terms.tolist())
         out = []
         indptr, indices = self.item_vectors.indptr, self.item_vectors.indices
         for item in np.atleast_1d(np.asarray(item_rows, dtype=np.int64)):
@@ -159,6 +164,11 @@ class ContentRecommender(Recommender):
         model.item_vectors, model.declared = arrays["item_vectors"], arrays["declared"]
         model.history, model.prior = arrays["history"], arrays["prior"]
         return model
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(vector)
+    return vector / norm if norm > 0 else vector
 
 
 def _by_namespace(vocab: list[str], columns) -> dict[str, list[str]]:
