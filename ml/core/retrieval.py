@@ -49,7 +49,9 @@ class Retrieval:
     """What serving needs to rank a large catalog without scoring all of it, built once per set of models.
 
     ``group_rows``: the item rows of each group (the platform's item types: a role is recommended whole
-    types, and clustering each type apart keeps a role's candidates from drowning among other types').
+    types, and clustering each type apart keeps a role's candidates from drowning among other types'),
+    as a slice when they are one range, as the platform's are: a request then reads its part of a row
+    mask as a view, where gathering an 80,000-item group's part cost 0.4 ms.
     ``indexes``: a :class:`ClusterIndex` per (component, group) for the linear components of the groups
     larger than ``exact_up_to``. ``stats_rows``: the items whose scores stand for all items' in z-scores
     (None: all items); ``samples``: the linear components' (items, offsets) of those rows, copied once.
@@ -60,9 +62,9 @@ class Retrieval:
         groups = np.asarray(groups)
         forms = {name: model.linear_items() for name, model in models.items()}
         forms = {name: form for name, form in forms.items() if form is not None}
-        self.group_rows = {group: np.flatnonzero(groups == group) for group in np.unique(groups)}
-        self.indexes = {(name, group): ClusterIndex(*form, rows, self.config)
-                        for group, rows in self.group_rows.items() if len(rows) > self.config.exact_up_to
+        self.group_rows = {group: _as_range(np.flatnonzero(groups == group)) for group in np.unique(groups)}
+        self.indexes = {(name, group): ClusterIndex(*form, np.arange(len(groups))[rows], self.config)
+                        for group, rows in self.group_rows.items() if len(groups[rows]) > self.config.exact_up_to
                         for name, form in forms.items()}
         self.stats_rows = None
         if len(groups) > self.config.stats_sample:
@@ -127,6 +129,19 @@ class ClusterIndex:
         rows = self.rows[positions]
         scores[~keep[rows]] = -np.inf
         return rows[top_k(scores, n)[0]]
+
+
+def _as_range(rows: np.ndarray) -> slice | np.ndarray:
+    """``rows`` (ascending) as a slice when they are one range, else as they are."""
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
+
+
+def kept_rows(rows: slice | np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Those of a group's ``rows`` (a slice or an array) that ``keep`` (bool per item row) allows."""
+    chosen = np.flatnonzero(keep[rows])
+    return chosen + rows.start if isinstance(rows, slice) else rows[chosen]
 
 
 def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from .hybrid import (
     HybridResult,
     fold_in_scores,
 )
-from .retrieval import Retrieval
+from .retrieval import Retrieval, kept_rows
 
 _blas_lock = threading.Lock()
 _blas: ThreadpoolController | None = None
@@ -235,14 +235,14 @@ class ServingHybrid(HybridRecommender):
         best ``candidates`` among the clusters it probes (or among all, for a component without an index)."""
         config, found = self.retrieval.config, []
         for group, rows in self.retrieval.group_rows.items():
-            rows = rows[keep[rows]]
-            if len(rows) <= config.exact_up_to:
-                found.append(rows)
+            if np.count_nonzero(keep[rows]) <= config.exact_up_to:  # a view: no copy of a large group's rows
+                found.append(kept_rows(rows, keep))
                 continue
             for name, user_scores in scores.items():
                 index = self.retrieval.indexes.get((name, group))
                 if index is None:
-                    found.append(rows[top_k(user_scores.at(rows), config.candidates)[0]])
+                    kept = kept_rows(rows, keep)
+                    found.append(kept[top_k(user_scores.at(kept), config.candidates)[0]])
                 else:
                     found.append(index.search(user_scores.query, keep, config.candidates))
         return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)

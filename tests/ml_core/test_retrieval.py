@@ -95,6 +95,19 @@ def test_only_allowed_unseen_items_come_back(world):
     assert not set(result.items) & set(data.matrix[5].indices)
 
 
+def test_groups_whose_rows_interleave_serve_alike(world):
+    data, models, groups = world
+    interleaved = np.where(np.arange(N_ITEMS) % 2 == 0, "position", "startup")
+    retrieval = Retrieval(models, interleaved, SMALL_INDEX)
+    assert isinstance(Retrieval(models, groups, SMALL_INDEX).group_rows["startup"], slice)
+    assert isinstance(retrieval.group_rows["startup"], np.ndarray)
+
+    allowed = interleaved == "startup"
+    result = ranked(data, models, retrieval, 5, k=30, allowed=allowed)
+    assert len(result.items) == 30 and allowed[result.items].all()
+    assert not set(result.items) & set(data.matrix[5].indices)
+
+
 def test_a_search_returns_the_best_kept_items_of_the_probed_clusters(world):
     data, models, groups = world
     vectors = models["collaborative"].item_factors
