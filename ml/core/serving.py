@@ -212,7 +212,8 @@ class ServingHybrid(HybridRecommender):
         if exclude_seen:
             keep[history.indices] = False
         candidates = self._candidates({n: scores[n] for n in weights}, keep)
-        z = {n: self._standardised(n, scores[n], candidates, history) for n in weights}
+        seen = self._seen_among_stats_rows(history)
+        z = {n: self._standardised(n, scores[n], candidates, seen) for n in weights}
         chosen, values = top_k(sum(w * z[n] for n, w in weights.items()), k)
         components = {n: z[n][chosen] for n in weights}
         return HybridResult(candidates[chosen], values, components, path, weights, [[] for _ in chosen])
@@ -247,16 +248,24 @@ class ServingHybrid(HybridRecommender):
                     found.append(index.search(user_scores.query, keep, config.candidates))
         return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
 
-    def _standardised(self, name: str, scores: UserScores, rows: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        """z-scores of ``rows`` by the mean and std of the unseen items' scores (or a sample's), as
-        :func:`ml.core.hybrid.zscore` standardises a whole row."""
+    def _seen_among_stats_rows(self, history: sp.csr_matrix) -> np.ndarray:
+        """Positions, among the items whose scores give the z-scores' statistics, of those the user has
+        interacted with: they are left out of the statistics, as :func:`ml.core.hybrid.zscore` leaves them."""
         sample = self.retrieval.stats_rows
+        if sample is None or not len(sample):
+            return history.indices
+        at = np.minimum(np.searchsorted(sample, history.indices), len(sample) - 1)  # the sample is sorted
+        return at[sample[at] == history.indices]
+
+    def _standardised(self, name: str, scores: UserScores, rows: np.ndarray, seen: np.ndarray) -> np.ndarray:
+        """z-scores of ``rows`` by the mean and std of the unseen items' scores (or a sample's), as
+        :func:`ml.core.hybrid.zscore` standardises a whole row. ``seen``: see :meth:`_seen_among_stats_rows`."""
         linear = name in self.retrieval.samples  # its sample's vectors are copied once: read them in place
-        values = scores.of(*self.retrieval.samples[name]) if linear else scores.at(sample)
+        values = scores.of(*self.retrieval.samples[name]) if linear else scores.at(self.retrieval.stats_rows)
         counted = np.isfinite(values)
-        seen = history.indices if sample is None else np.flatnonzero(np.isin(sample, history.indices))
         counted[seen] = False
-        mean, std = (values[counted].mean(), values[counted].std()) if counted.any() else (0.0, 0.0)
+        counted_values = values[counted]
+        mean, std = (counted_values.mean(), counted_values.std()) if len(counted_values) else (0.0, 0.0)
         return ((scores.at(rows) - mean) / (std if std > 0 else 1.0)).astype(np.float32)
 
     def reasons(self, item_rows, user_content: sp.csr_matrix, history: sp.csr_matrix) -> list[list[str]]:
