@@ -240,7 +240,7 @@ def unit_rows(matrix) -> sp.csr_matrix:
     """``matrix`` (csr float32) with every nonzero row scaled to unit length. Works on the nonzeros
     directly: serving normalises one user's row per request, where scipy's diagonal product costs 0.6 ms."""
     matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-    row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    row_of = cells_of(matrix)[0]
     norms = np.sqrt(np.bincount(row_of, weights=np.square(matrix.data, dtype=np.float64), minlength=matrix.shape[0]))
     norms[norms == 0] = 1.0
     matrix.data /= norms[row_of].astype(np.float32)

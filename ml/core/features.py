@@ -96,7 +96,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .data import EngineError, unit_rows
+from .data import EngineError, cells_of, unit_rows
 
 KINDS = ("numeric", "categorical", "multi", "text")
 TEXT_NAMESPACE = "text"
@@ -363,8 +363,8 @@ def _normalise_namespaces(matrix: sp.csr_matrix, namespace_ids: np.ndarray) -> s
     """Each row's values of each namespace (``namespace_ids``: one int per column) scaled to unit length."""
     if matrix.nnz == 0:
         return matrix
-    row_of = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
-    key = row_of * (int(namespace_ids.max()) + 1) + namespace_ids[matrix.indices]
+    row_of, columns = cells_of(matrix)
+    key = row_of * (int(namespace_ids.max()) + 1) + namespace_ids[columns]
     norms = np.bincount(key, weights=matrix.data.astype(np.float64) ** 2)
     data = (matrix.data / np.sqrt(norms[key])).astype(np.float32)
     return sp.csr_matrix((data, matrix.indices, matrix.indptr), shape=matrix.shape)

@@ -62,9 +62,10 @@ class Retrieval:
         groups = np.asarray(groups)
         forms = {name: model.linear_items() for name, model in models.items()}
         forms = {name: form for name, form in forms.items() if form is not None}
-        self.group_rows = {group: _as_range(np.flatnonzero(groups == group)) for group in np.unique(groups)}
-        self.indexes = {(name, group): ClusterIndex(*form, np.arange(len(groups))[rows], self.config)
-                        for group, rows in self.group_rows.items() if len(groups[rows]) > self.config.exact_up_to
+        rows_of = {group: np.flatnonzero(groups == group) for group in np.unique(groups)}
+        self.group_rows = {group: _as_range(rows) for group, rows in rows_of.items()}
+        self.indexes = {(name, group): ClusterIndex(*form, rows, self.config)
+                        for group, rows in rows_of.items() if len(rows) > self.config.exact_up_to
                         for name, form in forms.items()}
         self.stats_rows = None
         if len(groups) > self.config.stats_sample:
