@@ -2,10 +2,10 @@
 
 Ranking one user exactly scores every item with every component. At 142,500 items that is a pass
 over the content vectors (4M nonzeros), the ALS factors and the Two-Tower embeddings (73 MB each):
-125 ms per request on the 2-core machine, far more than a request may spend. The index clusters a
+75 to 125 ms per request on the 2-core machine, far more than a request may spend. The index clusters a
 component's item vectors once, when the models load (spherical k-means, rows grouped by cluster); a
 query scores the cluster centroids, probes the best few clusters and scores only their items. There,
-9 ms per request finds 93% of the exact top 10 and the exact first item 98% of the time
+5 ms per request finds 93% of the exact top 10 and the exact first item 98% of the time
 (bench/serving_recall.py).
 
 Small groups (up to ``RetrievalConfig.exact_up_to`` items) are not clustered: all their items are
