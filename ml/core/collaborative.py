@@ -100,7 +100,8 @@ class CollaborativeRecommender(Recommender):
         self.seed = seed
         self.user_factors: np.ndarray | None = None  # (n_users, factors)
         self.item_factors: np.ndarray | None = None  # (n_items, factors)
-        self._gram: tuple[np.ndarray, np.ndarray] | None = None  # (item_factors it was computed from, Y'Y)
+        # (item_factors it was computed from, (Y'Y + reg I)^-1)
+        self._inverse: tuple[np.ndarray, np.ndarray] | None = None
 
     def fit(self, data: InteractionData, *, progress: ProgressCallback | None = None) -> CollaborativeRecommender:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -149,7 +150,9 @@ class CollaborativeRecommender(Recommender):
     def user_query(self, user_row, history, negatives, user_content) -> np.ndarray:
         """The user's factors from their current rows (the model's own user factors are never read, so a
         new interaction counts at once). One exact ALS user step:
-        (Y'Y + reg I + sum_i (c_i - 1) y_i y_i') x = sum_{i positive} c_i y_i.
+        (Y'Y + reg I + sum_i (c_i - 1) y_i y_i') x = sum_{i positive} c_i y_i,
+        solved by the Woodbury identity: with (Y'Y + reg I)^-1 made once per set of item factors, a user
+        with k items costs a (k, k) solve instead of a (factors, factors) one.
         """
         if self.item_factors is None:
             raise EngineError("collaborative is not fitted")
@@ -160,18 +163,24 @@ class CollaborativeRecommender(Recommender):
         items, values = row.indices, row.data * self.config.alpha
         seen = self.item_factors[items].astype(np.float64)
         confidence = np.abs(values)
-        a = self._item_gram() + self.config.regularization * np.eye(seen.shape[1])
-        a += (seen.T * (confidence - 1.0)) @ seen
-        b = (seen.T * np.where(values > 0, confidence, 0.0)).sum(axis=1)
-        return np.linalg.solve(a, b).astype(np.float32)
+        inverse = self._regularised_gram_inverse()
+        inverse_b = inverse @ (seen.T @ np.where(values > 0, confidence, 0.0))
+        extra = confidence - 1.0  # each item's weight beyond the one Y'Y already gives it
+        u, extra = seen[extra != 0], extra[extra != 0]
+        if not len(extra):
+            return inverse_b.astype(np.float32)
+        inverse_ut = inverse @ u.T
+        small = np.diag(1.0 / extra) + u @ inverse_ut
+        return (inverse_b - inverse_ut @ np.linalg.solve(small, u @ inverse_b)).astype(np.float32)
 
-    def _item_gram(self) -> np.ndarray:
-        """Y'Y in float64, computed once per set of item factors: every fold-in needs it, and it costs
-        a pass over the whole catalog."""
-        if self._gram is None or self._gram[0] is not self.item_factors:
+    def _regularised_gram_inverse(self) -> np.ndarray:
+        """(Y'Y + reg I)^-1 in float64, computed once per set of item factors: every fold-in needs it, and
+        Y'Y costs a pass over the whole catalog."""
+        if self._inverse is None or self._inverse[0] is not self.item_factors:
             y = self.item_factors.astype(np.float64)
-            self._gram = (self.item_factors, y.T @ y)
-        return self._gram[1]
+            gram = y.T @ y + self.config.regularization * np.eye(y.shape[1])
+            self._inverse = (self.item_factors, np.linalg.inv(gram))
+        return self._inverse[1]
 
     def similar_items(self, item_row: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items closest to ``item_row`` by cosine of the item factors, itself excluded."""
