@@ -38,46 +38,58 @@ def parse_item_key(key: str) -> tuple[str, int]:
 
 def _names_by_owner(*relations, owners: set[int] | None = None) -> list[dict[int, list[str]]]:
     """For each many-to-many relation to named rows (``Developer.skills``, ...), {owner pk: [names]},
-    sorted; of ``owners`` only, when given. One query for all the relations.
-
-    Plain SQL (recsys_site.db): serving reads one user's skills and industries on every request.
-    """
+    sorted; of ``owners`` only, when given. One query for all the relations."""
     if owners is not None and not owners:
         return [{} for _ in relations]
+    sql, params = _names_sql(relations, owners)
+    grouped: list[dict[int, list[str]]] = [defaultdict(list) for _ in relations]
+    for number, owner, name in db.rows(sql + " ORDER BY 1, 2, 3", params):
+        grouped[number][owner].append(name)
+    return grouped
+
+
+def _names_sql(relations, owners: set[int] | None) -> tuple[str, list]:
+    """(SQL, params) selecting (relation, owner, name): the position in ``relations`` of each link, its
+    owner's pk and the linked row's name. Plain SQL (recsys_site.db), as serving reads a user's own."""
     parts, params = [], []
     for number, relation in enumerate(relations):
         owner, target = relation.field.m2m_column_name(), relation.field.m2m_reverse_name()
-        sql = (f"SELECT {number}, t.{owner}, n.name FROM {db.table(relation.through)} t "
+        sql = (f"SELECT {number} AS relation, t.{owner} AS owner, n.name AS name FROM {db.table(relation.through)} t "
                f"JOIN {db.table(relation.field.related_model)} n ON n.id = t.{target}")
         if owners is not None:
             condition, values = db.is_in(f"t.{owner}", owners)
             sql += f" WHERE {condition}"
             params += values
         parts.append(sql)
-    grouped: list[dict[int, list[str]]] = [defaultdict(list) for _ in relations]
-    for number, owner, name in db.rows(" UNION ALL ".join(parts) + " ORDER BY 1, 2, 3", params):
-        grouped[number][owner].append(name)
-    return grouped
+    return " UNION ALL ".join(parts), params
 
 
-def _profile_rows(model, names: list[str], owners: set[int] | None) -> list[tuple]:
-    """(user id, *fields ``names``) of every profile of ``model``, or of ``owners`` only, with each value as
-    the ORM would give it.
+def _profiles(model, names: list[str], relations, owners: set[int] | None) -> dict[int, tuple[list, list[list[str]]]]:
+    """{user id: ([the fields ``names``, as the ORM would give them], [the names linked by each of the
+    many-to-many ``relations``, sorted])} for every profile of ``model``, or of ``owners`` only.
 
-    Plain SQL (recsys_site.db): serving reads one user's profile on every request.
+    One query, plain SQL (recsys_site.db): serving reads one user's profile on every request, and every
+    statement costs a round trip and PostgreSQL's time as well as ours.
     """
+    if owners is not None and not owners:
+        return {}
     fields = [model._meta.get_field(name) for name in names]
-    sql = f"SELECT user_id, {', '.join(field.column for field in fields)} FROM {db.table(model)}"
-    params = []
+    linked, params = _names_sql(relations, owners)
+    sql = (f"SELECT p.user_id, {', '.join(f'p.{field.column}' for field in fields)}, x.relation, x.name "
+           f"FROM {db.table(model)} p LEFT JOIN ({linked}) x ON x.owner = p.user_id")
     if owners is not None:
-        if not owners:
-            return []
-        condition, params = db.is_in("user_id", owners)
+        condition, values = db.is_in("p.user_id", owners)
         sql += f" WHERE {condition}"
+        params += values
     converters = [getattr(field, "from_db_value", None) for field in fields]
-    return [(pk, *(value if convert is None else convert(value, None, connection)
-                   for convert, value in zip(converters, values, strict=True)))
-            for pk, *values in db.rows(sql, params)]
+    profiles: dict[int, tuple[list, list[list[str]]]] = {}
+    for pk, *values, relation, name in db.rows(sql + " ORDER BY 1, x.relation, x.name", params):
+        if pk not in profiles:
+            profiles[pk] = ([value if convert is None else convert(value, None, connection)
+                             for convert, value in zip(converters, values, strict=True)], [[] for _ in relations])
+        if relation is not None:
+            profiles[pk][1][relation].append(name)
+    return profiles
 
 
 def _remote_mode(remote: bool) -> str:
@@ -103,18 +115,17 @@ def _filtered(queryset, only: set[int] | None):
 
 
 def _developer_records(only) -> dict[int, dict]:
-    skills, industries = _names_by_owner(Developer.skills, Developer.preferred_industries, owners=only)
-    rows = _profile_rows(Developer, ["headline", "years_experience", "remote_preference", "desired_salary"], only)
+    profiles = _profiles(Developer, ["headline", "years_experience", "remote_preference", "desired_salary"],
+                         [Developer.skills, Developer.preferred_industries], only)
     return {
-        pk: {"role": "developer", "headline": headline, "years_experience": years, "skills": skills.get(pk, []),
-             "industries": industries.get(pk, []), "salary_min": salary, "salary_max": salary,
+        pk: {"role": "developer", "headline": headline, "years_experience": years, "skills": skills,
+             "industries": industries, "salary_min": salary, "salary_max": salary,
              "remote_preference": None if remote == "any" else remote}
-        for pk, headline, years, remote, salary in rows
+        for pk, ((headline, years, remote, salary), (skills, industries)) in profiles.items()
     }
 
 
 def _founder_records(only) -> dict[int, dict]:
-    own_skills, = _names_by_owner(Founder.skills, owners=only)
     links = Startup.founders.through.objects.all()
     if only is not None:
         links = links.filter(founder_id__in=only)
@@ -132,12 +143,12 @@ def _founder_records(only) -> dict[int, dict]:
     for startup, skill in open_skills.values_list("position__startup_id", "skill__name"):
         position_skills[startup].add(skill)
     records = {}
-    for pk, years in _profile_rows(Founder, ["years_experience"], only):
+    for pk, ((years,), (own_skills,)) in _profiles(Founder, ["years_experience"], [Founder.skills], only).items():
         startups = startups_of.get(pk, [])
         needed = {s for st in startups for s in [*startup_skills.get(st, []), *position_skills.get(st, ())]}
         records[pk] = {
             "role": "founder", "years_experience": years,
-            "skills": sorted(needed | set(own_skills.get(pk, []))),
+            "skills": sorted(needed | set(own_skills)),
             "industries": sorted({startup_info[st][0] for st in startups}),
             "preferred_stages": sorted({startup_info[st][1] for st in startups}),
         }
@@ -145,12 +156,12 @@ def _founder_records(only) -> dict[int, dict]:
 
 
 def _investor_records(only) -> dict[int, dict]:
-    industries, = _names_by_owner(Investor.preferred_industries, owners=only)
-    rows = _profile_rows(Investor, ["firm", "preferred_stages", "check_size_min", "check_size_max"], only)
+    profiles = _profiles(Investor, ["firm", "preferred_stages", "check_size_min", "check_size_max"],
+                         [Investor.preferred_industries], only)
     return {
-        pk: {"role": "investor", "headline": firm, "industries": industries.get(pk, []),
-             "preferred_stages": stages or [], "check_size_min": low, "check_size_max": high}
-        for pk, firm, stages, low, high in rows
+        pk: {"role": "investor", "headline": firm, "industries": industries, "preferred_stages": stages or [],
+             "check_size_min": low, "check_size_max": high}
+        for pk, ((firm, stages, low, high), (industries,)) in profiles.items()
     }
 
 
