@@ -5,10 +5,11 @@
 
 It DROPS and re-creates the database named in DATABASE_URL (default ``latencybench``), seeds a world
 of 100,000 items (80,000 positions and 20,000 startups) and 50,000 users, trains the three algorithms,
-starts gunicorn and sends requests for random developers from ``--clients`` concurrent keep-alive
-clients for ``--seconds``, at each concurrency level. Prints p50 / p95 / p99 latency and requests per
-second per level, and writes the numbers (JSON) and a plot of both (PNG) to bench/results/. Aim: p99 < 50 ms,
->= 150 requests/s on a 2-core machine; the load generator shares those cores, so the figures are conservative.
+starts gunicorn and sends requests for random developers from ``--clients`` concurrent clients for
+``--seconds``, at each concurrency level (a new connection per request: gunicorn's sync workers close
+each one after its response). Prints p50 / p95 / p99 latency and requests per second per level, and
+writes the numbers (JSON) and a plot of both (PNG) to bench/results/. Aim: p99 < 50 ms, >= 150 requests/s
+on a 2-core machine; the load generator shares those cores, so the figures are conservative.
 """
 import argparse
 import http.client

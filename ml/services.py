@@ -21,10 +21,14 @@ def normalised_weights(weights: dict) -> dict[str, float]:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
             raise DomainError(f"Weight of {name!r} must be a finite number >= 0, got {value!r}.")
         cleaned[name] = float(value)
-    total = sum(cleaned.values())
-    if total <= 0:
+    largest = max(cleaned.values(), default=0.0)
+    if largest <= 0:
         raise DomainError("At least one weight must be greater than 0.")
-    return {name: cleaned.get(name, 0.0) / total for name in Algorithm.values}
+    # Divided by the largest first: a plain sum of finite weights can still overflow to infinity
+    # (1e308 + 1e308), which would turn every weight into 0.
+    scaled = {name: value / largest for name, value in cleaned.items()}
+    total = sum(scaled.values())
+    return {name: scaled.get(name, 0.0) / total for name in Algorithm.values}
 
 
 def hybrid_weights_set(*, weights: dict, changed_by=None, note: str = "") -> HybridWeights:

@@ -62,6 +62,11 @@ def test_weights_are_normalised_and_kept_with_their_author():
     assert HybridWeights.objects.get().changed_by == staff
 
 
+def test_weights_too_large_to_add_up_are_still_normalised():
+    services.hybrid_weights_set(weights={"content_based": 1e308, "collaborative": 1e308, "two_tower": 5e-324})
+    assert selectors.current_weights() == {"content_based": 0.5, "collaborative": 0.5, "two_tower": 0.0}
+
+
 @pytest.mark.parametrize("weights, message", [
     ({"content_based": 0, "collaborative": 0}, "greater than 0"),
     ({"content_based": -1, "collaborative": 2}, "finite number >= 0"),

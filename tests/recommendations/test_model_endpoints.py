@@ -329,6 +329,12 @@ def test_weights_are_normalised_kept_with_their_author_and_returned(staff, staff
     assert staff.get(STATUS).json()["weights"] == response.json()["weights"]
 
 
+def test_huge_weights_are_normalised_not_refused(staff):
+    response = staff.put(WEIGHTS, {"weights": {"content_based": 1e308, "collaborative": 1e308}}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["weights"] == {"content_based": 0.5, "collaborative": 0.5, "two_tower": 0.0}
+
+
 def test_weights_left_out_count_as_zero(staff):
     response = staff.put(WEIGHTS, {"weights": {"collaborative": 3}}, format="json")
     assert response.json()["weights"] == {"content_based": 0.0, "collaborative": 1.0, "two_tower": 0.0}
