@@ -75,6 +75,8 @@ class TrainingRun(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     skipped = models.JSONField(default=dict, blank=True, help_text="Algorithm -> why it was not trained.")
     error = models.TextField(blank=True)
+    # The data (and parameters) it trained on, ml.training.data_fingerprint: what "up to date" compares.
+    data_fingerprint = models.CharField(max_length=64, blank=True)
     celery_task_id = models.CharField(max_length=255, blank=True)
     # True while queued or running, NULL afterwards: the unique constraint below makes it the training
     # lock, so two runs can never be in flight at once whatever process asks.

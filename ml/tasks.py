@@ -21,7 +21,7 @@ def train_algorithms(run_id: int, algorithms: list[str], finish: bool = True) ->
 
 @shared_task(name="ml.scheduled_retrain")
 def scheduled_retrain() -> str:
-    """Celery beat's periodic retraining: skipped when nothing changed since the active versions."""
+    """Celery beat's periodic retraining: skipped when nothing changed since the algorithms last trained."""
     try:
         run = training_run_request(algorithms=list(Algorithm.values), force_retrain=False, trigger="beat")
     except Conflict as exc:

@@ -61,7 +61,7 @@ def data_fingerprint() -> str:
 
     Aggregates instead of a scan, so the API can answer "up to date" in milliseconds.
     """
-    parts = {"parameters": ENGINE_PARAMETERS}
+    parts = {"parameters": {**ENGINE_PARAMETERS, "two_tower_max_epochs": settings.TWO_TOWER_MAX_EPOCHS}}
     for model in (Interaction, Developer, Founder, Investor, Startup, Position,
                   Developer.skills.through, Developer.preferred_industries.through, Founder.skills.through,
                   Investor.preferred_industries.through, Startup.required_skills.through,
@@ -111,10 +111,18 @@ def training_run_in_flight() -> TrainingRun | None:
 
 
 def training_is_up_to_date(algorithms: list[str], fingerprint: str) -> bool:
-    """True when every requested algorithm has an active version trained on exactly this data."""
-    active = dict(ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE, algorithm__in=algorithms)
-                  .values_list("algorithm", "data_fingerprint"))
-    return all(active.get(a) == fingerprint for a in algorithms)
+    """True when training ``algorithms`` again would only repeat what was done on exactly this data and
+    these parameters (``fingerprint``): each has an active version trained on it, or a completed run
+    already trained one on it (kept ready because it was not better, or rolled back from), or skipped
+    it on this data for want of interactions. Training is seeded, so a repeat would change nothing.
+    """
+    versions = ModelVersion.objects.filter(algorithm__in=algorithms, data_fingerprint=fingerprint).filter(
+        models.Q(status=ModelVersion.Status.ACTIVE)
+        | models.Q(status__in=[ModelVersion.Status.READY, ModelVersion.Status.ARCHIVED],
+                   training_run__status=TrainingRun.Status.SUCCEEDED))
+    skips = TrainingRun.objects.filter(data_fingerprint=fingerprint, status__in=[
+        TrainingRun.Status.SUCCEEDED, TrainingRun.Status.SKIPPED]).values_list("skipped", flat=True)
+    return set(algorithms) <= set(versions.values_list("algorithm", flat=True)).union(*skips)
 
 
 def training_run_create(*, algorithms: list[str], force_retrain: bool, trigger: str,
@@ -192,6 +200,7 @@ def training_run_execute(*, run_id: int, algorithms: list[str], finish: bool = T
     try:
         with _Heartbeat(run_id):
             fingerprint = data_fingerprint()
+            TrainingRun.objects.filter(pk=run_id).update(data_fingerprint=fingerprint)
             data = platform_data.training_data().validate()
             for algorithm in algorithms:
                 _train_one(run_id, algorithm, data, fingerprint, progress)

@@ -73,7 +73,7 @@ class TrainApi(APIView):
             interactions=wanted.get("training_data", {}).get("interactions", []), requested_by=request.user)
         if queued.run is None:
             return Response({"status": "up_to_date", "model_versions": queued.active_versions,
-                             "detail": "Nothing changed since the active versions were trained; nothing was "
+                             "detail": "Nothing changed since these algorithms were last trained; nothing was "
                                        "queued. Send force_retrain: true to train anyway."})
         url = reverse("training-run-detail", args=[queued.run.pk], request=request)
         return Response({"training_run_id": queued.run.pk, "task_id": queued.run.celery_task_id, "status": "queued",

@@ -156,7 +156,7 @@ def _rounded(value) -> float:
 
 @dataclass
 class TrainingRequest:
-    run: TrainingRun | None  # None: nothing changed since the active versions were trained
+    run: TrainingRun | None  # None: nothing changed since the algorithms were last trained
     active_versions: dict[str, int]
 
 

@@ -55,11 +55,38 @@ def test_nothing_is_trained_when_the_data_has_not_changed(world):
     assert ModelVersion.objects.filter(algorithm="collaborative").count() == 2
 
 
-def test_a_new_interaction_makes_the_data_out_of_date(world):
+def test_a_version_kept_ready_because_it_was_worse_is_not_trained_again_on_the_same_data(world):
     train(["collaborative"])
+    ModelVersion.objects.filter(algorithm="collaborative", version=1).update(metrics={"ndcg": 1.0})
+    add_interaction()
+    train(["collaborative"])
+    assert ModelVersion.objects.get(algorithm="collaborative", version=2).status == "ready"
+    assert training.training_run_create(algorithms=["collaborative"], force_retrain=False, trigger="beat") is None
+
+
+def test_a_failed_training_does_not_count_as_trained(world, monkeypatch):
+    from ml.core.collaborative import CollaborativeRecommender
+
+    monkeypatch.setattr(CollaborativeRecommender, "fit", lambda self, data, progress=None: 1 / 0)
+    assert train(["collaborative"]).status == "failed"
+    assert training.training_run_create(algorithms=["collaborative"], force_retrain=False, trigger="api")
+
+
+def test_other_training_parameters_make_the_models_out_of_date(world, settings):
+    train(["collaborative"])
+    settings.TWO_TOWER_MAX_EPOCHS = 3
+    assert training.training_run_create(algorithms=["collaborative"], force_retrain=False, trigger="api")
+
+
+def add_interaction() -> None:
     event = Interaction.objects.first()
     Interaction.objects.create(user=event.user, kind="like", position=event.position, startup=event.startup,
                                developer=event.developer, investor=event.investor, created_at=timezone.now())
+
+
+def test_a_new_interaction_makes_the_data_out_of_date(world):
+    train(["collaborative"])
+    add_interaction()
     assert training.training_run_create(algorithms=["collaborative"], force_retrain=False, trigger="api")
 
 
@@ -82,6 +109,9 @@ def test_the_two_tower_is_skipped_with_a_reason_when_data_is_too_small():
     assert run.status == "succeeded"
     assert "500 interactions" in run.skipped["two_tower"]
     assert not ModelVersion.objects.filter(algorithm="two_tower").exists()
+    # the same data would skip it again: nothing to train
+    assert training.training_run_create(algorithms=["content_based", "two_tower"], force_retrain=False,
+                                        trigger="beat") is None
 
 
 def test_a_failed_training_is_recorded_and_the_active_version_keeps_serving(world, monkeypatch):
