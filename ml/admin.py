@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from . import services, tasks
+from . import services, tasks, training
 from .models import HybridWeights, ModelVersion, TrainingRun, Trigger
 
 
@@ -54,11 +54,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    """Read-only: runs are records of what happened. "Retrain now" queues a new one."""
+    """Read-only: runs are records of what happened (deleting an in-flight one would free the training
+    lock under a running worker). "Retrain now" queues a new one."""
 
     list_display = ["id", "status", "algorithms", "trigger", "requested_by", "created_at", "finished_at"]
     list_filter = ["status", "trigger"]
     actions = ["retrain"]
+
+    def changelist_view(self, request, extra_context=None):
+        training.release_stale_runs()  # a run whose worker died is listed as failed, not running for ever
+        return super().changelist_view(request, extra_context)
 
     @admin.action(description="Retrain now (the algorithms of the selected runs)")
     def retrain(self, request, queryset):
@@ -69,6 +74,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 
@@ -89,13 +97,17 @@ class HybridWeightsForm(forms.ModelForm):
 
 @admin.register(HybridWeights)
 class HybridWeightsAdmin(admin.ModelAdmin):
-    """Saving creates a new row, so the list is the history of who changed the weights and when."""
+    """Saving creates a new row, so the list is the history of who changed the weights and when; rows are
+    neither changed nor deleted, so that history stays whole."""
 
     form = HybridWeightsForm
     list_display = ["changed_at", "content_based", "collaborative", "two_tower", "changed_by", "note"]
 
     def has_change_permission(self, request, obj=None) -> bool:
         return obj is None
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
     def save_model(self, request, obj, form, change):
         obj.changed_by = request.user

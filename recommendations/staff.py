@@ -27,7 +27,7 @@ from profiles.selectors import interaction_list, profile_of, role_of
 from profiles.serializers import MAX_ID
 from recsys_site.exceptions import DomainError
 
-from . import plots, services
+from . import plots, selectors, services
 
 SEARCH_LIMIT = 50
 RECOMMENDATIONS_SHOWN = 10
@@ -179,7 +179,7 @@ class RunRow:
 
 
 def training_run_rows() -> list[RunRow]:
-    runs = TrainingRun.objects.select_related("requested_by")[:RUNS_SHOWN]
+    runs = selectors.training_run_list().select_related("requested_by")[:RUNS_SHOWN]
     return [RunRow(run, _seconds(run), bool(run.progress.get("train_loss"))) for run in runs]
 
 

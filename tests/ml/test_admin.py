@@ -1,7 +1,10 @@
 """Staff manage the registry from Django admin: activate, roll back, retrain now, weights with history."""
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.utils import timezone
 
 from ml.models import HybridWeights, ModelVersion, TrainingRun
 from recsys_site.celery import app as celery_app
@@ -55,6 +58,24 @@ def test_all_zero_weights_are_refused_in_admin_with_a_message(admin_client):
     assert response.status_code == 200
     assert b"At least one weight must be greater than 0" in response.content
     assert not HybridWeights.objects.exists()
+
+
+def test_the_runs_list_shows_a_run_whose_worker_died_as_failed(admin_client, settings):
+    dead = TrainingRun.objects.create(algorithms=["collaborative"], status="running", heartbeat_at=timezone.now()
+                                      - timedelta(seconds=settings.TRAINING_STALE_AFTER_SECONDS + 5))
+    assert admin_client.get("/admin/ml/trainingrun/").status_code == 200
+    dead.refresh_from_db()
+    assert (dead.status, dead.in_flight) == ("failed", None)
+
+
+@pytest.mark.parametrize("model", ["trainingrun", "hybridweights"])
+def test_runs_and_weights_history_cannot_be_deleted(admin_client, model):
+    row = (TrainingRun.objects.create(algorithms=["collaborative"]) if model == "trainingrun"
+           else HybridWeights.objects.create())
+    assert admin_client.get(f"/admin/ml/{model}/{row.pk}/delete/").status_code == 403
+    admin_client.post(f"/admin/ml/{model}/", {"action": "delete_selected", "_selected_action": [str(row.pk)],
+                                              "post": "yes"})
+    assert type(row).objects.filter(pk=row.pk).exists()
 
 
 @pytest.mark.parametrize("path", ["/admin/ml/trainingrun/", "/admin/ml/modelversion/", "/admin/ml/hybridweights/",

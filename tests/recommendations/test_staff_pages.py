@@ -1,8 +1,11 @@
 """The staff pages at /staff/ on the package's small trained world: who may see them, finding a user, a
 user's recommendations beside their profile and history, trying and saving weights, and training runs
 with their plots and the "retrain now" button."""
+from datetime import timedelta
+
 import pytest
 from django.contrib.messages import get_messages
+from django.utils import timezone
 
 from ml.models import HybridWeights, TrainingRun
 from profiles.models import Developer, Founder, Interaction, Investor
@@ -217,6 +220,14 @@ def test_the_plots_are_png_images(staff, world, url):
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert response.content.startswith(PNG_SIGNATURE) and len(response.content) > 5000
+
+
+def test_a_run_whose_worker_died_is_shown_failed_not_running(staff, settings):
+    dead = TrainingRun.objects.create(algorithms=["two_tower"], status="running", heartbeat_at=timezone.now()
+                                      - timedelta(seconds=settings.TRAINING_STALE_AFTER_SECONDS + 5))
+    page = staff.get(RUNS).content.decode()
+    dead.refresh_from_db()
+    assert dead.status == "failed" and "heartbeat" in page
 
 
 def test_a_run_without_losses_has_no_plot_and_the_page_says_so(staff, world):
