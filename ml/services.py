@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from recsys_site.exceptions import Conflict, DomainError, NotFound
 
+from .artifacts import ArtifactUnreadable, load_version
 from .models import Algorithm, HybridWeights, ModelVersion
 
 DEFAULT_WEIGHTS = {"content_based": 0.4, "collaborative": 0.35, "two_tower": 0.25}
@@ -37,7 +38,12 @@ def hybrid_weights_set(*, weights: dict, changed_by=None, note: str = "") -> Hyb
 
 @transaction.atomic
 def model_version_activate(*, algorithm: str, version: int) -> ModelVersion:
-    """Make ``version`` the one active version of ``algorithm``; the previous one becomes ready again."""
+    """Make ``version`` the one active version of ``algorithm``; the previous one becomes ready again.
+
+    Its artifact must load first: a version whose files are missing or corrupt is refused (Conflict, with
+    the reason) and the active one keeps serving, where it would otherwise leave the algorithm without a
+    model in every process (and the hybrid without its floor, for content_based).
+    """
     try:
         chosen = ModelVersion.objects.select_for_update().get(algorithm=algorithm, version=version)
     except ModelVersion.DoesNotExist:
@@ -46,6 +52,11 @@ def model_version_activate(*, algorithm: str, version: int) -> ModelVersion:
         return chosen
     if chosen.status not in (ModelVersion.Status.READY, ModelVersion.Status.ARCHIVED):
         raise Conflict(f"{algorithm} v{version} is {chosen.status}; only a ready or archived version can be activated.")
+    try:
+        load_version(algorithm, chosen.artifact_path)
+    except ArtifactUnreadable as exc:
+        raise Conflict(f"{algorithm} v{version} was not activated: {exc}. The active version keeps serving.",
+                       algorithm=algorithm, version=version) from exc
     ModelVersion.objects.filter(algorithm=algorithm, status=ModelVersion.Status.ACTIVE).update(
         status=ModelVersion.Status.READY)
     chosen.status = ModelVersion.Status.ACTIVE

@@ -16,15 +16,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 
+from ml.artifacts import ArtifactUnreadable, load_version
 from ml.core.base import Recommender
 from ml.core.data import IdMap
 from ml.core.features import ContentVocabulary
-from ml.core.hybrid import CONTENT, build_component
+from ml.core.hybrid import CONTENT
 from ml.core.retrieval import Retrieval
 from ml.core.serving import align, content_vocabulary
 from ml.models import Algorithm, ModelVersion
@@ -32,10 +32,6 @@ from ml.platform_data import parse_item_key
 from ml.selectors import current_weights
 
 logger = logging.getLogger(__name__)
-
-
-class ArtifactUnreadable(Exception):
-    """A model version's files cannot be loaded; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -64,17 +60,6 @@ class ServingModels:
     def allowed(self, item_types) -> np.ndarray:
         masks = [self.type_masks[t] for t in item_types if t in self.type_masks]
         return np.logical_or.reduce(masks) if masks else np.zeros(len(self.item_ids), dtype=bool)
-
-
-def load_version(algorithm: str, artifact_path: str) -> Recommender:
-    """The fitted model in ``artifact_path``; ArtifactUnreadable when it is missing or corrupt."""
-    if not artifact_path or not Path(artifact_path).is_dir():
-        raise ArtifactUnreadable(f"the {algorithm} artifact is missing (no directory {artifact_path!r})")
-    try:
-        return type(build_component(algorithm)).load(Path(artifact_path))
-    except Exception as exc:  # a damaged file surfaces as zipfile, torch, json or key errors alike
-        raise ArtifactUnreadable(f"the {algorithm} artifact in {artifact_path} cannot be loaded: "
-                                 f"{type(exc).__name__}: {exc}") from exc
 
 
 def _active_key() -> tuple:

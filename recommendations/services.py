@@ -19,10 +19,10 @@ from ml.models import Algorithm, ModelVersion, TrainingRun, Trigger
 from ml.platform_data import parse_item_key
 from ml.services import model_version_activate
 from profiles.models import TARGET_FIELDS, Interaction, ItemType, Role, a_or_an
-from recsys_site.exceptions import Conflict, ServiceUnavailable
+from recsys_site.exceptions import ServiceUnavailable
 
 from . import selectors
-from .model_store import ArtifactUnreadable, ServingModels, load_version, serving_models
+from .model_store import ServingModels, serving_models
 
 # Who is recommended what (docs/api-v1.md): founders look for people who fit their startups.
 ROLE_ITEM_TYPES: dict[str, tuple[str, ...]] = {
@@ -202,20 +202,13 @@ def model_versions_load(*, algorithm: str | None = None, version: int | None = N
     """Activate ``algorithm`` ``version``, or with neither, each algorithm's newest ready version that is
     newer than its active one; returns {algorithm: version activated}.
 
-    Every chosen artifact must load: one that is missing or corrupt refuses the whole request (409, with
-    the reason), the activation is rolled back and the versions active before keep serving.
+    Every chosen artifact must load (``model_version_activate``): one that is missing or corrupt refuses
+    the whole request (409, with the reason), and the versions active before keep serving.
     """
     chosen = [(algorithm, version)] if algorithm else _newest_ready_versions()
-    activated = {}
     for name, number in chosen:
-        row = model_version_activate(algorithm=name, version=number)
-        try:
-            load_version(name, row.artifact_path)
-        except ArtifactUnreadable as exc:
-            raise Conflict(f"{name} v{number} was not activated: {exc}. The active version keeps serving.",
-                           algorithm=name, version=number) from exc
-        activated[name] = number
-    return activated
+        model_version_activate(algorithm=name, version=number)
+    return dict(chosen)
 
 
 def _newest_ready_versions() -> list[tuple[str, int]]:

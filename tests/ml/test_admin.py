@@ -3,6 +3,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.messages import get_messages
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -24,11 +25,22 @@ def run_action(admin_client, model: str, action: str, pks) -> None:
     assert response.status_code == 302
 
 
-def test_activate_action_swaps_the_active_version(admin_client):
+def test_activate_action_swaps_the_active_version(admin_client, collaborative_artifact):
     ModelVersion.objects.create(algorithm="collaborative", version=1, status="active")
-    newer = ModelVersion.objects.create(algorithm="collaborative", version=2, status="ready")
+    newer = ModelVersion.objects.create(algorithm="collaborative", version=2, status="ready",
+                                        artifact_path=collaborative_artifact)
     run_action(admin_client, "modelversion", "activate", [newer.pk])
     assert dict(ModelVersion.objects.values_list("version", "status")) == {1: "ready", 2: "active"}
+
+
+def test_activating_a_version_whose_files_are_gone_says_why_and_keeps_the_active_one(admin_client, tmp_path):
+    ModelVersion.objects.create(algorithm="content_based", version=1, status="active")
+    lost = ModelVersion.objects.create(algorithm="content_based", version=2, status="ready",
+                                       artifact_path=str(tmp_path / "gone"))
+    response = admin_client.post("/admin/ml/modelversion/", {"action": "activate", "_selected_action": [lost.pk]})
+    [message] = get_messages(response.wsgi_request)
+    assert "content_based v2 was not activated: the content_based artifact is missing" in str(message)
+    assert dict(ModelVersion.objects.values_list("version", "status")) == {1: "active", 2: "ready"}
 
 
 def test_retrain_now_action_trains_the_selected_algorithm(admin_client, settings, tmp_path, monkeypatch):

@@ -10,18 +10,36 @@ from recsys_site.exceptions import Conflict, DomainError, NotFound
 pytestmark = pytest.mark.django_db
 
 
-def make_version(version: int, status: str = "ready", algorithm: str = "collaborative") -> ModelVersion:
-    return ModelVersion.objects.create(algorithm=algorithm, version=version, status=status)
+@pytest.fixture
+def make_version(collaborative_artifact):
+    def make(version: int, status: str = "ready", algorithm: str = "collaborative") -> ModelVersion:
+        return ModelVersion.objects.create(algorithm=algorithm, version=version, status=status,
+                                           artifact_path=collaborative_artifact)
+    return make
 
 
-def test_the_database_refuses_two_active_versions_of_one_algorithm():
+def test_a_version_whose_files_are_missing_or_corrupt_is_not_activated(make_version, tmp_path):
+    make_version(1, "active")
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "meta.json").write_text("{not json")
+    for version, folder in ((2, "gone"), (3, "corrupt")):
+        ModelVersion.objects.create(algorithm="collaborative", version=version, status="ready",
+                                    artifact_path=str(tmp_path / folder))
+    with pytest.raises(Conflict, match="v2 was not activated: the collaborative artifact is missing"):
+        services.model_version_activate(algorithm="collaborative", version=2)
+    with pytest.raises(Conflict, match="v3 was not activated: .* cannot be loaded"):
+        services.model_version_activate(algorithm="collaborative", version=3)
+    assert dict(ModelVersion.objects.values_list("version", "status")) == {1: "active", 2: "ready", 3: "ready"}
+
+
+def test_the_database_refuses_two_active_versions_of_one_algorithm(make_version):
     make_version(1, "active")
     with pytest.raises(IntegrityError), transaction.atomic():
         make_version(2, "active")
     make_version(3, "active", algorithm="two_tower")
 
 
-def test_activation_swaps_the_active_version():
+def test_activation_swaps_the_active_version(make_version):
     make_version(1, "active")
     make_version(2)
     services.model_version_activate(algorithm="collaborative", version=2)
@@ -29,7 +47,7 @@ def test_activation_swaps_the_active_version():
     assert statuses == {1: "ready", 2: "active"}
 
 
-def test_activating_a_failed_or_missing_version_is_refused_and_changes_nothing():
+def test_activating_a_failed_or_missing_version_is_refused_and_changes_nothing(make_version):
     make_version(1, "active")
     make_version(2, "failed")
     with pytest.raises(Conflict, match="failed"):
@@ -39,7 +57,7 @@ def test_activating_a_failed_or_missing_version_is_refused_and_changes_nothing()
     assert ModelVersion.objects.get(version=1).status == "active"
 
 
-def test_roll_back_returns_to_the_previously_active_version():
+def test_roll_back_returns_to_the_previously_active_version(make_version):
     make_version(1)
     make_version(2)
     services.model_version_activate(algorithm="collaborative", version=1)
@@ -48,7 +66,7 @@ def test_roll_back_returns_to_the_previously_active_version():
     assert ModelVersion.objects.get(status="active").version == 1
 
 
-def test_roll_back_without_history_is_a_conflict():
+def test_roll_back_without_history_is_a_conflict(make_version):
     make_version(1, "active")
     with pytest.raises(Conflict):
         services.model_version_roll_back(algorithm="collaborative")

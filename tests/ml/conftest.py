@@ -1,0 +1,12 @@
+import pytest
+
+from ml.core.hybrid import build_component
+from tests.ml_core.conftest import make_world
+
+
+@pytest.fixture(scope="session")
+def collaborative_artifact(tmp_path_factory) -> str:
+    """A real (tiny) collaborative model on disk: activation loads a version's files before it switches."""
+    path = tmp_path_factory.mktemp("collaborative")
+    build_component("collaborative").fit(make_world()).save(path)
+    return str(path)
