@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ml.core import data as engine_data
@@ -90,10 +91,11 @@ def release_stale_runs() -> list[int]:
     """Mark in-flight runs whose worker died (or that no worker took) as failed; returns their ids."""
     now = timezone.now()
     stale_running = now - timedelta(seconds=settings.TRAINING_STALE_AFTER_SECONDS)
-    stale = TrainingRun.objects.filter(
+    # A queued run waits from its creation, or from its last beat when its first part handed it on.
+    stale = TrainingRun.objects.annotate(waiting_since=Coalesce("heartbeat_at", "created_at")).filter(
         models.Q(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=stale_running)
         | models.Q(status=TrainingRun.Status.RUNNING, heartbeat_at__isnull=True, started_at__lt=stale_running)
-        | models.Q(status=TrainingRun.Status.QUEUED, created_at__lt=now - STALE_QUEUED_AFTER))
+        | models.Q(status=TrainingRun.Status.QUEUED, waiting_since__lt=now - STALE_QUEUED_AFTER))
     released = []
     for run in stale:
         reason = ("the worker stopped sending heartbeats (it crashed or was killed)"
@@ -186,7 +188,8 @@ class _Heartbeat:
 
 def training_run_execute(*, run_id: int, algorithms: list[str], finish: bool = True,
                          progress: Callable[[str, str, dict], None] | None = None) -> TrainingRun:
-    """Train ``algorithms`` for the run; with ``finish`` the run is closed afterwards (and the lock freed).
+    """Train ``algorithms`` for the run; with ``finish`` the run is closed afterwards (and the lock freed),
+    without it the run is queued again for its next part (the Two-Tower, on another queue).
 
     ``progress(algorithm, event, info)`` also hears every engine event (a console, say). A failure is
     recorded on the run and the active versions keep serving.
@@ -196,7 +199,7 @@ def training_run_execute(*, run_id: int, algorithms: list[str], finish: bool = T
         logger.warning("training run %s is %s; not training", run_id, run.status)
         return run
     TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
-        status=TrainingRun.Status.RUNNING, started_at=timezone.now())
+        status=TrainingRun.Status.RUNNING, started_at=Coalesce("started_at", models.Value(timezone.now())))
     try:
         with _Heartbeat(run_id):
             fingerprint = data_fingerprint()
@@ -213,6 +216,9 @@ def training_run_execute(*, run_id: int, algorithms: list[str], finish: bool = T
     if finish:
         trained = ModelVersion.objects.filter(training_run=run).exists()
         _finish(run, TrainingRun.Status.SUCCEEDED if trained else TrainingRun.Status.SKIPPED)
+    else:  # no heartbeat until a worker of the next queue takes it: running would soon look dead
+        run.status, run.heartbeat_at = TrainingRun.Status.QUEUED, timezone.now()
+        run.save(update_fields=["status", "heartbeat_at"])
     return run
 
 

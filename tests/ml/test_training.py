@@ -142,6 +142,27 @@ def test_a_run_with_a_stale_heartbeat_is_failed_and_releases_the_lock(world, set
     assert training.training_run_create(algorithms=["collaborative"], force_retrain=True, trigger="api")
 
 
+def test_a_run_handed_to_the_gpu_queue_waits_queued_not_running_and_is_not_taken_for_dead(world, settings):
+    run = training.training_run_create(algorithms=["content_based", "two_tower"], force_retrain=True, trigger="api")
+    first = training.training_run_execute(run_id=run.pk, algorithms=["content_based"], finish=False)
+    assert (first.status, first.in_flight) == ("queued", True)
+    long_after_its_last_beat = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER_SECONDS * 10)
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=long_after_its_last_beat)
+    assert training.release_stale_runs() == []
+    last = training.training_run_execute(run_id=run.pk, algorithms=["two_tower"])
+    assert last.status == "succeeded" and last.started_at == first.started_at
+    assert set(last.metrics) == {"content_based", "two_tower"}
+
+
+def test_a_handed_on_run_no_worker_takes_is_given_up_after_hours(world):
+    run = training.training_run_create(algorithms=["content_based", "two_tower"], force_retrain=True, trigger="api")
+    training.training_run_execute(run_id=run.pk, algorithms=["content_based"], finish=False)
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - training.STALE_QUEUED_AFTER
+                                                 - timedelta(minutes=1))
+    assert training.release_stale_runs() == [run.pk]
+    assert "no worker picked the run up" in TrainingRun.objects.get(pk=run.pk).error
+
+
 def test_the_two_tower_goes_to_the_gpu_queue_after_the_rest():
     run = TrainingRun(pk=7, algorithms=["two_tower", "content_based"])
     chain = tasks.signature_for(run)
