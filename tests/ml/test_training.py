@@ -173,3 +173,13 @@ def test_the_two_tower_goes_to_the_gpu_queue_after_the_rest():
 def test_scheduled_retraining_skips_when_nothing_changed(world):
     train(["content_based", "collaborative", "two_tower"])
     assert tasks.scheduled_retrain() == "skipped: up to date"
+
+
+def test_a_nightly_retraining_is_scheduled_out_of_the_box():
+    from django_celery_beat.models import PeriodicTask
+
+    from recsys_site.celery import app
+
+    task = PeriodicTask.objects.get(task="ml.scheduled_retrain")
+    assert task.enabled and (task.crontab.minute, task.crontab.hour) == ("0", "3")
+    assert task.task in app.tasks  # beat sends it by name: the worker must know that name
