@@ -268,7 +268,7 @@ def new_model(algorithm: str):
 
 def _why_not_trainable(algorithm: str, data: InteractionData) -> str:
     if algorithm == Algorithm.TWO_TOWER and data.matrix.nnz < MIN_TWO_TOWER_INTERACTIONS:
-        return (f"needs at least {MIN_TWO_TOWER_INTERACTIONS} interactions, "
+        return (f"needs at least {MIN_TWO_TOWER_INTERACTIONS} interactions (distinct user-item pairs), "
                 f"the platform has {data.matrix.nnz}")
     return ""
 
