@@ -1,0 +1,154 @@
+"""The demo world's hidden tastes as a recommender: how well each candidate item matches a user.
+
+The seeded interactions come from ``world.CHANNELS``: a user is shown candidates and picks by
+``TASTE_STRENGTH * match + noise``. Ranking a user's candidates by that same ``match`` is therefore the
+best any recommender could hope to do on average (the oracle), and a yardstick for the served ranking.
+
+No Django here, like ``world.py``. Primary keys follow from three starting ids: ``store.WorldStore``
+gives the world's users, startups and positions consecutive ids in world order, from whatever the
+tables' largest id was at seeding time. Only the database knows those ids, so the caller reads the
+demo rows and ``WorldIds.from_rows`` finds (and checks) them.
+
+    world_ids = WorldIds.from_rows(world, users={username: pk}, startups={pk: name}, positions={pk: title})
+    oracle = WorldOracle.from_seed(seed, size, world_ids)
+    oracle.scores(user_id, ["position:12", "startup:3"])  # -> array([0.61, 0.47])
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from .world import (
+    CHANNELS,
+    DEVELOPER,
+    DEVELOPER_TARGET,
+    FOUNDER,
+    INVESTOR,
+    INVESTOR_TARGET,
+    POSITION,
+    STARTUP,
+    Channel,
+    World,
+    WorldSize,
+    make_world,
+)
+
+# seed_demo's default --end; matches do not depend on it, but the oracle builds the world exactly as seeded.
+DEFAULT_END = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+ROLE_NAMES = {DEVELOPER: "developer", FOUNDER: "founder", INVESTOR: "investor"}
+TARGET_TYPES = {"position": POSITION, "startup": STARTUP, "developer": DEVELOPER_TARGET,
+                "investor": INVESTOR_TARGET}
+
+
+class WorldMismatch(ValueError):
+    """The database rows are not the world the oracle was asked to rebuild (another seed or size)."""
+
+
+@dataclass(frozen=True)
+class WorldIds:
+    """The primary key of the world's first user, startup and position; the others follow in order."""
+
+    first_user: int
+    first_startup: int
+    first_position: int
+
+    @classmethod
+    def from_rows(cls, world: World, users: Mapping[str, int], startups: Mapping[int, str],
+                  positions: Mapping[int, str]) -> WorldIds:
+        """Find the ids from the demo rows in the database: ``users`` {username: pk} of the demo users,
+        ``startups`` {pk: name} of the startups they founded, ``positions`` {pk: title} of those
+        startups' positions. Checks every row against the world, so a world seeded with other options
+        fails loudly here instead of silently scoring the wrong people."""
+        people = world.people
+        if len(users) != len(people.usernames) or people.usernames[0] not in users:
+            raise WorldMismatch(f"the database holds {len(users)} demo users; this world has {len(people.usernames)}"
+                                f" (first {people.usernames[0]!r})")
+        ids = cls(users[people.usernames[0]], min(startups, default=1), min(positions, default=1))
+        _check_block("user", ids.first_user, people.usernames, {pk: name for name, pk in users.items()})
+        _check_block("startup", ids.first_startup, world.startups.name, startups)
+        _check_block("position", ids.first_position, world.positions.title, positions)
+        return ids
+
+
+def _check_block(what: str, first: int, expected: Sequence[str], found: Mapping[int, str]) -> None:
+    """The rows ``found`` {pk: label} must be exactly ``expected`` at consecutive ids from ``first``."""
+    if len(found) != len(expected):
+        raise WorldMismatch(f"the database holds {len(found)} demo {what}s; this world has {len(expected)}")
+    for offset, label in enumerate(expected):
+        if found.get(first + offset) != label:
+            raise WorldMismatch(f"{what} {first + offset} is {found.get(first + offset)!r} in the database; "
+                                f"this world has {label!r} there")
+
+
+class WorldOracle:
+    """Each (user, item) pair's hidden match in [0, 1], for users and items given by primary key."""
+
+    def __init__(self, world: World, ids: WorldIds) -> None:
+        self.world = world
+        self.ids = ids
+        people = world.people
+        # A user's index within their role's table (developer 0, 1, ... in user order), as the matches take it.
+        self._within_role = np.full(len(people.roles), -1, dtype=np.int64)
+        for members in (people.developers, people.founders, people.investors):
+            self._within_role[members] = np.arange(len(members))
+        self._channels = {(c.role, c.target_type): c for c in CHANNELS}
+
+    @classmethod
+    def from_seed(cls, seed: int, size: WorldSize, ids: WorldIds, end: int = DEFAULT_END) -> WorldOracle:
+        """The oracle of ``manage.py seed_demo --seed seed`` with ``size`` (and ``--end``, as unix seconds)."""
+        return cls(make_world(seed, size, end), ids)
+
+    def role(self, user_id: int) -> str:
+        return ROLE_NAMES[int(self.world.people.roles[self._user_index(user_id)])]
+
+    def scores(self, user_id: int, item_keys: Sequence[str]) -> np.ndarray:
+        """(len(item_keys),) float: the user's match with each item ("position:12", "developer:45", ...).
+
+        ValueError for an item the world did not make, or of a type the user's role never acts on."""
+        user = self._user_index(user_id)
+        role = int(self.world.people.roles[user])
+        scores = np.zeros(len(item_keys))
+        by_type: dict[int, list[tuple[int, int]]] = {}
+        for n, key in enumerate(item_keys):
+            target_type, target = self._target(key)
+            by_type.setdefault(target_type, []).append((n, target))
+        for target_type, pairs in by_type.items():
+            channel = self._channel(role, target_type)
+            slots, targets = (np.array(column, dtype=np.int64) for column in zip(*pairs, strict=True))
+            actor = self._within_role[user:user + 1]  # (1,): the match functions score (events,) actors
+            scores[slots] = channel.match(self.world, actor, targets[None, :])[0]  # against (events, candidates)
+        return scores
+
+    def _channel(self, role: int, target_type: int) -> Channel:
+        channel = self._channels.get((role, target_type))
+        if channel is None:
+            names = {code: name for name, code in TARGET_TYPES.items()}
+            raise ValueError(f"a {ROLE_NAMES[role]} has no taste for {names[target_type]}s in the demo world")
+        return channel
+
+    def _user_index(self, user_id: int) -> int:
+        index = user_id - self.ids.first_user
+        if not 0 <= index < len(self.world.people.roles):
+            raise ValueError(f"user {user_id} is not in this demo world")
+        return index
+
+    def _target(self, key: str) -> tuple[int, int]:
+        """(target type, index within the target's table) of an item key."""
+        item_type, pk_text = key.split(":", 1)
+        pk, target_type = int(pk_text), TARGET_TYPES[item_type]
+        if target_type == POSITION:
+            index, count = pk - self.ids.first_position, len(self.world.positions.title)
+        elif target_type == STARTUP:
+            index, count = pk - self.ids.first_startup, len(self.world.startups.name)
+        else:  # a person: the key names their user id, and they must have the role the type says
+            user = self._user_index(pk)
+            wanted = DEVELOPER if target_type == DEVELOPER_TARGET else INVESTOR
+            if self.world.people.roles[user] != wanted:
+                raise ValueError(f"{key}: user {pk} is not {'a developer' if wanted == DEVELOPER else 'an investor'}")
+            return target_type, int(self._within_role[user])
+        if not 0 <= index < count:
+            raise ValueError(f"{key} is not in this demo world")
+        return target_type, int(index)
