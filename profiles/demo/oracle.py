@@ -2,7 +2,9 @@
 
 The seeded interactions come from ``world.CHANNELS``: a user is shown candidates and picks by
 ``TASTE_STRENGTH * match + noise``. Ranking a user's candidates by that same ``match`` is therefore the
-best any recommender could hope to do on average (the oracle), and a yardstick for the served ranking.
+best ranking of what suits a user, and a yardstick for the served one. Which items a user's next
+events touch also depends on what they are shown, in proportion to each item's hidden popularity:
+``propensities`` adds that, and ranks those events best (no recommender should expect to beat it).
 
 No Django here, like ``world.py``. Primary keys follow from three starting ids: ``store.WorldStore``
 gives the world's users, startups and positions consecutive ids in world order, from whatever the
@@ -11,7 +13,8 @@ demo rows and ``WorldIds.from_rows`` finds (and checks) them.
 
     world_ids = WorldIds.from_rows(world, users={username: pk}, startups={pk: name}, positions={pk: title})
     oracle = WorldOracle.from_seed(seed, size, world_ids)
-    oracle.scores(user_id, ["position:12", "startup:3"])  # -> array([0.61, 0.47])
+    oracle.scores(user_id, ["position:12", "startup:3"])  # the hidden match, e.g. array([0.61, 0.47])
+    oracle.propensities(user_id, keys)  # match and exposure: how likely the world's events pick each item
 """
 from __future__ import annotations
 
@@ -30,9 +33,11 @@ from .world import (
     INVESTOR_TARGET,
     POSITION,
     STARTUP,
+    TASTE_STRENGTH,
     Channel,
     World,
     WorldSize,
+    _targets_popularity,
     make_world,
 )
 
@@ -105,9 +110,21 @@ class WorldOracle:
         return ROLE_NAMES[int(self.world.people.roles[self._user_index(user_id)])]
 
     def scores(self, user_id: int, item_keys: Sequence[str]) -> np.ndarray:
-        """(len(item_keys),) float: the user's match with each item ("position:12", "developer:45", ...).
+        """(len(item_keys),) float: the user's match with each item ("position:12", "developer:45", ...),
+        in [0, 1]: the hidden taste alone.
 
         ValueError for an item the world did not make, or of a type the user's role never acts on."""
+        return self._score(user_id, item_keys, exposure=False)
+
+    def propensities(self, user_id: int, item_keys: Sequence[str]) -> np.ndarray:
+        """(len(item_keys),) float: ``TASTE_STRENGTH * match + log(popularity)``, the log of how often the
+        world's events would pick each item for this user, up to a constant (candidates are drawn in
+        proportion to popularity, then chosen by softmax of the taste; nearly exact while one candidate
+        does not dominate the others). Ranking by it predicts the user's next events best; ranking by
+        ``scores`` ignores what the user is likely to be shown."""
+        return self._score(user_id, item_keys, exposure=True)
+
+    def _score(self, user_id: int, item_keys: Sequence[str], exposure: bool) -> np.ndarray:
         user = self._user_index(user_id)
         role = int(self.world.people.roles[user])
         scores = np.zeros(len(item_keys))
@@ -120,6 +137,9 @@ class WorldOracle:
             slots, targets = (np.array(column, dtype=np.int64) for column in zip(*pairs, strict=True))
             actor = self._within_role[user:user + 1]  # (1,): the match functions score (events,) actors
             scores[slots] = channel.match(self.world, actor, targets[None, :])[0]  # against (events, candidates)
+            if exposure:
+                popularity = _targets_popularity(self.world, target_type)[targets]  # what events draw from
+                scores[slots] = TASTE_STRENGTH * scores[slots] + np.log(popularity)
         return scores
 
     def _channel(self, role: int, target_type: int) -> Channel:

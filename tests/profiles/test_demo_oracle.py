@@ -13,7 +13,7 @@ from django.db import connection
 
 from profiles.demo.oracle import DEFAULT_END, WorldIds, WorldMismatch, WorldOracle
 from profiles.demo.store import DEMO_EMAIL_DOMAIN
-from profiles.demo.world import CHANNELS, DEVELOPER, FOUNDER, POSITION, WorldSize, make_world
+from profiles.demo.world import CHANNELS, DEVELOPER, FOUNDER, POSITION, TASTE_STRENGTH, WorldSize, make_world
 from profiles.models import Developer, Founder, Interaction, Position, Startup
 from tests.factories import DeveloperFactory, PositionFactory
 
@@ -95,6 +95,27 @@ def test_chosen_items_match_better_than_random_ones_and_dismissed_worse(seeded):
     assert len(chosen) > 500 and len(dismissed) > 50
     assert np.mean(chosen) > np.mean(random) + 0.06  # about +0.12 here; a wrong id mapping gives about 0
     assert np.mean(dismissed) < np.mean(random) - 0.035  # about -0.07 here
+
+
+def test_propensities_rank_the_chosen_items_higher_than_the_match_alone(seeded):
+    """Events choose among candidates shown by popularity: adding the exposure must predict them better."""
+    world, ids = seeded
+    oracle = WorldOracle(world, ids)
+    positions = Position.objects.filter(pk__gte=ids.first_position).order_by("pk")
+    position_pks = list(positions.values_list("pk", flat=True))
+    keys = item_keys("position", position_pks)
+    by_match, by_propensity, ranked = [], [], {}
+    events = Interaction.objects.filter(position__isnull=False, user__pk__gte=ids.first_user).exclude(kind="dismiss")
+    for user_id, position_id in events.values_list("user_id", "position_id")[:800]:
+        if user_id not in ranked:
+            ranked[user_id] = oracle.scores(user_id, keys), oracle.propensities(user_id, keys)
+        match, propensity = ranked[user_id]
+        chosen = position_pks.index(position_id)
+        by_match.append((match < match[chosen]).mean())  # share of positions ranked below the chosen one
+        by_propensity.append((propensity < propensity[chosen]).mean())
+    assert np.mean(by_propensity) > np.mean(by_match) + 0.05  # about 0.81 against 0.70 here
+    np.testing.assert_allclose(ranked[user_id][1], TASTE_STRENGTH * ranked[user_id][0]
+                               + np.log(world.positions.popularity))
 
 
 def test_a_founder_is_scored_on_developers_and_investors_together(seeded):
