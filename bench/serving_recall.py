@@ -40,8 +40,8 @@ def main() -> None:
     import django
 
     django.setup()
+    from ml.core.ranker import Ranker, single_threaded_blas
     from ml.core.retrieval import Retrieval, RetrievalConfig
-    from ml.core.serving import ServingHybrid, single_threaded_blas
     from ml.platform_data import parse_item_key
     from ml.selectors import current_weights
     from profiles.models import Developer, ItemType, Role
@@ -49,7 +49,7 @@ def main() -> None:
     from recommendations.model_store import serving_models
 
     started = time.perf_counter()
-    models = serving_models()
+    models = serving_models().serving
     if not models.ready:
         sys.exit("no content model is active: run bench/api_latency.py first")
     print(f"models loaded and indexed in {time.perf_counter() - started:.1f} s "
@@ -70,15 +70,15 @@ def main() -> None:
     recalls, top_agrees, fast_ms, exact_ms = [], [], [], []
     for n, user_id in enumerate(users, start=1):
         history, negatives = selectors.user_interaction_rows(user_id=int(user_id), item_ids=models.item_ids)
-        declared = models.vocabulary.transform([selectors.user_declared_terms(user_id=int(user_id),
-                                                                              role=Role.DEVELOPER)])
-        user_row = models.user_ids.index.get(str(user_id))
+        profile = selectors.user_profile(user_id=int(user_id), role=Role.DEVELOPER)
+        user = models.user_state(int(user_id), history, negatives, profile.terms, profile.features)
         answers = []
         for chosen, times in ((retrieval, fast_ms), (exact, exact_ms)):
-            hybrid = ServingHybrid(models.components, models.user_ids, models.item_ids, weights, chosen)
+            ranker = Ranker(models.components, weights, len(models.item_ids), popularity=models.popularity,
+                            retrieval=chosen, unavailable=models.unavailable)
             with single_threaded_blas():
                 began = time.perf_counter()
-                answers.append(hybrid.rank(user_row, args.k, history, negatives, declared, allowed).items)
+                answers.append(ranker.rank(user, args.k, allowed).items)
                 times.append((time.perf_counter() - began) * 1000)
         fast, full = answers
         recalls.append(len(set(fast) & set(full)) / max(len(full), 1))

@@ -10,8 +10,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 import numpy as np
-from django.db import connection
+from django.db import connection, models
 
+from ml.core import data as engine_data
 from ml.core import features
 from ml.core.data import IdMap, InteractionData, interaction_matrices
 from profiles.models import (
@@ -242,3 +243,15 @@ def training_data() -> InteractionData:
         item_features=features.platform_item_features(item_list).astype(np.float32),
         user_content=user_content, item_content=item_content, content_vocab=list(vocabulary.terms),
     )
+
+
+def item_popularity() -> dict[str, int]:
+    """{item key: how many users made a positive interaction (any kind but a dismissal) with it}: the
+    fallback ranking when nothing personal can be scored. One aggregate per item type."""
+    counts = {}
+    positives = Interaction.objects.exclude(kind__in=list(engine_data.NEGATIVE_KINDS))
+    for item_type, field in TARGET_FIELDS.items():
+        per_item = (positives.filter(**{f"{field}__isnull": False}).values_list(f"{field}_id")
+                    .annotate(users=models.Count("user_id", distinct=True)))
+        counts.update((item_key(item_type, pk), users) for pk, users in per_item)
+    return counts

@@ -24,8 +24,8 @@ from django.utils import timezone
 from ml.core import data as engine_data
 from ml.core import features
 from ml.core.data import EngineError, InteractionData
-from ml.core.hybrid import build_component
 from ml.core.metrics import evaluate_recommender
+from ml.core.tuning import default_component
 from profiles.models import Developer, Founder, Interaction, Investor, Position, Startup
 from recsys_site.exceptions import Conflict, DomainError
 
@@ -259,7 +259,7 @@ def _train_one(run_id: int, algorithm: str, data: InteractionData, fingerprint: 
 
 def new_model(algorithm: str):
     """An unfitted model with the engine's defaults, the Two-Tower's epochs capped by settings."""
-    model = build_component(algorithm, seed=METRICS_SEED)
+    model = default_component(algorithm, seed=METRICS_SEED)
     cap = settings.TWO_TOWER_MAX_EPOCHS
     if algorithm == Algorithm.TWO_TOWER and cap > 0:
         model.config = replace(model.config, epochs=min(model.config.epochs, cap))

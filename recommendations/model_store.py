@@ -17,49 +17,36 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 from django.conf import settings
 
 from ml.artifacts import ArtifactUnreadable, load_version
-from ml.core.base import Recommender
-from ml.core.data import IdMap
-from ml.core.features import ContentVocabulary
-from ml.core.hybrid import CONTENT
-from ml.core.retrieval import Retrieval
-from ml.core.serving import align, content_vocabulary
 from ml.models import Algorithm, ModelVersion
-from ml.platform_data import parse_item_key
+from ml.platform_data import item_popularity
 from ml.selectors import current_weights
+from ml.serving_set import ServingSet, build_serving_set
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ServingModels:
-    """What one process serves: the usable components, aligned to the content model's rows."""
+    """What one process serves: the registry's active versions (``key``), loaded into a serving set."""
 
     key: tuple
-    components: dict[str, Recommender] = field(default_factory=dict)
+    serving: ServingSet = field(default_factory=ServingSet)
     versions: dict[str, int] = field(default_factory=dict)  # active version of each algorithm, serving or not
-    unavailable: dict[str, str] = field(default_factory=dict)  # algorithm -> why it does not serve
-    user_ids: IdMap | None = None
-    item_ids: IdMap | None = None
-    vocabulary: ContentVocabulary | None = None  # encodes a user's declared terms as at training
-    type_masks: dict[str, np.ndarray] = field(default_factory=dict)  # item type -> bool per item row
-    retrieval: Retrieval | None = None  # cluster indexes per item type, for catalogs too large to scan
     weights: dict[str, float] = field(default_factory=dict)  # the hybrid weights in force at the last check
 
     @property
     def ready(self) -> bool:
-        """The hybrid serves only with its content model: it is the floor every path stands on."""
-        return CONTENT in self.components
+        return self.serving.ready
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        return self.serving.unavailable
 
     def serving_versions(self) -> dict[str, int | None]:
-        return {a: self.versions[a] if a in self.components else None for a in Algorithm.values}
-
-    def allowed(self, item_types) -> np.ndarray:
-        masks = [self.type_masks[t] for t in item_types if t in self.type_masks]
-        return np.logical_or.reduce(masks) if masks else np.zeros(len(self.item_ids), dtype=bool)
+        return {a: self.versions[a] if a in self.serving.components else None for a in Algorithm.values}
 
 
 def _active_key() -> tuple:
@@ -67,7 +54,8 @@ def _active_key() -> tuple:
                  .values_list("algorithm", "version", "artifact_path", "activated_at"))
 
 
-def _load(key: tuple, weights: dict[str, float]) -> ServingModels:
+def _load(key: tuple, weights: dict[str, float], popularity: dict[str, int]) -> ServingModels:
+    """Reads files only (it runs in a background thread); ``popularity`` was read by the caller."""
     versions = {algorithm: version for algorithm, version, _, _ in key}
     loaded, unavailable = {}, {}
     for algorithm, version, path, _ in key:
@@ -79,20 +67,7 @@ def _load(key: tuple, weights: dict[str, float]) -> ServingModels:
     for algorithm in Algorithm.values:
         if algorithm not in versions:
             unavailable[algorithm] = f"no active {algorithm} version: train one (POST /api/v1/models/train)"
-    content = loaded.get(CONTENT)
-    if content is None:
-        for algorithm in loaded:
-            unavailable[algorithm] = "not served: the hybrid needs the content_based model, which is unavailable"
-        return ServingModels(key, versions=versions, unavailable=unavailable, weights=weights)
-    users, items = content.user_ids, content.item_ids
-    item_types = np.asarray([parse_item_key(key)[0] for key in items.ids])
-    components = {name: align(model, users, items) for name, model in loaded.items()}
-    return ServingModels(
-        key, components=components, versions=versions, unavailable=unavailable, user_ids=users, item_ids=items,
-        vocabulary=content_vocabulary(content),
-        type_masks={item_type: item_types == item_type for item_type in np.unique(item_types)},
-        retrieval=Retrieval(components, item_types), weights=weights,
-    )
+    return ServingModels(key, build_serving_set(loaded, unavailable, popularity), versions, weights)
 
 
 class _Store:
@@ -119,7 +94,7 @@ class _Store:
         with self._lock:
             self._checked_at = time.monotonic()
             if self._models is None:
-                self._models = _load(key, weights)
+                self._models = _load(key, weights, item_popularity())
             else:
                 if self._models.key != key:
                     self._start_loading(key, weights)
@@ -131,14 +106,16 @@ class _Store:
         return self._models
 
     def _start_loading(self, key: tuple, weights: dict[str, float]) -> None:
-        """Load ``key`` in the background (once) and serve it when it is ready; called under the lock."""
+        """Load ``key`` in the background (once) and serve it when it is ready; called under the lock.
+        Item popularity is read here, in the request's thread: the loader touches no database."""
         if self._loading_key == key:
             return
         self._loading_key = key
+        popularity = item_popularity()
 
         def load() -> None:
             try:
-                loaded = _load(key, weights)  # reads files only: no database connection in this thread
+                loaded = _load(key, weights, popularity)
             except Exception:  # the held models keep serving; the next check tries again
                 logger.exception("loading the active versions %s failed", key)
                 loaded = None

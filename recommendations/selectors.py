@@ -1,7 +1,9 @@
 """Reads for serving: a user's current rows in a model's numbering, the catalog rows behind ranked items,
 and the registry's state for the model endpoints."""
 from collections import defaultdict
+from dataclasses import dataclass
 
+import numpy as np
 import scipy.sparse as sp
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
@@ -38,11 +40,20 @@ def user_interaction_rows(*, user_id: int, item_ids: IdMap) -> tuple[sp.csr_matr
     return interaction_matrices(events, 1, len(item_ids))
 
 
-def user_declared_terms(*, user_id: int, role: str) -> list[str] | None:
-    """The ``role`` profile of user ``user_id`` as content terms, encoded exactly as training encodes it;
-    None when the user has no such profile."""
+@dataclass(frozen=True)
+class Profile:
+    """A user's profile as the engine reads it, encoded exactly as training encodes it."""
+
+    terms: list[str]  # content terms
+    features: np.ndarray  # (USER_FEATURE_DIM,) dense features
+
+
+def user_profile(*, user_id: int, role: str) -> Profile | None:
+    """The ``role`` profile of user ``user_id``; None when the user has no such profile."""
     record = user_records([user_id], role=role).get(user_id)
-    return None if record is None else features.platform_user_terms(record)
+    if record is None:
+        return None
+    return Profile(features.platform_user_terms(record), features.platform_user_features([record])[0])
 
 
 def recommendable_titles(keys: list[str]) -> dict[str, str]:
@@ -112,7 +123,7 @@ def algorithms_status() -> dict:
     for name in Algorithm.values:
         version = active.get(name)
         algorithms[name] = {
-            "available": name in models.components,
+            "available": name in models.serving.components,
             "active_version": getattr(version, "version", None),
             "trained_at": getattr(version, "created_at", None),
             "metrics": getattr(version, "metrics", {}),

@@ -13,8 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from ml import tasks, training
-from ml.core.hybrid import PATH_COLD_START, HybridResult
-from ml.core.serving import ServingHybrid, single_threaded_blas
+from ml.core.ranker import PATH_POPULAR, Ranking, single_threaded_blas
+from ml.core.registry import CONTENT
 from ml.models import Algorithm, ModelVersion, TrainingRun, Trigger
 from ml.platform_data import parse_item_key
 from ml.services import model_version_activate
@@ -75,20 +75,20 @@ def recommendations_for_user(*, user_id: int, user_type: str, limit: int = 10, i
     path taken; NotFound for an unknown user, a ValidationError when they are not a ``user_type``.
 
     ``weights``: the hybrid's weights for this answer only (a staff trial); by default those in force.
-    With no usable content model (nothing trained yet, or its artifact lost) the answer is empty with
-    ``fallback`` "cold_start" and no algorithms: a missing model is never a client error, and fitting
-    one inside a request would be far too slow.
+    With no usable model at all (nothing trained yet, or every artifact lost) the answer is empty with
+    ``fallback`` "popular" and no algorithms: a missing model is never a client error, and fitting one
+    inside a request would be far too slow.
     """
-    terms = selectors.user_declared_terms(user_id=user_id, role=user_type)
-    if terms is None:
+    profile = selectors.user_profile(user_id=user_id, role=user_type)
+    if profile is None:
         _refuse(user_id, user_type)
     types = candidate_types(role=user_type, item_types=item_types)
     models = serving_models()
     if not models.ready:
-        return Recommendations(user_id, user_type, [], PATH_COLD_START, dict.fromkeys(Algorithm.values, 0.0),
+        return Recommendations(user_id, user_type, [], PATH_POPULAR, dict.fromkeys(Algorithm.values, 0.0),
                                models.serving_versions())
     with single_threaded_blas():
-        return _rank(user_id, user_type, terms, models, types, limit, exclude_seen, explain,
+        return _rank(user_id, user_type, profile, models, types, limit, exclude_seen, explain,
                      weights or models.weights)
 
 
@@ -102,26 +102,28 @@ def _refuse(user_id: int, user_type: str) -> NoReturn:
     raise ValidationError({"user_type": f"User {user_id} is {a_or_an(role)}, not {a_or_an(user_type)}."})
 
 
-def _rank(user_id: int, role: str, terms: list[str], models: ServingModels, types, limit: int, exclude_seen: bool,
-          explain: bool, weights: dict[str, float]) -> Recommendations:
-    history, negatives = selectors.user_interaction_rows(user_id=user_id, item_ids=models.item_ids)
-    declared = models.vocabulary.transform([terms])
+def _rank(user_id: int, role: str, profile: selectors.Profile, models: ServingModels, types, limit: int,
+          exclude_seen: bool, explain: bool, weights: dict[str, float]) -> Recommendations:
+    serving = models.serving
+    history, negatives = selectors.user_interaction_rows(user_id=user_id, item_ids=serving.item_ids)
+    user = serving.user_state(user_id, history, negatives, profile.terms, profile.features)
     # Never the user themselves or their own startup: a user has one role (profiles.services), and no
     # role is recommended its own kind: founders get developers and investors, the others get startups
     # and positions, which only founders found.
-    allowed = models.allowed(types).copy()
-    hybrid = ServingHybrid(models.components, models.user_ids, models.item_ids, weights, models.retrieval)
-    user_row = models.user_ids.index.get(str(user_id))
+    allowed = serving.allowed(types).copy()
+    ranker = serving.ranker(weights)
 
-    def rank(k: int) -> HybridResult:
-        return hybrid.rank(user_row, k, history, negatives, declared, allowed, exclude_seen)
+    def rank(k: int) -> Ranking:
+        return ranker.rank(user, k, allowed, exclude_seen)
 
-    result, shown, titles = _recommendable(rank, models.item_ids, allowed, limit)
-    reasons = hybrid.reasons(result.items[shown], declared, history) if explain else [[] for _ in shown]
+    result, shown, titles = _recommendable(rank, serving.item_ids, allowed, limit)
+    content = serving.components.get(CONTENT)
+    reasons = (content.explain(result.items[shown], user.content, history) if explain and content is not None
+               else [[] for _ in shown])
     used = [a for a in Algorithm.values if a in result.weights]
     results = []
     for position, (n, why) in enumerate(zip(shown, reasons, strict=True), start=1):
-        key = models.item_ids.ids[result.items[n]]
+        key = serving.item_ids.ids[result.items[n]]
         item_type, item_id = parse_item_key(key)
         scores = {a: _rounded(result.components[a][n]) if a in used else None for a in Algorithm.values}
         results.append(Recommendation(position, item_type, item_id, titles[key], _rounded(result.scores[n]), scores,
@@ -130,7 +132,7 @@ def _rank(user_id: int, role: str, terms: list[str], models: ServingModels, type
     return Recommendations(user_id, role, used, result.path, applied, models.serving_versions(), results)
 
 
-def _recommendable(rank, item_ids, allowed: np.ndarray, limit: int) -> tuple[HybridResult, list[int], dict[str, str]]:
+def _recommendable(rank, item_ids, allowed: np.ndarray, limit: int) -> tuple[Ranking, list[int], dict[str, str]]:
     """(ranking, positions in it of the first ``limit`` items that may still be shown, their titles).
 
     The models rank their training snapshot; positions closed and rows deleted since are dropped here,

@@ -18,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from ml import tasks
-from ml.core.hybrid import PATH_ALL, PATH_COLD_START, PATH_NO_TWO_TOWER
+from ml.core.ranker import MISSING_PATHS, PATH_ALL, PATH_COLD_START, PATH_POPULAR
 from ml.models import Algorithm, ModelVersion, TrainingRun, Trigger
 from ml.selectors import current_weights
 from ml.services import hybrid_weights_set, normalised_weights
@@ -39,8 +39,10 @@ TABLE_METRICS = ["ndcg", "precision", "recall", "map", "hit", "mrr", "coverage",
 
 FALLBACK_EXPLAINED = {
     PATH_ALL: "every serving algorithm with a weight above 0",
-    PATH_NO_TWO_TOWER: "without the Two-Tower (not serving, a user it never saw, or weight 0)",
     PATH_COLD_START: "no interactions yet: content-based only",
+    PATH_POPULAR: "nothing personal to score (no content model and no history): the most popular items",
+    **{path: f"without {name} (no active version, or it cannot score this user)"
+       for name, path in MISSING_PATHS.items()},
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +66,22 @@ class Recommender(ABC):
             scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
         return top_k(scores, k)
 
+    def user_scores(self, user: UserState) -> UserScores:
+        """This user's scores from their current rows, without retraining: what serving, the evaluation
+        and the offline command rank by. A linear model (:meth:`linear_items`) answers with its query
+        vector (:meth:`_query`), so any subset of items, or a retrieval index, can be scored from it."""
+        form = self.linear_items()
+        if form is None:
+            raise EngineError(f"{self.name} cannot score a user from their current rows")
+        return UserScores.linear(*form, self._query(user))
+
     def linear_items(self) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray | None] | None:
-        """(item matrix A, offsets b) when one user's scores are ``A @ q + b`` for a query ``q`` from
-        :meth:`user_query`, else None. Serving then scores any subset of items without scoring them all."""
+        """(item matrix A, offsets b) when one user's scores are ``A @ q + b`` for a query ``q``
+        (:meth:`_query`), else None."""
         return None
 
-    def user_query(self, user_row: int | None, history: sp.csr_matrix, negatives: sp.csr_matrix | None,
-                   user_content: sp.csr_matrix | None) -> np.ndarray:
-        """The query ``q`` of :meth:`linear_items` for one user from their current rows."""
+    def _query(self, user: UserState) -> np.ndarray:
+        """The query ``q`` of :meth:`linear_items` for one user."""
         raise EngineError(f"{self.name} does not score as a product of item vectors and a user query")
 
     @abstractmethod
@@ -115,6 +124,55 @@ class Recommender(ABC):
         self.item_ids = IdMap.from_json(meta["item_ids"])
         self.metrics = meta.get("metrics", {})
         self.fingerprint = meta.get("fingerprint")
+
+
+@dataclass(frozen=True)
+class UserState:
+    """One user as they are now, in a model's numbering: what :meth:`Recommender.user_scores` reads.
+
+    ``row``: the user's row in the training data, None for a user the model never saw;
+    ``history``: (1, n_items) positive interaction weights; ``negatives``: (1, n_items) dismissals or None;
+    ``content``: (1, v) declared terms in the content vocabulary, or None; ``features``: (d_u,) dense user
+    features as the platform encodes them, or None.
+    """
+
+    row: int | None
+    history: sp.csr_matrix
+    negatives: sp.csr_matrix | None = None
+    content: sp.csr_matrix | None = None
+    features: np.ndarray | None = None
+
+
+class UserScores:
+    """One component's scores for one user, computed only for the item rows asked for.
+
+    Linear components hold their item matrix and the user's ``query`` (a retrieval index searches with
+    it); the others hold every item's score, computed once.
+    """
+
+    def __init__(self, items, offsets: np.ndarray | None, query: np.ndarray | None, scores: np.ndarray | None):
+        self._items, self._offsets, self.query, self._all = items, offsets, query, scores
+
+    @classmethod
+    def linear(cls, items, offsets: np.ndarray | None, query: np.ndarray) -> UserScores:
+        return cls(items, offsets, np.asarray(query, dtype=np.float32), None)
+
+    @classmethod
+    def dense(cls, scores: np.ndarray) -> UserScores:
+        return cls(None, None, None, np.asarray(scores, dtype=np.float32).ravel())
+
+    def at(self, rows: np.ndarray | None) -> np.ndarray:
+        """Scores of the item ``rows`` (None: all items)."""
+        if self._all is not None:
+            return self._all if rows is None else self._all[rows]
+        if rows is None:
+            return self.of(self._items, self._offsets)
+        return self.of(self._items[rows], None if self._offsets is None else self._offsets[rows])
+
+    def of(self, items, offsets: np.ndarray | None) -> np.ndarray:
+        """A linear component's scores of the items given by their vectors (and offsets)."""
+        scores = np.asarray(items @ self.query, dtype=np.float32).ravel()
+        return scores if offsets is None else scores + offsets
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from .base import ProgressCallback, Recommender, load_artifact, save_artifact, top_k
+from .base import ProgressCallback, Recommender, UserScores, UserState, load_artifact, save_artifact, top_k
 from .data import EngineError, InteractionData, as_row, cells_of, csr_of_cells
 
 EASE_MAX_ITEMS = 20000  # EASE inverts an (items x items) Gram matrix: 20k items is 3.2 GB in float64
@@ -32,11 +32,11 @@ class _HistoryScorer(Recommender):
         rows = self._check_rows(user_rows)
         return self._score_histories(self.matrix[rows])
 
-    def fold_in(self, history) -> np.ndarray:
-        """(n_items,) scores for one user from a (1, n_items) interaction row, without retraining."""
+    def user_scores(self, user: UserState) -> UserScores:
+        """Every item's score from the user's current interaction row, without retraining."""
         if self.item_ids is None:
             raise EngineError(f"{self.name} is not fitted")
-        return self._score_histories(as_row(history, len(self.item_ids), "history"))[0]
+        return UserScores.dense(self._score_histories(as_row(user.history, len(self.item_ids), "history"))[0])
 
     def _score_histories(self, histories: sp.csr_matrix) -> np.ndarray:
         raise NotImplementedError
@@ -140,14 +140,10 @@ class CollaborativeRecommender(Recommender):
         rows = self._check_rows(user_rows)
         return (self.user_factors[rows] @ self.item_factors.T).astype(np.float32)
 
-    def fold_in(self, history, negatives=None) -> np.ndarray:
-        """(n_items,) scores of a user from a fresh interaction row (and dismisses), item factors fixed."""
-        return self.item_factors @ self.user_query(None, history, negatives, None)
-
     def linear_items(self) -> tuple[np.ndarray, None]:
         return self.item_factors, None
 
-    def user_query(self, user_row, history, negatives, user_content) -> np.ndarray:
+    def _query(self, user: UserState) -> np.ndarray:
         """The user's factors from their current rows (the model's own user factors are never read, so a
         new interaction counts at once). One exact ALS user step:
         (Y'Y + reg I + sum_i (c_i - 1) y_i y_i') x = sum_{i positive} c_i y_i,
@@ -157,9 +153,8 @@ class CollaborativeRecommender(Recommender):
         if self.item_factors is None:
             raise EngineError("collaborative is not fitted")
         n_items = len(self.item_factors)
-        row = self._confidence_matrix(
-            as_row(history, n_items, "history"), None if negatives is None else as_row(negatives, n_items, "negatives")
-        )
+        negatives = None if user.negatives is None else as_row(user.negatives, n_items, "negatives")
+        row = self._confidence_matrix(as_row(user.history, n_items, "history"), negatives)
         items, values = row.indices, row.data * self.config.alpha
         seen = self.item_factors[items].astype(np.float64)
         confidence = np.abs(values)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .base import ProgressCallback, Recommender, load_artifact, save_artifact
+from .base import ProgressCallback, Recommender, UserState, load_artifact, save_artifact
 from .data import EngineError, InteractionData, as_row, unit_rows
 from .features import TEXT_NAMESPACE
 
@@ -73,20 +73,12 @@ class ContentRecommender(Recommender):
         rows = self._check_rows(user_rows)
         return self._scores(self._user_vectors(self.declared[rows], self.history[rows]))
 
-    def score_profile(self, user_content=None, history=None, negatives=None) -> np.ndarray:
-        """(n_items,) scores of a user the model never saw, or whose interactions changed.
-
-        ``user_content``: (1, v) declared terms in the model's vocabulary; ``history`` / ``negatives``:
-        (1, n_items) interaction rows. Any may be None; all None leaves the popularity prior.
-        """
-        return self.item_vectors @ self.user_query(None, history, negatives, user_content) + self._offsets()
-
     def linear_items(self) -> tuple[sp.csr_matrix, np.ndarray]:
         return self.item_vectors, self._offsets()
 
-    def user_query(self, user_row, history, negatives, user_content) -> np.ndarray:
+    def _query(self, user: UserState) -> np.ndarray:
         """(v,) the user's content vector from their declared terms and current interaction rows."""
-        declared, profile = self._fresh_profiles(user_content, history, negatives)
+        declared, profile = self._fresh_profiles(user.content, user.history, user.negatives)
         return self._user_vectors(declared, profile)
 
     def _offsets(self) -> np.ndarray:
@@ -120,14 +112,9 @@ class ContentRecommender(Recommender):
 
     # ------------------------------------------------------------ reasons
 
-    def explain(self, user_row: int, item_rows) -> list[list[str]]:
-        """Per item, why it suits the user: matched declared terms first, then what their history shares."""
-        row = int(self._check_rows([user_row])[0])
-        declared, history = self.declared[row], self.history[row]
-        return self._reasons(declared.indices, history.indices[history.data > 0], item_rows)
-
-    def explain_profile(self, item_rows, user_content=None, history=None) -> list[list[str]]:
-        """``explain`` for a user given by a content row and / or an interaction row."""
+    def explain(self, item_rows, user_content=None, history=None) -> list[list[str]]:
+        """Per item, why it suits a user given by a content row and / or an interaction row: their declared
+        terms it matches first, then the terms their history shares with it."""
         declared, profile = self._fresh_profiles(user_content, history, None)
         return self._reasons(np.flatnonzero(declared), np.flatnonzero(profile > 0), item_rows)
 

@@ -1,8 +1,7 @@
-"""Top-K retrieval: exact, batched, with per-user exclusions.
+"""Top-K over whole score matrices: exact, batched, with per-user exclusions.
 
-Exact search over every item is what the catalogs here need: 10k items x 128 dims is a 5 MB matrix
-and one (users x items) product per batch. An ANN index (faiss / usearch) would only pay off around a
-million items and would cost a dependency and recall.
+For scoring many fitted users at once (choosing settings on validation, held-out metrics). Serving, the
+evaluation and the offline command rank one user at a time through ``ml.core.ranker``.
 """
 from __future__ import annotations
 
@@ -61,19 +60,3 @@ def recommend_all(
     if not items:
         return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=np.float32)
     return np.vstack(items), np.vstack(values)
-
-
-class DotProductIndex:
-    """Exact maximum-inner-product search over fixed item vectors (e.g. the Two-Tower's embeddings)."""
-
-    def __init__(self, item_vectors: np.ndarray):
-        self.item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)  # (n_items, d)
-
-    def search(
-        self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(items, scores), each (n_queries, k); ``exclude`` row n masks items for query n."""
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))  # (n, d)
-        if queries.shape[1] != self.item_vectors.shape[1]:
-            raise EngineError(f"queries have width {queries.shape[1]}, the index {self.item_vectors.shape[1]}")
-        return recommend_all(lambda rows: queries[rows] @ self.item_vectors.T, np.arange(len(queries)), k, exclude)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from .data import EngineError, InteractionData, holdout_split
+from .data import EngineError, InteractionData
 from .index import recommend_all
 
 
@@ -136,13 +136,3 @@ def heldout_ndcg(model, train: InteractionData, heldout: sp.csr_matrix, k: int =
     items, _ = recommend_all(model.score, users, k, sp.csr_matrix(train.matrix))
     relevant = [set(heldout.indices[heldout.indptr[u] : heldout.indptr[u + 1]]) for u in users]
     return float(np.mean([ndcg_at_k(r, rel, k) for r, rel in zip(items, relevant, strict=True)]))
-
-
-def holdout_metrics(make, data: InteractionData, k: int = 10, fraction: float = 0.2, seed: int = 0) -> dict:
-    """Metrics of a fresh model (``make()``) fitted on all but a per-user held-out ``fraction`` of ``data``:
-    what to store with a model trained on all of ``data``."""
-    train, heldout = holdout_split(data.matrix, fraction, seed)
-    if heldout.nnz == 0:
-        raise EngineError("too little data to hold any interactions out (users need at least 5 each)")
-    fold = data.with_matrix(train)
-    return evaluate_recommender(make().fit(fold), fold, heldout, k)

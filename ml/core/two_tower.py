@@ -22,7 +22,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .base import ProgressCallback, Recommender, load_artifact, save_artifact
+from .base import ProgressCallback, Recommender, UserScores, UserState, load_artifact, save_artifact
 from .data import EngineError, IdMap, InteractionData
 from .train import split_examples, train_two_tower
 
@@ -64,7 +64,7 @@ class TwoTowerConfig:
     id_dim: int = 128  # width of the id and history embeddings fed into the towers (64 and 256 measured worse)
     use_item_ids: bool = True  # item tower reads an embedding learnt per item row
     # User tower inputs. The history (mean embedding of the user's items) scores as well as a per-user id on
-    # validation and lets new interactions count without retraining (score_history); an id adds nothing.
+    # validation and lets new interactions count without retraining (user_scores); an id adds nothing.
     use_history: bool = True
     use_user_ids: bool = False
     loss: str = "softmax"  # "softmax": in-batch softmax with logQ correction; "bce": sampled negatives + head
@@ -267,22 +267,23 @@ class TwoTowerRecommender(Recommender):
     def score(self, user_rows: np.ndarray) -> np.ndarray:
         return self._score_embeddings(self.user_embeddings[self._check_rows(user_rows)])
 
-    def score_history(self, item_rows: np.ndarray, user_feature_row: np.ndarray | None = None) -> np.ndarray:
-        """(n_items,) scores for a user given by a history of item rows and features, without retraining."""
-        return self._score_embeddings(self.history_embedding(item_rows, user_feature_row)[None, :])[0]
-
     def linear_items(self) -> tuple[np.ndarray, None] | None:
         return (self.item_embeddings, None) if self.config.scoring == "dot" else None
 
-    def user_query(self, user_row, history, negatives, user_content) -> np.ndarray:
+    def user_scores(self, user: UserState) -> UserScores:
+        if self.config.scoring == "dot":
+            return super().user_scores(user)
+        return UserScores.dense(self._score_embeddings(self._query(user)[None, :])[0])
+
+    def _query(self, user: UserState) -> np.ndarray:
         """The user tower's embedding of the current history where the model can embed one (no user
         features needed), else the user's embedding as of training."""
         try:
-            return self.history_embedding(history.indices)
+            return self.history_embedding(user.history.indices, user.features)
         except EngineError:
-            if user_row is None:
+            if user.row is None:
                 raise
-            return self.user_embeddings[self._check_rows([user_row])[0]]
+            return self.user_embeddings[self._check_rows([user.row])[0]]
 
     def history_embedding(self, item_rows: np.ndarray, user_feature_row: np.ndarray | None = None) -> np.ndarray:
         """(embedding_dim,) the user tower's output for a history of item rows (and features)."""
@@ -325,7 +326,7 @@ class TwoTowerRecommender(Recommender):
         """The shared artifact plus the towers' weights.
 
         meta.json holds the config, id maps, metrics, fingerprint and training log; arrays.npz the embeddings
-        that scoring reads; weights.pt the towers' state_dict, which score_history needs.
+        that scoring reads; weights.pt the towers' state_dict, which embedding a current history needs.
         """
         if self.model is None:
             raise EngineError("the Two-Tower model is not fitted")

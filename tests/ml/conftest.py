@@ -1,6 +1,6 @@
 import pytest
 
-from ml.core.hybrid import build_component
+from ml.core.tuning import default_component
 from tests.ml_core.conftest import make_world
 
 
@@ -8,5 +8,5 @@ from tests.ml_core.conftest import make_world
 def collaborative_artifact(tmp_path_factory) -> str:
     """A real (tiny) collaborative model on disk: activation loads a version's files before it switches."""
     path = tmp_path_factory.mktemp("collaborative")
-    build_component("collaborative").fit(make_world()).save(path)
+    default_component("collaborative").fit(make_world()).save(path)
     return str(path)

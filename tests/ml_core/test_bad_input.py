@@ -7,7 +7,6 @@ from ml.core.base import load_artifact
 from ml.core.collaborative import CollaborativeRecommender, PopularityRecommender
 from ml.core.content import ContentRecommender
 from ml.core.data import EngineError, IdMap, InteractionData
-from ml.core.hybrid import HybridRecommender
 from ml.core.two_tower import TwoTowerRecommender
 
 from .conftest import make_world
@@ -19,8 +18,7 @@ def empty_world() -> InteractionData:
     return data
 
 
-@pytest.mark.parametrize("model", [ContentRecommender, CollaborativeRecommender, PopularityRecommender,
-                                   HybridRecommender])
+@pytest.mark.parametrize("model", [ContentRecommender, CollaborativeRecommender, PopularityRecommender])
 def test_empty_interactions_are_refused(model):
     with pytest.raises(EngineError, match="empty"):
         model().fit(empty_world())

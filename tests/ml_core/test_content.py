@@ -2,6 +2,7 @@
 import numpy as np
 import scipy.sparse as sp
 
+from ml.core.base import UserState
 from ml.core.content import ContentConfig, ContentRecommender
 from ml.core.data import IdMap, InteractionData
 from ml.core.features import platform_content
@@ -34,8 +35,9 @@ def test_user_without_interactions_is_served_from_the_declared_profile():
 
 
 def test_reasons_name_matched_skills_industry_remote_and_salary():
-    model = ContentRecommender().fit(job_world())
-    reasons = model.explain(0, [0])[0]
+    data = job_world()
+    model = ContentRecommender().fit(data)
+    reasons = model.explain([0], data.user_content[0], data.matrix[0])[0]
     assert "Matches 4 of your 5 skills: django, go, python, ..." in reasons
     assert "In your industry: fintech" in reasons
     assert "Remote work, as you prefer" in reasons
@@ -43,24 +45,27 @@ def test_reasons_name_matched_skills_industry_remote_and_salary():
 
 
 def test_history_profile_drives_users_without_declared_terms():
-    model = ContentRecommender(ContentConfig(popularity_weight=0.0)).fit(job_world())
+    data = job_world()
+    model = ContentRecommender(ContentConfig(popularity_weight=0.0)).fit(data)
     scores = model.score(np.asarray([1]))[0]
     assert scores[2] > scores[0] > scores[1]  # the analyst job, then the other python one
-    assert model.explain(1, [0])[0] == ["Shares skill with what you interacted with: python"]
+    assert model.explain([0], None, data.matrix[1])[0] == ["Shares skill with what you interacted with: python"]
 
 
 def test_a_brand_new_user_is_scored_from_a_content_vector():
     data = job_world()
     model = ContentRecommender(ContentConfig(popularity_weight=0.0)).fit(data)
-    scores = model.score_profile(user_content=data.user_content[0])
+    empty = sp.csr_matrix((1, 3), dtype=np.float32)
+    scores = model.user_scores(UserState(None, data.matrix[0], None, data.user_content[0])).at(None)
     np.testing.assert_allclose(scores, model.score(np.asarray([0]))[0], rtol=1e-6)
-    assert model.score_profile().shape == (3,)
+    assert model.user_scores(UserState(None, empty)).at(None).shape == (3,)
 
 
 def test_dismissed_items_push_similar_content_down():
     data = job_world(history=[0])
     model = ContentRecommender(ContentConfig(popularity_weight=0.0, profile_weight=0.0)).fit(data)
     dismissed = sp.csr_matrix(([1.0], ([0], [2])), shape=(1, 3))
-    before = model.score_profile(history=data.matrix[0])
-    after = model.score_profile(history=data.matrix[0], negatives=dismissed)
+    before = model.user_scores(UserState(0, data.matrix[0])).at(None)
+    after = model.user_scores(UserState(0, data.matrix[0], dismissed)).at(None)
     assert after[2] < before[2]
+

@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-MODULES = ["base", "collaborative", "content", "data", "features", "hybrid", "index", "metrics", "offline",
-           "serving", "train", "two_tower"]
+MODULES = ["base", "collaborative", "content", "data", "features", "index", "metrics", "offline", "ranker", "registry",
+           "retrieval", "train", "tuning", "two_tower"]
 
 
 def test_the_engine_imports_without_django():

@@ -2,7 +2,7 @@
 import numpy as np
 import scipy.sparse as sp
 
-from ml.core.index import DotProductIndex, recommend_all, top_k_rows
+from ml.core.index import recommend_all, top_k_rows
 
 
 def test_top_k_rows_orders_best_first_and_skips_excluded():
@@ -23,9 +23,3 @@ def test_recommend_all_batches_users():
     scores = np.arange(12, dtype=np.float32).reshape(3, 4)
     items, _ = recommend_all(lambda rows: scores[rows], np.asarray([2, 0]), 1)
     assert items.tolist() == [[3], [3]]
-
-
-def test_dot_product_index_finds_the_closest_vectors():
-    index = DotProductIndex(np.eye(3))
-    items, _ = index.search(np.asarray([[0.0, 1.0, 0.1]]), 2)
-    assert items.tolist() == [[1, 2]]

@@ -1,8 +1,8 @@
 """Serving with cluster indexes: exact where a group is small, close to exact where it is clustered.
 
 The world: 4,000 items of two types whose content and interactions follow 40 planted tastes, with real
-content and ALS components. Exact serving must equal the offline hybrid's blend (z-scores over all
-items); retrieval must find most of the exact top 10 while scoring a fraction of the items.
+content and ALS components. Exact ranking must equal the plain blend of per-user z-scores over all
+items; retrieval must find most of the exact top 10 while scoring a fraction of the items.
 """
 from dataclasses import replace
 
@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from ml.core.base import UserState
 from ml.core.collaborative import ALSConfig, CollaborativeRecommender
 from ml.core.content import ContentRecommender
 from ml.core.data import IdMap, InteractionData
 from ml.core.features import ContentVocabulary
-from ml.core.hybrid import fold_in_scores, zscore
+from ml.core.ranker import Ranker
 from ml.core.retrieval import ClusterIndex, Retrieval, RetrievalConfig
-from ml.core.serving import ServingHybrid
+from ml.core.tuning import zscore
 
 N_USERS, N_ITEMS, N_TASTES = 400, 4000, 40
 WEIGHTS = {"content_based": 0.5, "collaborative": 0.5}
@@ -50,17 +51,20 @@ def world():
 
 
 def ranked(data, models, retrieval, user: int, k: int = 10, allowed=None):
-    hybrid = ServingHybrid(models, data.user_ids, data.item_ids, WEIGHTS, retrieval)
-    allowed = np.ones(N_ITEMS, bool) if allowed is None else allowed
-    return hybrid.rank(user, k, data.matrix[user], sp.csr_matrix((1, N_ITEMS)), data.user_content[user], allowed)
+    ranker = Ranker(models, WEIGHTS, N_ITEMS, retrieval=retrieval or Retrieval.exact(models, N_ITEMS))
+    return ranker.rank(state(data, user), k, allowed)
 
 
-def test_exact_serving_blends_as_the_offline_hybrid_does(world):
+def state(data, user: int) -> UserState:
+    return UserState(user, data.matrix[user], sp.csr_matrix((1, N_ITEMS)), data.user_content[user])
+
+
+def test_exact_ranking_is_the_blend_of_z_scores_over_all_items(world):
     data, models, _ = world
     for user in (0, 1, 2):
-        history, none = data.matrix[user], sp.csr_matrix((1, N_ITEMS))
-        blended = sum(w * zscore(fold_in_scores(models[n], n, user, history, none, data.user_content[user])[None, :],
-                                 history)[0] for n, w in WEIGHTS.items())
+        history = data.matrix[user]
+        blended = sum(w * zscore(models[n].user_scores(state(data, user)).at(None)[None, :], history)[0]
+                      for n, w in WEIGHTS.items())
         blended[history.indices] = -np.inf
         expected = np.argsort(-blended, kind="stable")[:10]
 

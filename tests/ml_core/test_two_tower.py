@@ -6,6 +6,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from ml.core.base import UserState
 from ml.core.data import EngineError, IdMap, InteractionData
 from ml.core.train import split_examples
 from ml.core.two_tower import TwoTowerConfig, TwoTowerRecommender
@@ -112,22 +113,23 @@ def test_a_history_scores_like_the_user_it_came_from(tmp_path):
     model.save(tmp_path / "two_tower")
     loaded = TwoTowerRecommender.load(tmp_path / "two_tower")
     user = 3
-    from_history = loaded.score_history(data.matrix[user].indices, data.user_features[user])
+    from_history = loaded.user_scores(UserState(None, data.matrix[user], features=data.user_features[user])).at(None)
     np.testing.assert_allclose(from_history, model.score(np.array([user]))[0], atol=1e-5)
 
 
 def test_a_new_history_of_one_group_ranks_that_group_first():
     data = checkerboard()
     model = TwoTowerRecommender(small(TwoTowerConfig()), seed=0).fit(data)
-    scores = model.score_history(np.array([1, 3, 5, 7]))
+    scores = model.user_scores(UserState(None, history_of(data, [1, 3, 5, 7]))).at(None)
     top = np.argsort(-scores)[:10]
     assert (top % 2 == 1).mean() >= 0.9
 
 
 def test_a_model_with_user_ids_refuses_to_score_a_new_history():
-    model = TwoTowerRecommender(small(TwoTowerConfig(), epochs=1, use_user_ids=True), seed=0).fit(checkerboard())
+    data = checkerboard()
+    model = TwoTowerRecommender(small(TwoTowerConfig(), epochs=1, use_user_ids=True), seed=0).fit(data)
     with pytest.raises(EngineError, match="per known user"):
-        model.score_history(np.array([1, 3]))
+        model.user_scores(UserState(None, history_of(data, [1, 3])))
 
 
 def test_validation_targets_are_kept_out_of_the_training_histories():
@@ -196,3 +198,7 @@ def test_asking_for_cuda_without_it_raises():
 def test_unknown_loss_is_rejected():
     with pytest.raises(EngineError, match="unknown loss"):
         TwoTowerConfig(loss="hinge")
+
+
+def history_of(data, items) -> sp.csr_matrix:
+    return sp.csr_matrix((np.ones(len(items), np.float32), ([0] * len(items), items)), shape=(1, data.n_items))

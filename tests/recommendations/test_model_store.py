@@ -11,7 +11,7 @@ def test_the_store_follows_the_registrys_active_versions(world, tmp_path):
     assert serving_models().serving_versions() == world.versions
     ModelVersion.objects.filter(algorithm="two_tower", status="active").update(artifact_path=str(tmp_path))
     models = serving_models()
-    assert "two_tower" not in models.components and "cannot be loaded" in models.unavailable["two_tower"]
+    assert "two_tower" not in models.serving.components and "cannot be loaded" in models.unavailable["two_tower"]
     assert models.ready
 
 
@@ -25,12 +25,12 @@ def test_checks_can_be_spaced_out_and_the_store_told_to_forget(world, settings, 
     assert "two_tower" in serving_models().unavailable
 
 
-def test_without_a_content_model_nothing_serves_and_each_algorithm_says_why(world):
+def test_without_a_content_model_the_others_serve_and_content_says_why(world):
     ModelVersion.objects.filter(algorithm="content_based", status="active").update(status="ready")
     models = serving_models()
-    assert not models.ready and models.components == {}
+    assert models.ready and set(models.serving.components) == {"collaborative", "two_tower"}
     assert models.unavailable["content_based"].startswith("no active content_based version")
-    assert "needs the content_based model" in models.unavailable["collaborative"]
+    assert models.serving.vocabulary is None and len(models.serving.item_ids) > 0
 
 
 def test_weights_saved_in_this_process_serve_from_the_next_request_however_checks_are_spaced(
@@ -43,7 +43,7 @@ def test_weights_saved_in_this_process_serve_from_the_next_request_however_check
         assert serving_models() is held  # not before the save is committed
     models = serving_models()
     assert models.weights == {"content_based": 1.0, "collaborative": 0.0, "two_tower": 0.0}
-    assert models.components is held.components  # new weights, same loaded models: nothing reloaded
+    assert models.serving.components is held.serving.components  # new weights, same loaded models: nothing reloaded
 
 
 def test_a_slow_load_happens_in_the_background_while_the_held_models_keep_serving(world, monkeypatch):
@@ -51,10 +51,10 @@ def test_a_slow_load_happens_in_the_background_while_the_held_models_keep_servin
     release, loads = threading.Event(), []
     real_load = model_store._load
 
-    def slow_load(key, weights):
+    def slow_load(key, weights, popularity):
         loads.append(key)
         release.wait(10)
-        return real_load(key, weights)
+        return real_load(key, weights, popularity)
 
     monkeypatch.setattr(model_store, "_load", slow_load)
     monkeypatch.setattr(model_store._Store, "SWAP_WAIT_SECONDS", 0.05)

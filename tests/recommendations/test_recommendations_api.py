@@ -263,16 +263,16 @@ def test_a_user_registered_after_training_gets_content_only_from_their_profile(w
     assert f"Matches {len(skills)} of your {len(skills)} skills" in " ".join(matched["reasons"])
 
 
-def test_a_new_user_with_interactions_is_folded_in_without_the_two_tower(world, client_for):
+def test_a_new_user_with_interactions_is_folded_in_by_every_component(world, client_for):
     newcomer = DeveloperFactory()
     client = client_for(newcomer.user)
     position = Position.objects.filter(status="open").order_by("pk").first()
     interact(client, "position", position.pk, "like")
 
     answer = recommend(client, newcomer.pk, "developer")
-    assert answer["fallback"] == "no_two_tower"
-    assert answer["algorithms_used"] == ["content_based", "collaborative"]
-    assert all(item["scores"]["two_tower"] is None for item in answer["results"])
+    assert answer["fallback"] == "none"
+    assert answer["algorithms_used"] == ["content_based", "collaborative", "two_tower"]
+    assert all(item["scores"]["two_tower"] is not None for item in answer["results"])
 
 
 def test_a_founder_is_recommended_developers_who_fit_their_startup(world, client_for):
@@ -314,7 +314,7 @@ def test_with_no_usable_model_the_answer_is_empty_not_an_error(world, developer_
     ModelVersion.objects.filter(status="active").update(status="archived")
     answer = recommend(developer_client, world.developer_id, "developer")
     assert answer["results"] == [] and answer["algorithms_used"] == []
-    assert answer["fallback"] == "cold_start"
+    assert answer["fallback"] == "popular"
     assert answer["model_versions"] == {"content_based": None, "collaborative": None, "two_tower": None}
 
 

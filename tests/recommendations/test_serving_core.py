@@ -1,14 +1,15 @@
-"""ml.core.serving without a database: the content vocabulary rebuilt from an artifact, components from
-different snapshots aligned by outside id, and the serving hybrid's filters and fallbacks."""
+"""The ranker as the platform serves it, without a database: the content vocabulary rebuilt from an artifact,
+components from different snapshots aligned by outside id, and the filters and fallbacks."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from ml.core.base import UserScores, UserState
 from ml.core.collaborative import ALSConfig, CollaborativeRecommender
 from ml.core.content import ContentRecommender
-from ml.core.data import EngineError, IdMap, InteractionData
+from ml.core.data import IdMap, InteractionData
 from ml.core.features import platform_content, platform_user_terms
-from ml.core.serving import AlignedComponent, ServingHybrid, align, content_vocabulary
+from ml.core.ranker import AlignedComponent, Ranker, align, content_vocabulary
 
 USERS = [
     {"role": "developer", "skills": ["python", "django"], "industries": ["fintech"], "remote_preference": "remote",
@@ -62,20 +63,18 @@ def test_a_component_from_another_snapshot_answers_in_the_reference_numbering():
     reference = IdMap(["startup:4", "position:1", "startup:3", "position:9", "position:2"])
     aligned = AlignedComponent(model, IdMap(["3", "1", "2", "42"]), reference)
 
-    own = model.score(np.asarray([0]))[0]  # user "1" in the model's rows
-    scores = aligned.score([1])[0]
-    np.testing.assert_allclose(scores[[1, 4, 2, 0]], own[[0, 1, 2, 3]], rtol=1e-6)
-    assert scores[3] == pytest.approx(own.mean())  # the new item: no opinion
-
     history = sp.csr_matrix(([4.0], ([0], [4])), shape=(1, 5))  # applied to position:2, in reference rows
-    expected = model.fold_in(sp.csr_matrix(([4.0], ([0], [1])), shape=(1, 4)))
-    np.testing.assert_allclose(aligned.fold_in(history)[[1, 4, 2, 0]], expected, rtol=1e-5)
+    own = model.user_scores(UserState(0, sp.csr_matrix(([4.0], ([0], [1])), shape=(1, 4)))).at(None)
+    scores = aligned.user_scores(UserState(1, history)).at(None)
+    np.testing.assert_allclose(scores[[1, 4, 2, 0]], own, rtol=1e-5)
+    assert scores[3] == pytest.approx(own.mean(), rel=1e-5)  # the new item: no opinion
 
 
-def test_a_user_the_component_never_saw_is_an_engine_error():
-    aligned = AlignedComponent(collaborative(platform_world(HISTORY)), IdMap(["1", "42"]), IdMap(["position:1"]))
-    with pytest.raises(EngineError, match="before this user existed"):
-        aligned.score([1])
+def test_a_user_the_component_never_saw_is_scored_from_their_rows():
+    aligned = AlignedComponent(collaborative(platform_world(HISTORY)), IdMap(["1", "42"]),
+                               IdMap(["position:1", "position:2"]))
+    scores = aligned.user_scores(UserState(1, sp.csr_matrix(([1.0], ([0], [1])), shape=(1, 2)))).at(None)
+    assert scores.shape == (2,) and np.isfinite(scores).all()
 
 
 def test_a_component_of_the_same_snapshot_is_used_as_it_is():
@@ -84,10 +83,11 @@ def test_a_component_of_the_same_snapshot_is_used_as_it_is():
     assert align(model, data.user_ids, data.item_ids) is model
 
 
-def serving(data: InteractionData, **models) -> ServingHybrid:
+def serving(data: InteractionData, **models) -> Ranker:
     content = ContentRecommender().fit(data)
     weights = {"content_based": 0.4, "collaborative": 0.35, "two_tower": 0.25}
-    return ServingHybrid({"content_based": content, **models}, data.user_ids, data.item_ids, weights)
+    unavailable = {} if "two_tower" in models else {"two_tower": "no active two_tower version"}
+    return Ranker({"content_based": content, **models}, weights, data.n_items, unavailable=unavailable)
 
 
 def rows(values) -> sp.csr_matrix:
@@ -102,23 +102,23 @@ def test_ranking_keeps_to_allowed_items_and_never_shows_dismissed_ones():
     data = platform_world(HISTORY)
     hybrid = serving(data, collaborative=collaborative(data))
     allowed = np.asarray([True, True, False, True])
-    result = hybrid.rank(0, 4, rows([1, 0, 0, 0]), rows([0, 1, 0, 0]), declared(data, 0), allowed)
+    user = UserState(0, rows([1, 0, 0, 0]), rows([0, 1, 0, 0]), declared(data, 0))
+    result = hybrid.rank(user, 4, allowed)
     assert list(result.items) == [3]  # 0 seen, 1 dismissed, 2 not allowed
     assert result.path == "no_two_tower" and set(result.components) == {"content_based", "collaborative"}
 
-    again = hybrid.rank(0, 4, rows([1, 0, 0, 0]), rows([0, 1, 0, 0]), declared(data, 0), allowed,
-                        exclude_seen=False)
+    again = hybrid.rank(user, 4, allowed, exclude_seen=False)
     assert set(again.items) == {0, 3}
 
 
 def test_a_user_with_no_interactions_is_ranked_by_content_alone():
     data = platform_world(HISTORY)
     hybrid = serving(data, collaborative=collaborative(data))
-    result = hybrid.rank(None, 2, rows([0, 0, 0, 0]), rows([0, 0, 0, 0]), declared(data, 0), np.ones(4, bool))
+    result = hybrid.rank(UserState(None, rows([0, 0, 0, 0]), rows([0, 0, 0, 0]), declared(data, 0)), 2)
     assert result.path == "cold_start" and result.weights == {"content_based": 1.0}
     assert list(result.items) == [0, 2]  # the Django position, then the Python startup
-    assert any("Matches 2 of your 2 skills" in reason for reason in hybrid.reasons(result.items, declared(data, 0),
-                                                                                     rows([0, 0, 0, 0]))[0])
+    reasons = hybrid.components["content_based"].explain(result.items, declared(data, 0), rows([0, 0, 0, 0]))
+    assert any("Matches 2 of your 2 skills" in reason for reason in reasons[0])
 
 
 class Broken:
@@ -127,19 +127,21 @@ class Broken:
     def linear_items(self):
         return None
 
-    def fold_in(self, history, negatives=None):
+    def user_scores(self, user) -> UserScores:
         raise RuntimeError("corrupt factors")
 
 
 def test_a_component_that_fails_to_score_drops_out_instead_of_failing_the_request():
     data = platform_world(HISTORY)
     hybrid = serving(data, collaborative=Broken())
-    result = hybrid.rank(0, 2, rows([1, 0, 0, 0]), rows([0, 0, 0, 0]), declared(data, 0), np.ones(4, bool))
+    result = hybrid.rank(UserState(0, rows([1, 0, 0, 0]), rows([0, 0, 0, 0]), declared(data, 0)), 2)
     assert set(result.weights) == {"content_based"} and len(result.items) == 2
-    assert "corrupt factors" in hybrid.unavailable["collaborative"]
+    assert "corrupt factors" in result.unavailable["collaborative"] and result.path == "no_two_tower"
 
 
-def test_the_hybrid_needs_its_content_model():
+def test_without_a_content_model_the_collaborative_one_serves():
     data = platform_world(HISTORY)
-    with pytest.raises(EngineError, match="content"):
-        ServingHybrid({"collaborative": collaborative(data)}, data.user_ids, data.item_ids, {"collaborative": 1.0})
+    ranker = Ranker({"collaborative": collaborative(data)}, {"content_based": 0.5, "collaborative": 0.5}, 4,
+                    unavailable={"content_based": "no active content_based version"})
+    result = ranker.rank(UserState(0, rows([1, 0, 0, 0]), rows([0, 0, 0, 0])), 3)
+    assert result.path == "no_content" and set(result.weights) == {"collaborative"} and len(result.items) == 3

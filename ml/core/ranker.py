@@ -1,0 +1,274 @@
+"""The one blend-and-rank path: what the API serves, the evaluation measures and the offline command writes.
+
+:class:`Ranker` ranks one user from their *current* rows (:class:`~ml.core.base.UserState`), so a new
+interaction or a profile edit counts at once. Each component's scores are standardised per user
+(z-scores over the items the user has not seen: scores of different models live on different scales)
+and summed with the weights. Small groups of items are scanned whole; in large ones each component's
+retrieval index proposes its best candidates (``ml.core.retrieval``).
+
+One failure policy: a component that is unavailable (never trained, unreadable) or fails to score this
+user is left out, and the path says what was missing. Paths (the API's ``fallback``):
+- ``"none"``: every component the weights ask for;
+- ``"no_two_tower"`` / ``"no_content"`` / ``"no_collaborative"`` / ...: that component is missing;
+- ``"cold_start"``: the user has no interactions: content alone (collaborative signals know nothing of them);
+- ``"popular"``: nothing personal can be scored (no history and no content model, or no model at all):
+  the most popular of the allowed items.
+
+Components may come from different snapshots: :class:`AlignedComponent` translates one model's rows into
+the reference numbering by outside id, and items a model never saw score its mean (a z-score near 0).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import ThreadpoolController
+
+from .base import Recommender, UserScores, UserState, top_k
+from .data import EngineError, IdMap
+from .features import ContentVocabulary
+from .registry import COLLABORATIVE, CONTENT, DEFAULT_WEIGHTS, EASE, POPULARITY, RP3BETA, TWO_TOWER
+from .retrieval import Retrieval, kept_rows
+
+PATH_ALL, PATH_COLD_START, PATH_POPULAR = "none", "cold_start", "popular"
+# The order in which a missing component names the path: the Two-Tower is the one most often missing.
+MISSING_PATHS = {TWO_TOWER: "no_two_tower", CONTENT: "no_content", COLLABORATIVE: "no_collaborative",
+                 EASE: "no_ease", RP3BETA: "no_rp3beta"}
+
+_blas_lock = threading.Lock()
+_blas: ThreadpoolController | None = None
+
+
+def single_threaded_blas():
+    """A context in which BLAS uses one thread: a request's small products and solves then run many
+    times faster than when BLAS threads contend with the other workers for the cores (13x measured on
+    a 128-factor fold-in on a busy 2-core machine)."""
+    global _blas
+    with _blas_lock:
+        if _blas is None:  # made once: finding the loaded BLAS libraries costs more than the limit itself
+            _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
+
+
+@dataclass
+class Ranking:
+    """One user's ranked items: rows best first, blended scores, each blended component's z-scores of
+    them (``components``), the path taken, the normalised weights applied, what was left out and why,
+    and each component's scores for the user (``user_scores``, for explanations)."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    components: dict[str, np.ndarray]
+    path: str
+    weights: dict[str, float]
+    unavailable: dict[str, str] = field(default_factory=dict)
+    user_scores: dict[str, UserScores] = field(default_factory=dict)
+
+
+class Ranker:
+    """Blends ``components`` (already in one numbering of ``n_items`` items) with ``weights``.
+
+    ``popularity``: (n_items,) how many users interacted with each item, the last resort of the fallback
+    chain; ``unavailable``: components that should serve but cannot, with why; ``retrieval``: default
+    exact for groups up to ``RetrievalConfig.exact_up_to`` items, over one group of all items.
+    """
+
+    def __init__(self, components: dict[str, Recommender], weights: dict[str, float], n_items: int, *,
+                 popularity: np.ndarray | None = None, retrieval: Retrieval | None = None,
+                 unavailable: dict[str, str] | None = None):
+        self.components = dict(components)
+        self.weights = dict(weights)
+        self.n_items = n_items
+        self.popularity = np.zeros(n_items, np.float32) if popularity is None else np.asarray(popularity, np.float32)
+        self.retrieval = retrieval or Retrieval(self.components, np.zeros(n_items, dtype=np.int64))
+        self.unavailable = dict(unavailable or {})
+
+    def rank(self, user: UserState, k: int, allowed: np.ndarray | None = None, exclude_seen: bool = True) -> Ranking:
+        """Top ``k`` of the ``allowed`` items (bool per item row; None: all), dismissed items always left
+        out, seen ones unless ``exclude_seen`` is off."""
+        if k < 1:
+            raise EngineError(f"k must be >= 1, got {k}")
+        keep = np.ones(self.n_items, dtype=bool) if allowed is None else allowed.copy()
+        if user.negatives is not None:
+            keep[user.negatives.indices] = False
+        if exclude_seen:
+            keep[user.history.indices] = False
+        unavailable = dict(self.unavailable)
+        wanted = self._wanted(user.history.nnz > 0)
+        scores = self._user_scores(wanted, user, unavailable)
+        if not scores:
+            return self._popular(k, keep, unavailable)
+        total = sum(wanted[n] for n in scores)
+        weights = {n: wanted[n] / total for n in scores}
+        candidates = self._candidates(scores, keep)
+        seen = self._seen_among_stats_rows(user.history)
+        z = {n: self._standardised(n, scores[n], candidates, seen) for n in weights}
+        chosen, values = top_k(sum(w * z[n] for n, w in weights.items()), k)
+        return Ranking(candidates[chosen], values, {n: z[n][chosen] for n in weights},
+                       self._path(user.history.nnz > 0, unavailable), weights, unavailable, scores)
+
+    def _wanted(self, has_history: bool) -> dict[str, float]:
+        """The components to blend and their weights: content alone for a user with no history; else those
+        the weights ask for that are available, or, when none is, the default weights' or all available."""
+        if not has_history:
+            return {CONTENT: 1.0} if CONTENT in self.components else {}
+        present = [n for n in self.components if n != POPULARITY]
+        for weights in (self.weights, DEFAULT_WEIGHTS, dict.fromkeys(present, 1.0)):
+            chosen = {n: w for n, w in weights.items() if w > 0 and n in present}
+            if chosen:
+                return chosen
+        return {}
+
+    def _path(self, has_history: bool, unavailable: dict[str, str]) -> str:
+        if not has_history:
+            return PATH_COLD_START if CONTENT in self.components and CONTENT not in unavailable else PATH_POPULAR
+        return next((path for name, path in MISSING_PATHS.items() if name in unavailable), PATH_ALL)
+
+    def _user_scores(self, wanted: dict[str, float], user: UserState,
+                     unavailable: dict[str, str]) -> dict[str, UserScores]:
+        """Each wanted component's scores; one that fails is left out, with why."""
+        scores = {}
+        for name in wanted:
+            try:
+                scores[name] = self.components[name].user_scores(user)
+            except Exception as exc:  # e.g. a user the Two-Tower never saw, or a model that loads but is broken
+                unavailable[name] = f"cannot score this user: {type(exc).__name__}: {exc}"
+        return scores
+
+    def _popular(self, k: int, keep: np.ndarray, unavailable: dict[str, str]) -> Ranking:
+        rows = np.flatnonzero(keep)
+        chosen, values = top_k(self.popularity[rows], k)
+        spread = self.popularity[rows].std() or 1.0
+        z = (values - self.popularity[rows].mean()) / spread
+        return Ranking(rows[chosen], values, {POPULARITY: z.astype(np.float32)}, PATH_POPULAR, {POPULARITY: 1.0},
+                       unavailable)
+
+    def _candidates(self, scores: dict[str, UserScores], keep: np.ndarray) -> np.ndarray:
+        """The kept item rows worth blending: all of a small group's; of a large group's, each component's
+        best ``candidates`` among the clusters it probes (or among all, for a component without an index)."""
+        config, found = self.retrieval.config, []
+        for group, rows in self.retrieval.group_rows.items():
+            if np.count_nonzero(keep[rows]) <= config.exact_up_to:  # a view: no copy of a large group's rows
+                found.append(kept_rows(rows, keep))
+                continue
+            kept = None
+            for name, user_scores in scores.items():
+                index = self.retrieval.indexes.get((name, group))
+                if index is None:
+                    kept = kept_rows(rows, keep) if kept is None else kept
+                    found.append(kept[top_k(user_scores.at(kept), config.candidates)[0]])
+                else:
+                    found.append(index.search(user_scores.query, keep, config.candidates))
+        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+
+    def _seen_among_stats_rows(self, history: sp.csr_matrix) -> np.ndarray:
+        """Positions, among the items whose scores give the z-scores' statistics, of those the user has
+        interacted with: they are left out of the statistics (models score them far above the rest, which
+        would squash the differences among the candidates that matter)."""
+        sample = self.retrieval.stats_rows
+        if sample is None or not len(sample):
+            return history.indices
+        at = np.minimum(np.searchsorted(sample, history.indices), len(sample) - 1)  # the sample is sorted
+        return at[sample[at] == history.indices]
+
+    def _standardised(self, name: str, scores: UserScores, rows: np.ndarray, seen: np.ndarray) -> np.ndarray:
+        """z-scores of ``rows`` by the mean and std of the unseen items' scores (or a sample's), as
+        :func:`ml.core.tuning.zscore` standardises a whole row. ``seen``: see :meth:`_seen_among_stats_rows`."""
+        linear = name in self.retrieval.samples and scores.query is not None  # the sample's vectors, read in place
+        values = scores.of(*self.retrieval.samples[name]) if linear else scores.at(self.retrieval.stats_rows)
+        counted = np.isfinite(values)
+        counted[seen] = False
+        counted_values = values[counted]
+        mean, std = (counted_values.mean(), counted_values.std()) if len(counted_values) else (0.0, 0.0)
+        return ((scores.at(rows) - mean) / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- components from other snapshots
+
+
+class AlignedComponent:
+    """A fitted component addressed by another numbering's user and item rows.
+
+    Offers what the ranker asks of a component (``user_scores``, ``linear_items``) in the reference
+    numbering. Items the component never saw (added after it was trained) score the component's mean for
+    that user, a z-score near 0: no opinion rather than a penalty.
+    """
+
+    def __init__(self, model: Recommender, user_ids: IdMap, item_ids: IdMap):
+        self.model, self.name = model, model.name
+        self.user_ids, self.item_ids = user_ids, item_ids
+        # reference row -> the component's row, -1 where the component does not know it
+        self._users = _translation(user_ids, model.user_ids)
+        self._items = _translation(item_ids, model.item_ids)
+        self._known_items = self._items >= 0
+        self._linear: tuple | None = None  # linear_items() in reference rows, made on first use
+
+    def linear_items(self) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The component's item matrix and offsets in reference rows; an unknown item gets the mean row,
+        so it scores the mean. Dense forms only (a sparse one is the content model's, the reference)."""
+        form = self.model.linear_items()
+        if form is None or sp.issparse(form[0]):
+            return None
+        if self._linear is None:
+            self._linear = tuple(None if part is None else self._rows_to_reference(part) for part in form)
+        return self._linear
+
+    def user_scores(self, user: UserState) -> UserScores:
+        row = None if user.row is None else int(self._users[user.row])
+        own = UserState(None if row is None or row < 0 else row, self._to_own(user.history),
+                        None if user.negatives is None else self._to_own(user.negatives), user.content, user.features)
+        scores = self.model.user_scores(own)
+        linear = self.linear_items()
+        if scores.query is not None and linear is not None:
+            return UserScores.linear(*linear, scores.query)
+        return UserScores.dense(self._to_reference(scores.at(None)))
+
+    def _rows_to_reference(self, values: np.ndarray) -> np.ndarray:
+        out = values[np.maximum(self._items, 0)]
+        out[~self._known_items] = values.mean(axis=0)
+        return out
+
+    def _to_own(self, row) -> sp.csr_matrix:
+        """A (1, n_reference_items) row as a (1, n_own_items) row; items the component lacks drop out."""
+        row = sp.csr_matrix(row, dtype=np.float32)
+        own = self._items[row.indices]
+        kept = own >= 0
+        return sp.csr_matrix((row.data[kept], (np.zeros(kept.sum(), dtype=np.int64), own[kept])),
+                             shape=(1, len(self.model.item_ids)))
+
+    def _to_reference(self, scores: np.ndarray) -> np.ndarray:
+        # (n_own_items,) -> (n_reference_items,)
+        scores = np.asarray(scores, dtype=np.float32)
+        out = scores[np.maximum(self._items, 0)]
+        out[~self._known_items] = scores.mean()
+        return out
+
+
+def _translation(reference: IdMap, own: IdMap) -> np.ndarray:
+    return np.fromiter((own.index.get(i, -1) for i in reference.ids), dtype=np.int64, count=len(reference))
+
+
+def align(model: Recommender, user_ids: IdMap, item_ids: IdMap) -> Recommender | AlignedComponent:
+    """``model`` itself when it already uses the reference rows (trained on the same snapshot), else wrapped."""
+    if model.user_ids.ids == user_ids.ids and model.item_ids.ids == item_ids.ids:
+        return model
+    return AlignedComponent(model, user_ids, item_ids)
+
+
+def content_vocabulary(content) -> ContentVocabulary:
+    """The TF-IDF vocabulary the content model was fitted with, to encode a user's declared terms today.
+
+    The artifact keeps the terms but not their IDF. Both were fitted on the item catalog, with
+    ``idf = log((1 + n_items) / (1 + df)) + 1`` (``features.ContentVocabulary.fit``), and the item vectors
+    still show which items carry each term, so the IDF is recovered exactly: a term no item carries
+    (a user-only skill) has df 0, as it had then.
+    """
+    if content.item_vectors is None:
+        raise EngineError("content_based is not fitted")
+    vectors = sp.csr_matrix(content.item_vectors)
+    n_items, n_terms = vectors.shape
+    df = np.bincount(vectors.indices[vectors.data != 0], minlength=n_terms)
+    idf = np.log((1.0 + n_items) / (1.0 + df)) + 1.0
+    return ContentVocabulary(list(content.vocab), idf.tolist())

@@ -1,0 +1,260 @@
+"""Each component's setting, then the blend's weights, chosen on validation data carved from the training data.
+
+The offline command and the platform's training both tune this way: every setting in a component's grid
+is fitted on the validation fold and scored on the held-out part; the best ones then score a shortlist of
+candidates for the validation users (each component's top items, every component's per-user z-scores, as
+the ranker standardises them), and coordinate ascent over ``WEIGHT_GRID`` picks the weights that rank the
+held-out items best. A component that fails to fit or to score is left out and reported.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from .base import ProgressCallback, Recommender
+from .data import EngineError, InteractionData, holdout_split
+from .metrics import heldout_ndcg
+from .registry import COLLABORATIVE, CONTENT, DEFAULT_WEIGHTS, EASE, POPULARITY, RP3BETA, TWO_TOWER, component_class
+
+Maker = Callable[[], Recommender]
+WEIGHT_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+CANDIDATES_PER_COMPONENT = 100  # the shortlist each component adds when weights are tuned
+VALIDATION_MIN_ITEMS = 3  # users need this many interactions to lend one to validation (sparse catalogs)
+VALIDATION_USERS = 2000  # at most this many users score the weights (a sample beyond it)
+SHORTLIST_CHUNK = 256  # validation users scored at a time while the shortlist is built
+# NDCG cut-off that settings and weights are tuned at. Deeper than the usual 10: each validation user then
+# has more hits, a less noisy objective (nested validation within ml-100k training files preferred 20 to 10).
+TUNING_K = 20
+
+
+def settings_grid(name: str, seed: int = 0) -> list[Maker]:
+    """Makers of the settings worth comparing on validation data, the default first.
+
+    Content's popularity prior (MovieLens wants a strong one, a sparse job catalog with declared skills a
+    weak one); ALS regularisation and confidence (they matter more than factors); EASE's ridge; RP3beta's
+    popularity penalty. Training-heavy models (the Two-Tower) get one setting.
+    """
+    from . import collaborative as co
+    from . import content as cb
+
+    grids: dict[str, list[Maker]] = {
+        CONTENT: [lambda w=w: cb.ContentRecommender(cb.ContentConfig(popularity_weight=w))
+                  for w in (cb.ContentConfig().popularity_weight, 0.0, 0.3, 1.0, 2.0, 4.0)],
+        COLLABORATIVE: [lambda r=r, a=a: co.CollaborativeRecommender(co.ALSConfig(regularization=r, alpha=a),
+                                                                     seed=seed)
+                        for r, a in ((co.ALSConfig().regularization, co.ALSConfig().alpha), (10.0, 5.0), (100.0, 5.0),
+                                     (1.0, 1.0), (10.0, 1.0), (30.0, 1.0))],
+        EASE: [lambda v=v: co.EaseRecommender(co.EaseConfig(l2=v)) for v in (co.EaseConfig().l2, 100.0, 1000.0)],
+        RP3BETA: [lambda b=b: co.RP3BetaRecommender(co.RP3BetaConfig(beta=b)) for b in (co.RP3BetaConfig().beta, 0.3)],
+        POPULARITY: [co.PopularityRecommender],
+        TWO_TOWER: [lambda: component_class(TWO_TOWER)(seed=seed)],
+    }
+    if name not in grids:
+        raise EngineError(f"unknown algorithm {name!r}; known: {sorted(grids)}")
+    return grids[name]
+
+
+def default_component(name: str, seed: int = 0) -> Recommender:
+    """A fresh recommender by algorithm name, with its default setting."""
+    return settings_grid(name, seed)[0]()
+
+
+def validation_split(data: InteractionData, fraction: float, seed: int) -> tuple[InteractionData, sp.csr_matrix] | None:
+    """(fold, heldout) carved per user at random from ``data``; None when no user can spare an interaction."""
+    train, heldout = holdout_split(data.matrix, fraction, seed, min_items=VALIDATION_MIN_ITEMS)
+    return None if heldout.nnz == 0 else (data.with_matrix(train), heldout)
+
+
+def select_on_validation(makers: list[Maker], fold: InteractionData, heldout: sp.csr_matrix, k: int = TUNING_K,
+                         progress: ProgressCallback | None = None) -> tuple[Maker, Recommender, float]:
+    """(maker, model fitted on ``fold``, NDCG@k on ``heldout``) of the best setting; one setting is not scored."""
+    best: tuple[Maker, Recommender, float] | None = None
+    for make in makers:
+        model = make().fit(fold, progress=progress)
+        ndcg = heldout_ndcg(model, fold, heldout, k) if len(makers) > 1 else float("nan")
+        if progress and len(makers) > 1:
+            progress("setting", {"algorithm": model.name, "config": str(getattr(model, "config", "")),
+                                 "validation_ndcg": ndcg})
+        if best is None or ndcg > best[2]:
+            best = (make, model, ndcg)
+    return best
+
+
+def fit_tuned(name: str, data: InteractionData, seed: int = 0, progress: ProgressCallback | None = None) -> Recommender:
+    """One algorithm at its best setting on validation carved from ``data``, refitted on all of ``data``."""
+    makers = settings_grid(name, seed)
+    split = validation_split(data, 0.2, seed + 1)
+    if len(makers) > 1 and split is not None:
+        makers = [select_on_validation(makers, *split, TUNING_K, progress)[0]]
+    return makers[0]().fit(data, progress=progress)
+
+
+@dataclass
+class Tuned:
+    """What tuning chose: per component its setting (``makers``) and its model fitted on the fold, the
+    weights, and a record of the search (``validation``: ndcg, trace, failed, users, settings, seconds)."""
+
+    makers: dict[str, Maker] = field(default_factory=dict)
+    fold_models: dict[str, Recommender] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    validation: dict = field(default_factory=dict)
+
+
+def tune(names: list[str], data: InteractionData, *, seed: int = 0,
+         split: tuple[InteractionData, sp.csr_matrix] | None = None, factories: dict[str, Maker] | None = None,
+         k: int = TUNING_K, progress: ProgressCallback | None = None) -> Tuned:
+    """Settings and weights of the ``names`` components on ``split`` (default: 20% of each user's
+    interactions at random). ``factories`` fixes a component's setting instead of searching its grid.
+    With no split to be had, every component keeps its default setting and the default weights."""
+    started = time.perf_counter()
+    factories = factories or {}
+    split = split or validation_split(data, 0.2, seed + 1)
+    if split is None:
+        return Tuned({n: factories.get(n) or settings_grid(n, seed)[0] for n in names}, {},
+                     _normalised({n: DEFAULT_WEIGHTS.get(n, 0.0) for n in names} or {CONTENT: 1.0}),
+                     {"skipped": "no user has enough interactions to hold some out: default weights"})
+    fold, heldout = split
+    tuned, failed = Tuned(), {}
+    for name in names:
+        step = time.perf_counter()
+        try:
+            makers = [factories[name]] if name in factories else settings_grid(name, seed)
+            tuned.makers[name], tuned.fold_models[name], _ = select_on_validation(makers, fold, heldout, k, progress)
+        except Exception as exc:  # e.g. no item text for content, too little data for the Two-Tower
+            failed[name] = f"{type(exc).__name__}: {exc}"
+        if progress:
+            progress("component", {"algorithm": name, "seconds": round(time.perf_counter() - step, 2),
+                                   "ok": name in tuned.fold_models})
+    if not tuned.fold_models:
+        raise EngineError(f"no component could learn from the data: {failed}")
+    users = _validation_users(heldout, VALIDATION_USERS, seed)
+    shortlist, unscorable = _Shortlist.build(tuned.fold_models, fold.matrix, users, heldout)
+    failed |= unscorable
+    start = {n: DEFAULT_WEIGHTS.get(n, 0.0) for n in shortlist.z}
+    if not any(start.values()):
+        start = dict.fromkeys(shortlist.z, 1.0)
+    weights, trace = coordinate_ascent(shortlist, start, k)
+    tuned.weights = {n: round(w, 4) for n, w in weights.items()}
+    tuned.validation = {"ndcg": trace[-1], "k": k, "trace": trace, "failed": failed, "users": len(users),
+                        "settings": {n: str(getattr(m, "config", "")) for n, m in tuned.fold_models.items()},
+                        "seconds": round(time.perf_counter() - started, 1)}
+    if progress:
+        progress("weights", {"algorithm": "hybrid", **tuned.weights, "validation_ndcg": trace[-1]})
+    return tuned
+
+
+def _normalised(weights: dict[str, float]) -> dict[str, float]:
+    total = sum(weights.values()) or 1.0
+    return {n: w / total for n, w in weights.items()}
+
+
+def zscore(scores: np.ndarray, seen: np.ndarray | sp.spmatrix | None = None) -> np.ndarray:
+    """Each row standardised by the mean and std of its unseen items; a constant row becomes 0.
+
+    Seen items are left out of the statistics because models score them far above the rest (they were
+    fitted to them), which would squash the differences among the candidates that matter.
+    """
+    scores = np.asarray(scores, dtype=np.float32)
+    counted = np.ones(scores.shape, dtype=bool) if seen is None else ~_dense_bool(seen)
+    counted &= np.isfinite(scores)
+    count = np.maximum(counted.sum(axis=1, keepdims=True), 1)
+    mean = np.where(counted, scores, 0.0).sum(axis=1, keepdims=True) / count
+    var = (np.where(counted, scores - mean, 0.0) ** 2).sum(axis=1, keepdims=True) / count
+    std = np.sqrt(var)
+    return ((scores - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+
+
+def _dense_bool(seen) -> np.ndarray:
+    return (seen.toarray() if sp.issparse(seen) else np.asarray(seen)) != 0
+
+
+def _validation_users(heldout: sp.csr_matrix, limit: int, seed: int) -> np.ndarray:
+    users = np.flatnonzero(np.diff(heldout.indptr))
+    if len(users) > limit:
+        users = np.sort(np.random.default_rng(seed).choice(users, size=limit, replace=False))
+    return users
+
+
+@dataclass
+class _Shortlist:
+    """Validation users' candidate items (each component's top ones) with every component's z-scores."""
+
+    z: dict[str, np.ndarray]  # name -> (users, candidates)
+    relevant: np.ndarray  # (users, candidates) bool: a held-out item
+    n_relevant: np.ndarray  # (users,) held-out items per user
+
+    @classmethod
+    def build(
+        cls, models: dict[str, Recommender], matrix: sp.csr_matrix, users: np.ndarray, heldout: sp.csr_matrix
+    ) -> tuple[_Shortlist, dict[str, str]]:
+        """(shortlist, failed): a component that cannot score is left out and reported."""
+        scorable, failed = {}, {}
+        for name, model in models.items():
+            try:
+                model.score(users[:1])
+                scorable[name] = model
+            except Exception as exc:  # same policy as serving: a failing component drops out
+                failed[name] = f"{type(exc).__name__}: {exc}"
+        chunks = [cls._chunk(scorable, matrix, users[s : s + SHORTLIST_CHUNK], heldout)
+                  for s in range(0, len(users), SHORTLIST_CHUNK)]
+        z = {n: np.vstack([c.z[n] for c in chunks]) for n in scorable}
+        relevant = np.vstack([c.relevant for c in chunks])
+        return cls(z, relevant, np.concatenate([c.n_relevant for c in chunks])), failed
+
+    @classmethod
+    def _chunk(
+        cls, models: dict[str, Recommender], matrix: sp.csr_matrix, users: np.ndarray, heldout: sp.csr_matrix
+    ) -> _Shortlist:
+        """The shortlist of a few users, so that only (chunk, n_items) score blocks are ever held."""
+        rows = np.arange(len(users))
+        seen = matrix[users].toarray() > 0
+        full = {name: zscore(model.score(users), seen) for name, model in models.items()}
+        per_component = min(CANDIDATES_PER_COMPONENT, matrix.shape[1])
+        top = [np.argpartition(np.where(seen, np.inf, -s), per_component - 1, axis=1)[:, :per_component]
+               for s in full.values()]
+        candidates = np.sort(np.concatenate(top, axis=1), axis=1)
+        # a seen item, or a candidate repeated, must not count in a ranking: send it to the bottom
+        dropped = seen[rows[:, None], candidates]
+        dropped[:, 1:] |= candidates[:, 1:] == candidates[:, :-1]
+        z = {n: np.where(dropped, -np.inf, s[rows[:, None], candidates]) for n, s in full.items()}
+        relevant = (heldout[users].toarray() > 0)[rows[:, None], candidates] & ~dropped
+        return cls(z, relevant, np.diff(heldout[users].indptr))
+
+    def ndcg(self, weights: dict[str, float], k: int) -> float:
+        blended = sum(w * self.z[n] for n, w in weights.items() if w > 0)
+        if isinstance(blended, int):
+            return 0.0
+        top = np.argpartition(-blended, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(blended, top, axis=1), axis=1)
+        hits = np.take_along_axis(self.relevant, np.take_along_axis(top, order, axis=1), axis=1)
+        discounts = 1.0 / np.log2(np.arange(2, k + 2))
+        ideal = np.cumsum(discounts)[np.minimum(self.n_relevant, k) - 1]
+        return float(np.mean((hits * discounts).sum(axis=1) / ideal))
+
+
+def coordinate_ascent(
+    shortlist: _Shortlist, start: dict[str, float], k: int, rounds: int = 3
+) -> tuple[dict[str, float], list[float]]:
+    """Weights maximising validation NDCG@k, one component at a time over WEIGHT_GRID; returns (weights, trace)."""
+    weights = dict(start)
+    best = shortlist.ndcg(weights, k)
+    trace = [best]
+    for _ in range(rounds):
+        improved = False
+        for name in weights:
+            for value in WEIGHT_GRID:
+                trial = {**weights, name: value}
+                if sum(trial.values()) <= 0:
+                    continue
+                found = shortlist.ndcg(trial, k)
+                if found > best + 1e-6:
+                    best, weights, improved = found, trial, True
+        trace.append(best)
+        if not improved:
+            break
+    total = sum(weights.values())
+    return {n: w / total for n, w in weights.items()}, trace
