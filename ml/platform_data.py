@@ -169,20 +169,49 @@ def _investor_records(only) -> dict[int, dict]:
 def item_records(people: dict[int, dict]) -> dict[str, dict]:
     """{item key: record} for the whole catalog: positions, startups, and the ``people`` who are
     developers or investors (the items founders are recommended)."""
-    startup_skills, position_skills = _names_by_owner(Startup.required_skills, Position.required_skills)
+    startups = _startup_records(Startup.objects.all(), whole=True)
+    records = {item_key(ItemType.STARTUP, pk): record for pk, record in startups.items()}
+    records |= _position_records(Position.objects.all(), startups, whole=True)
+    return records | _people_as_items(people)
+
+
+def catalog_records_changed_since(moment) -> dict[str, dict]:
+    """{item key: record} of the positions and startups created or edited at or after ``moment``, encoded
+    as :func:`item_records` encodes them: what serving scores by content before the next training."""
+    positions = Position.objects.filter(updated_at__gte=moment)
+    changed_startups = set(Startup.objects.filter(updated_at__gte=moment).values_list("pk", flat=True))
+    startups = _startup_records(Startup.objects.filter(
+        pk__in=changed_startups | set(positions.values_list("startup_id", flat=True))))
+    records = {item_key(ItemType.STARTUP, pk): startups[pk] for pk in changed_startups}
+    return records | _position_records(positions, startups)
+
+
+def _startup_records(startups, whole: bool = False) -> dict[int, dict]:
+    """{startup pk: record} of the ``startups`` queryset (``whole``: all of them, read without a filter)."""
+    pks = None if whole else set(startups.values_list("pk", flat=True))
+    (startup_skills,) = _names_by_owner(Startup.required_skills, owners=pks)
     open_counts: dict[int, int] = defaultdict(int)
-    for startup in Position.objects.filter(status=Position.Status.OPEN).values_list("startup_id", flat=True):
+    open_positions = Position.objects.filter(status=Position.Status.OPEN)
+    for startup in (open_positions if whole else open_positions.filter(startup_id__in=pks)).values_list(
+            "startup_id", flat=True):
         open_counts[startup] += 1
-    startups = {}
-    for pk, name, industry, stage, team, funding, remote, description in Startup.objects.values_list(
+    records = {}
+    for pk, name, industry, stage, team, funding, remote, description in startups.values_list(
             "pk", "name", "industry__name", "stage", "team_size", "funding_raised", "remote_friendly",
             "description"):
-        startups[pk] = {"item_type": "startup", "title": name, "industries": [industry], "stage": stage,
-                        "team_size": team, "funding_raised": funding, "remote": _remote_mode(remote),
-                        "description": description, "required_skills": startup_skills.get(pk, []),
-                        "open_positions": open_counts[pk]}
-    records = {item_key(ItemType.STARTUP, pk): record for pk, record in startups.items()}
-    for pk, startup, title, description, low, high, remote, years in Position.objects.values_list(
+        records[pk] = {"item_type": "startup", "title": name, "industries": [industry], "stage": stage,
+                       "team_size": team, "funding_raised": funding, "remote": _remote_mode(remote),
+                       "description": description, "required_skills": startup_skills.get(pk, []),
+                       "open_positions": open_counts[pk]}
+    return records
+
+
+def _position_records(positions, startups: dict[int, dict], whole: bool = False) -> dict[str, dict]:
+    """{item key: record} of the ``positions`` queryset; ``startups``: their startups' records."""
+    owners = None if whole else set(positions.values_list("pk", flat=True))
+    (position_skills,) = _names_by_owner(Position.required_skills, owners=owners)
+    records = {}
+    for pk, startup, title, description, low, high, remote, years in positions.values_list(
             "pk", "startup_id", "title", "description", "salary_min", "salary_max", "remote",
             "years_experience_required"):
         parent = startups[startup]
@@ -192,6 +221,11 @@ def item_records(people: dict[int, dict]) -> dict[str, dict]:
             "remote": _remote_mode(remote), "years_experience": years, "industries": parent["industries"],
             "stage": parent["stage"], "team_size": parent["team_size"], "funding_raised": parent["funding_raised"],
         }
+    return records
+
+
+def _people_as_items(people: dict[int, dict]) -> dict[str, dict]:
+    records = {}
     for pk, person in people.items():
         if person["role"] == "developer":
             records[item_key(ItemType.DEVELOPER, pk)] = {
