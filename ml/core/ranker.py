@@ -225,6 +225,10 @@ class AlignedComponent:
             return UserScores.linear(*linear, scores.query)
         return UserScores.dense(self._to_reference(scores.at(None)))
 
+    def own_item_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The component's own rows of the reference item ``rows``; -1 where it does not know the item."""
+        return self._items[np.asarray(rows, dtype=np.int64)]
+
     def _rows_to_reference(self, values: np.ndarray) -> np.ndarray:
         out = values[np.maximum(self._items, 0)]
         out[~self._known_items] = values.mean(axis=0)
