@@ -4,8 +4,10 @@ The Two-Tower goes to queue ``gpu`` (a worker with CUDA uses it), the others to 
 that asks for both is a chain: the default-queue part first, then the GPU part closes the run.
 """
 from celery import chain, shared_task
+from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerError
 
+from recsys_site.celery import app
 from recsys_site.exceptions import Conflict, ServiceUnavailable
 
 from . import training
@@ -41,14 +43,30 @@ def signature_for(run: TrainingRun):
     return chain(*parts) if len(parts) > 1 else parts[0]
 
 
+# A broker that refuses the connection is dialled once more straight away, and for no longer than this in
+# all: the caller then gets 503 rather than a request that hangs while kombu keeps redialling.
+BROKER_CONNECT_TIMEOUT_SECONDS = 5
+
+
 def enqueue(run: TrainingRun) -> TrainingRun:
-    """Send the run to the broker; when the broker is unreachable the run is failed and 503 raised."""
-    try:
-        result = signature_for(run).apply_async(retry=False)
-    except (BrokerError, OSError) as exc:
-        training.training_run_fail(run=run, error=f"Broker unreachable: {exc}")
-        raise ServiceUnavailable("The task broker is unreachable; training was not queued. Try again later.") \
-            from exc
+    """Send the run to the broker; when the broker is unreachable the run is failed and 503 raised.
+
+    The broker is the one settings name now, reached through a connection opened for this call, so no
+    pooled connection or producer from earlier calls can stand in for it.
+    """
+    signature = signature_for(run)
+    if not settings.CELERY_BROKER_URL:  # none configured (development): the run trains in this process
+        result = signature.apply()
+    else:
+        try:
+            with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
+                                             timeout=BROKER_CONNECT_TIMEOUT_SECONDS)
+                result = signature.apply_async(connection=connection, retry=False)
+        except (BrokerError, OSError) as exc:
+            training.training_run_fail(run=run, error=f"Broker unreachable: {exc}")
+            raise ServiceUnavailable("The task broker is unreachable; training was not queued. Try again later.") \
+                from exc
     run.refresh_from_db()
     if not run.celery_task_id:
         TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=result.id)

@@ -1,4 +1,5 @@
-"""Shared fixtures: users of each role and API clients authenticated as them."""
+"""Shared fixtures: users of each role, API clients authenticated as them, a broker that refuses connections."""
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -23,6 +24,24 @@ def registry_checked_on_every_request(settings, monkeypatch):
 
     settings.MODEL_REGISTRY_CHECK_SECONDS = 0
     monkeypatch.setattr(_Store, "SWAP_WAIT_SECONDS", 120.0)
+
+
+@pytest.fixture
+def broker_down(settings):
+    """The product configured with a Redis broker on a local port where nothing listens: a real refused connection.
+
+    The enqueue path reads the broker from settings on every call, so this is all it takes, and no connection
+    or producer pooled by earlier tests can answer in its place. The port stays bound, never listening, for
+    the whole test: connections to it are refused, and no other process (nor a client's own ephemeral port,
+    which could connect to itself) can take it meanwhile.
+    """
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        with pytest.raises(ConnectionRefusedError):  # the premise: dialling it really is refused
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{port}/0"
+        yield
 
 
 @pytest.fixture

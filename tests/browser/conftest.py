@@ -4,9 +4,15 @@ import os
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Actions and assertions wait for their condition. A busy machine can take several seconds to load the models
+# and serve a page, so every wait is bounded generously instead of by Playwright's defaults (5 s for an
+# assertion, 30 s for an action).
+WAIT_MS = 60_000
+expect.set_options(timeout=WAIT_MS)
+
 # No network, no background services, no GPU: a quiet, repeatable browser in a container.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -44,7 +50,9 @@ def page(chromium, live_server_settings):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
-            yield browser.new_page(viewport={"width": 1400, "height": 900})
+            tab = browser.new_page(viewport={"width": 1400, "height": 900})
+            tab.set_default_timeout(WAIT_MS)
+            yield tab
         finally:
             browser.close()
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,20 +31,45 @@ def model_dir(tmp_path, settings):
 
 
 @pytest.fixture
-def celery_worker_process(model_dir, transactional_db):
+def celery_worker_process(model_dir, tmp_path, transactional_db):
     """Starts `celery worker -Q default,gpu` as a separate process; yields (process, node name)."""
+    with _worker("recsys_site", model_dir, tmp_path / "worker.log") as started:
+        yield started
+
+
+@pytest.fixture
+def stalling_worker_process(model_dir, tmp_path, transactional_db):
+    """The same worker, except that it hangs for good once a run has recorded its first epoch (see
+    stalling_worker.py); yields (process, marker), the marker file existing from the moment it hangs."""
+    marker = tmp_path / "stalled"
+    with _worker("tests.integration.stalling_worker", model_dir, tmp_path / "worker.log",
+                 STALL_MARKER=str(marker)) as (worker, _):
+        yield worker, marker
+    # A worker killed mid-task leaves its message unacknowledged; Redis would hand it out again in an hour,
+    # perhaps to a later session in which a run of the same id is another run. Drop it.
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        channel.client.delete(channel.unacked_key, channel.unacked_index_key)
+
+
+@contextmanager
+def _worker(app_module: str, model_dir: Path, log: Path, **extra_env):
     if not settings.CELERY_BROKER_URL:
         pytest.skip("the worker integration tests need a broker (CI sets REDIS_URL)")
     env = {**os.environ, "DATABASE_URL": _database_url(), "MODEL_DIR": str(model_dir),
-           "TWO_TOWER_MAX_EPOCHS": "3", "TRAINING_STALE_AFTER_SECONDS": str(settings.TRAINING_STALE_AFTER_SECONDS)}
+           "TWO_TOWER_MAX_EPOCHS": "3", "TRAINING_STALE_AFTER_SECONDS": str(settings.TRAINING_STALE_AFTER_SECONDS),
+           **extra_env}
     node = f"itest-{uuid.uuid4().hex[:8]}@localhost"
-    app.control.purge()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "recsys_site", "worker", "-Q", "default,gpu", "--pool", "solo",
-         "--loglevel", "INFO", "-n", node, "--without-gossip", "--without-mingle"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _purge_queues()
+    # The log goes to a file, not a pipe: nobody reads a pipe while the test runs, and a worker that fills
+    # one blocks on its next log line.
+    with log.open("w") as output:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", app_module, "worker", "-Q", "default,gpu", "--pool", "solo",
+             "--loglevel", "INFO", "-n", node, "--without-gossip", "--without-mingle"],
+            cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_until_ready(worker, node)
+        _wait_until_ready(worker, node, log)
         yield worker, node
     finally:
         if worker.poll() is None:
@@ -52,17 +78,27 @@ def celery_worker_process(model_dir, transactional_db):
                 worker.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 worker.kill()
-        app.control.purge()
+                worker.wait()
+        _purge_queues()
 
 
-def _wait_until_ready(worker: subprocess.Popen, node: str, timeout: float = 90) -> None:
+def _purge_queues() -> None:
+    """Empty both queues the worker consumes, so that it trains only what its own test queues.
+
+    By name: `app.control.purge()` empties only the queues this process has routed a task to so far."""
+    with app.connection_for_write() as conn:
+        for queue in ("default", "gpu"):
+            conn.default_channel.queue_purge(queue)
+
+
+def _wait_until_ready(worker: subprocess.Popen, node: str, log: Path, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            raise RuntimeError(f"the worker exited early:\n{worker.stdout.read()}")
+            raise RuntimeError(f"the worker exited early:\n{log.read_text()}")
         if app.control.ping(destination=[node], timeout=1):
             return
-    raise RuntimeError("the worker did not answer a ping within 90 s")
+    raise RuntimeError(f"the worker did not answer a ping within {timeout:.0f} s:\n{log.read_text()}")
 
 
 def wait_for(condition, timeout: float, what: str):

@@ -8,7 +8,6 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from ml.models import HybridWeights, ModelVersion, TrainingRun
-from recsys_site.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 
@@ -43,10 +42,10 @@ def test_activating_a_version_whose_files_are_gone_says_why_and_keeps_the_active
     assert dict(ModelVersion.objects.values_list("version", "status")) == {1: "active", 2: "ready"}
 
 
-def test_retrain_now_action_trains_the_selected_algorithm(admin_client, settings, tmp_path, monkeypatch):
+def test_retrain_now_action_trains_the_selected_algorithm(admin_client, settings, tmp_path):
     settings.MODEL_DIR = tmp_path
-    # In-process, so the test sees the outcome; the broker path is covered by tests/integration.
-    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    # No broker configured: in-process, so the test sees the outcome; the broker path is covered by tests/integration.
+    settings.CELERY_BROKER_URL = None
     call_command("seed_demo", users=40, startups=10, positions=20, interactions=300, seed=0, verbosity=0)
     version = ModelVersion.objects.create(algorithm="content_based", version=1, status="failed")
     run_action(admin_client, "modelversion", "retrain", [version.pk])
