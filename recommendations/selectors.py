@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from ml import training
 from ml.core import features
-from ml.core.data import IdMap, interaction_matrices
+from ml.core.data import KIND_WEIGHTS, IdMap, interaction_matrices
 from ml.models import Algorithm, ModelVersion, TrainingRun
 from ml.platform_data import interaction_events, item_key, parse_item_key, user_records
 from ml.selectors import current_weights
@@ -36,8 +36,36 @@ def user_interaction_rows(*, user_id: int, item_ids: IdMap) -> tuple[sp.csr_matr
 
     Items the models do not know (added since training) are left out: they cannot be ranked anyway.
     """
+    interactions = user_interactions(user_id=user_id, item_ids=item_ids)
+    return interactions.history, interactions.negatives
+
+
+@dataclass(frozen=True)
+class UserInteractions:
+    """A user's interactions as of now, in a numbering of items (see ``user_interaction_rows``)."""
+
+    history: sp.csr_matrix  # (1, n_items) positive weights, by kind
+    negatives: sp.csr_matrix  # (1, n_items) dismissals
+    kinds: dict[int, str]  # item row -> the user's strongest positive kind of interaction with it
+
+
+def user_interactions(*, user_id: int, item_ids: IdMap) -> UserInteractions:
+    """The rows of ``user_interaction_rows`` and, from the same read, what the user did with each item:
+    a reason anchored on a history item says so ("which you saved")."""
     events = interaction_events({str(user_id): 0}, item_ids.index, user_id=user_id)
-    return interaction_matrices(events, 1, len(item_ids))
+    history, negatives = interaction_matrices(events, 1, len(item_ids))
+    return UserInteractions(history, negatives, strongest_kinds(events))
+
+
+def strongest_kinds(events: list[tuple[int, int, str]]) -> dict[int, str]:
+    """{item row: the kind that weighs most} over (user row, item row, kind) events, dismissals left out.
+    The strongest is the one worth naming (an application says more than the view before it); ties go
+    to the first kind by name, so the same history always reads the same."""
+    kinds: dict[int, set[str]] = defaultdict(set)
+    for _, item, kind in events:
+        if kind in KIND_WEIGHTS:
+            kinds[item].add(kind)
+    return {item: max(sorted(found), key=KIND_WEIGHTS.__getitem__) for item, found in kinds.items()}
 
 
 @dataclass(frozen=True)
@@ -59,33 +87,65 @@ def user_profile(*, user_id: int, role: str) -> Profile | None:
 def recommendable_titles(keys: list[str]) -> dict[str, str]:
     """{item key: title} for the ``keys`` that may still be recommended: they exist and, for positions,
     are open. Ranked items come from the models' snapshot, so anything may have changed since."""
+    return titles_and_anchor_names(keys, [])[0]
+
+
+# Marks the rows of anchors in the titles statement (the first column holds the item type otherwise).
+_ANCHOR = "anchor:"
+
+
+def titles_and_anchor_names(keys: list[str], anchor_keys: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(``recommendable_titles(keys)``, {item key: name} of the ``anchor_keys`` that exist), in one
+    statement: the history items a reason is anchored on ride along with the titles every request reads.
+    An anchor is named even when it is no longer open (what the user applied to may have closed since),
+    a position as "<title> at <startup>"."""
+    parts = [_titles_sql(item_type, pks) for item_type, pks in _pks_by_type(keys).items()]
+    parts += [_anchor_names_sql(item_type, pks) for item_type, pks in _pks_by_type(anchor_keys).items()]
+    if not parts:
+        return {}, {}
+    found = db.rows(" UNION ALL ".join(sql for sql, _ in parts), [value for _, params in parts for value in params])
+    titles: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for marker, pk, title in found:
+        item_type = marker.removeprefix(_ANCHOR)
+        (titles if item_type == marker else names)[item_key(item_type, pk)] = title
+    return titles, names
+
+
+def _pks_by_type(keys: list[str]) -> dict[str, list[int]]:
     wanted: dict[str, list[int]] = defaultdict(list)
     for key in keys:
         item_type, pk = parse_item_key(key)
         wanted[item_type].append(pk)
-    if not wanted:
-        return {}
-    parts = [_titles_sql(item_type, pks) for item_type, pks in wanted.items()]
-    found = db.rows(" UNION ALL ".join(sql for sql, _ in parts), [value for _, params in parts for value in params])
-    return {item_key(item_type, pk): title for item_type, pk, title in found}
+    return wanted
 
 
-def _titles_sql(item_type: str, pks: list[int]) -> tuple[str, list]:
-    """(SQL, params) selecting (item type, pk, title) of the ``pks`` that exist (and are open, for
-    positions). Plain SQL, one statement for all types: one such read serves every request for
-    recommendations (recsys_site.db)."""
+def _titles_sql(item_type: str, pks: list[int], marker: str | None = None) -> tuple[str, list]:
+    """(SQL, params) selecting (``marker``, by default the item type; pk; title) of the ``pks`` that exist
+    (and are open, for positions). Plain SQL, one statement for all types: one such read serves every
+    request for recommendations (recsys_site.db)."""
+    marker = marker or item_type
     if item_type == ItemType.POSITION:
         wanted, params = db.is_in("id", pks)
         return (f"SELECT %s, id, title FROM {db.table(Position)} WHERE status = %s AND {wanted}",
-                [item_type, Position.Status.OPEN, *params])
+                [marker, Position.Status.OPEN, *params])
     if item_type == ItemType.STARTUP:
         wanted, params = db.is_in("id", pks)
-        return f"SELECT %s, id, name FROM {db.table(Startup)} WHERE {wanted}", [item_type, *params]
+        return f"SELECT %s, id, name FROM {db.table(Startup)} WHERE {wanted}", [marker, *params]
     # People are shown by their headline (developers) or firm (investors), else by username.
     model, label = (Developer, "headline") if item_type == ItemType.DEVELOPER else (Investor, "firm")
     wanted, params = db.is_in("p.user_id", pks)
     return (f"SELECT %s, p.user_id, COALESCE(NULLIF(p.{label}, ''), u.username) FROM {db.table(model)} p "
-            f"JOIN {db.table(get_user_model())} u ON u.id = p.user_id WHERE {wanted}", [item_type, *params])
+            f"JOIN {db.table(get_user_model())} u ON u.id = p.user_id WHERE {wanted}", [marker, *params])
+
+
+def _anchor_names_sql(item_type: str, pks: list[int]) -> tuple[str, list]:
+    """As ``_titles_sql``, for anchors: positions of any status, named with their startup."""
+    if item_type != ItemType.POSITION:
+        return _titles_sql(item_type, pks, marker=_ANCHOR + item_type)
+    wanted, params = db.is_in("p.id", pks)
+    return (f"SELECT %s, p.id, p.title || ' at ' || s.name FROM {db.table(Position)} p "
+            f"JOIN {db.table(Startup)} s ON s.id = p.startup_id WHERE {wanted}", [_ANCHOR + item_type, *params])
 
 
 # ---------------------------------------------------------------- the registry
