@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ml.core.registry import COLLABORATIVE, CONTENT, EASE, POPULARITY, RP3BETA, TWO_TOWER
 from ml.models import Algorithm, TrainingRun
 from profiles.models import Developer, Founder, InteractionKind, Investor, ItemType, Position, Role, Startup, a_or_an
 from profiles.serializers import MAX_ID
@@ -54,6 +55,18 @@ class RecommendationRequestSerializer(StrictSerializer):
     explain = serializers.BooleanField(default=True, help_text="Give reasons with each item.")
 
 
+class ExplanationSerializer(serializers.Serializer):
+    algorithm = serializers.ChoiceField(
+        choices=[CONTENT, COLLABORATIVE, TWO_TOWER, EASE, RP3BETA, POPULARITY],
+        help_text="The component the reason comes from; popularity on the popular fallback.")
+    text = serializers.CharField(
+        help_text="content_based: what the item shares with your profile or history; collaborative and item-item "
+                  "models: \"People who applied to <item> also applied here\"; two_tower: \"Like <item>, which you "
+                  "saved\" (<item>: the one of your interactions the component finds closest, named with what you "
+                  "did); popularity: \"Popular with developers\" (the reader's role; the count covers all time, so no "
+                  "period is named).")
+
+
 class RecommendationSerializer(serializers.Serializer):
     rank = serializers.IntegerField()
     item_type = serializers.ChoiceField(choices=ItemType.choices)
@@ -61,7 +74,12 @@ class RecommendationSerializer(serializers.Serializer):
     title = serializers.CharField()
     score = serializers.FloatField(help_text="The blended score the items are ranked by.")
     scores = ScoresSerializer()
-    reasons = serializers.ListField(child=serializers.CharField())
+    reasons = serializers.ListField(child=serializers.CharField(),
+                                    help_text="The texts of explanations, in the same order.")
+    explanations = ExplanationSerializer(
+        many=True, help_text="Why the item is recommended, from each component that scored it: strongest "
+                             "contribution (the component's weight times its score) first. Empty when explain "
+                             "is false, and without a reason from a component that has nothing to name.")
 
 
 class RecommendationsSerializer(serializers.Serializer):

@@ -5,7 +5,7 @@ user's current interactions and profile (so a new event or edit counts at once, 
 the hybrid with the current weights and its fallback chain, then only items that may still be shown.
 """
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import NoReturn, TypedDict
 
 import numpy as np
 from django.core.exceptions import ValidationError
@@ -13,8 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from ml import tasks, training
+from ml.core import explain as explainer
 from ml.core.ranker import PATH_POPULAR, Ranking, single_threaded_blas
-from ml.core.registry import CONTENT
+from ml.core.registry import CONTENT, POPULARITY
 from ml.models import Algorithm, ModelVersion, TrainingRun, Trigger
 from ml.platform_data import parse_item_key
 from ml.services import model_version_activate
@@ -34,6 +35,14 @@ ROLE_ITEM_TYPES: dict[str, tuple[str, ...]] = {
 SHORTLIST_MARGIN = 10
 
 
+class Explanation(TypedDict):
+    """One reason, as the API answers it: a plain dict, since answers are returned without a serializer
+    pass (recommendations.apis)."""
+
+    algorithm: str  # the component it comes from (ml.core.registry's names)
+    text: str
+
+
 @dataclass
 class Recommendation:
     rank: int
@@ -42,7 +51,8 @@ class Recommendation:
     title: str
     score: float
     scores: dict[str, float | None]
-    reasons: list[str]
+    reasons: list[str]  # the explanations' texts, in their order
+    explanations: list[Explanation] = field(default_factory=list)  # strongest contribution first
 
 
 @dataclass
@@ -105,35 +115,53 @@ def _refuse(user_id: int, user_type: str) -> NoReturn:
 def _rank(user_id: int, role: str, profile: selectors.Profile, models: ServingModels, types, limit: int,
           exclude_seen: bool, explain: bool, weights: dict[str, float]) -> Recommendations:
     serving = models.serving
-    history, negatives = selectors.user_interaction_rows(user_id=user_id, item_ids=serving.item_ids)
-    user = serving.user_state(user_id, history, negatives, profile.terms, profile.features)
+    interactions = selectors.user_interactions(user_id=user_id, item_ids=serving.item_ids)
+    user = serving.user_state(user_id, interactions.history, interactions.negatives, profile.terms, profile.features)
     # Never the user themselves or their own startup: a user has one role (profiles.services), and no
     # role is recommended its own kind: founders get developers and investors, the others get startups
     # and positions, which only founders found.
     allowed = serving.allowed(types).copy()
     ranker = serving.ranker(weights)
+    # A reason is anchored on something the user still stands by: a dismissed item is no anchor.
+    anchorable = np.setdiff1d(interactions.history.indices, interactions.negatives.indices)
 
     def rank(k: int) -> Ranking:
         return ranker.rank(user, k, allowed, exclude_seen)
 
-    result, shown, titles = _recommendable(rank, serving.item_ids, allowed, limit)
-    content = serving.components.get(CONTENT)
-    reasons = (content.explain(result.items[shown], user.content, history) if explain and content is not None
-               else [[] for _ in shown])
+    def anchors_of(ranking: Ranking) -> dict[str, np.ndarray]:
+        return _anchors(serving, anchorable, ranking) if explain else {}
+
+    short = _recommendable(rank, serving.item_ids, allowed, limit, anchors_of)
+    result = short.ranking
+    why = (_explanations(serving, role, user, short, interactions.kinds) if explain
+           else [[] for _ in short.shown])
     used = [a for a in Algorithm.values if a in result.weights]
     results = []
-    for position, (n, why) in enumerate(zip(shown, reasons, strict=True), start=1):
+    for position, (n, explanations) in enumerate(zip(short.shown, why, strict=True), start=1):
         key = serving.item_ids.ids[result.items[n]]
         item_type, item_id = parse_item_key(key)
         scores = {a: _rounded(result.components[a][n]) if a in used else None for a in Algorithm.values}
-        results.append(Recommendation(position, item_type, item_id, titles[key], _rounded(result.scores[n]), scores,
-                                      why))
+        results.append(Recommendation(position, item_type, item_id, short.titles[key], _rounded(result.scores[n]),
+                                      scores, [e["text"] for e in explanations], explanations))
     applied = {a: _rounded(result.weights.get(a, 0.0)) for a in Algorithm.values}
     return Recommendations(user_id, role, used, result.path, applied, models.serving_versions(), results)
 
 
-def _recommendable(rank, item_ids, allowed: np.ndarray, limit: int) -> tuple[Ranking, list[int], dict[str, str]]:
-    """(ranking, positions in it of the first ``limit`` items that may still be shown, their titles).
+@dataclass
+class _Shortlist:
+    """What is shown of a ranking, and what its reasons need."""
+
+    ranking: Ranking
+    shown: list[int]  # positions in the ranking of the first ``limit`` items that may still be shown
+    titles: dict[str, str]  # item key -> title, of those
+    anchors: dict[str, np.ndarray]  # component -> per ranked item, the history row its reason names (-1: none)
+    anchor_names: dict[int, str]  # history row -> name, of those rows
+
+
+def _recommendable(rank, item_ids, allowed: np.ndarray, limit: int, anchors_of) -> _Shortlist:
+    """The first ``limit`` items of ``rank`` that may still be shown, with their titles; ``anchors_of``
+    (ranking -> {component: anchor rows}) finds what their reasons name before the titles are read, so
+    the names come in the same statement.
 
     The models rank their training snapshot; positions closed and rows deleted since are dropped here,
     ranking further down (and no longer considering them) until ``limit`` are found or none are left.
@@ -142,11 +170,51 @@ def _recommendable(rank, item_ids, allowed: np.ndarray, limit: int) -> tuple[Ran
     while True:
         result = rank(k)
         keys = [item_ids.ids[row] for row in result.items]
-        titles = selectors.recommendable_titles(keys)
+        anchors = anchors_of(result)
+        anchor_keys = sorted({item_ids.ids[row] for rows in anchors.values() for row in rows[rows >= 0]})
+        titles, names = selectors.titles_and_anchor_names(keys, anchor_keys)
         if len(titles) >= limit or len(result.items) < k:
-            return result, [n for n, key in enumerate(keys) if key in titles][:limit], titles
+            shown = [n for n, key in enumerate(keys) if key in titles][:limit]
+            named = {item_ids.index[key]: name for key, name in names.items()}
+            return _Shortlist(result, shown, titles, anchors, named)
         allowed[[row for row, key in zip(result.items, keys, strict=True) if key not in titles]] = False
         k *= 4
+
+
+def _anchors(serving, history_rows: np.ndarray, ranking: Ranking) -> dict[str, np.ndarray]:
+    """{component: (len(ranking.items),) anchor rows} for each anchored component that scored them."""
+    return {name: explainer.anchors(serving.components[name], history_rows, ranking.items)
+            for name in ranking.weights if explainer.anchored(name) and name in serving.components}
+
+
+def _explanations(serving, role: str, user, short: _Shortlist, kinds: dict[int, str]) -> list[list[Explanation]]:
+    """Per shown item, the reasons of every component that scored it, strongest contribution first."""
+    result = short.ranking
+    content = serving.components.get(CONTENT) if CONTENT in result.weights else None
+    matched = (content.explain(result.items[short.shown], user.content, user.history) if content is not None
+               else [[] for _ in short.shown])
+    popular = explainer.popular_text(f"{role}s")  # developers, founders, investors
+
+    def texts(name: str, n: int, content_reasons: list[str]) -> list[str]:
+        if name == CONTENT:
+            return content_reasons
+        if name == POPULARITY:
+            return [popular]
+        return _anchored(name, n, short, kinds)
+
+    return [[Explanation(algorithm=name, text=text) for name in explainer.by_contribution(result, n)
+             for text in texts(name, n, content_reasons)]
+            for n, content_reasons in zip(short.shown, matched, strict=True)]
+
+
+def _anchored(name: str, n: int, short: _Shortlist, kinds: dict[int, str]) -> list[str]:
+    """Component ``name``'s reason for the ``n``-th ranked item, when it has an anchor that can be named
+    (one deleted since the history was read has no name)."""
+    rows = short.anchors.get(name)
+    row = -1 if rows is None else int(rows[n])
+    if row not in short.anchor_names:
+        return []
+    return [explainer.anchored_text(name, short.anchor_names[row], kinds[row])]
 
 
 def _rounded(value) -> float:

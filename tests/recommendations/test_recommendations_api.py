@@ -53,7 +53,7 @@ def test_the_answer_has_every_field_of_the_contract(world, developer_client):
     assert set(answer["weights"]) == ALGORITHMS and sum(answer["weights"].values()) == pytest.approx(1)
     assert [item["rank"] for item in answer["results"]] == [1, 2, 3, 4, 5]
     for item in answer["results"]:
-        assert set(item) == {"rank", "item_type", "item_id", "title", "score", "scores", "reasons"}
+        assert set(item) == {"rank", "item_type", "item_id", "title", "score", "scores", "reasons", "explanations"}
         assert item["item_type"] in {"position", "startup"} and isinstance(item["item_id"], int)
         assert item["title"]
         assert set(item["scores"]) == ALGORITHMS
