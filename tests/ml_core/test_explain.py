@@ -76,6 +76,16 @@ def test_anchors_of_an_aligned_component_are_in_the_reference_rows():
     assert anchors.tolist() == [0, -1]  # b leans to a; d the component never saw, so it explains nothing
 
 
+def test_anchors_of_an_aligned_item_item_model_read_its_own_weights():
+    weights = np.zeros((3, 3), dtype=np.float32)
+    weights[2, 0] = 0.8  # own rows: c=0, a=1, b=2; c owes its score to b
+    model = EaseRecommender()
+    model.weights, model.item_ids, model.user_ids = weights, IdMap(["c", "a", "b"]), IdMap(["u"])
+    aligned = AlignedComponent(model, IdMap(["u"]), IdMap(["a", "b", "c"]))
+
+    assert explain.anchors(aligned, np.array([0, 1]), np.array([2])).tolist() == [1]
+
+
 def test_a_fitted_collaborative_model_anchors_items_in_their_own_group(world):
     model = CollaborativeRecommender(seed=0).fit(world)
     history = world.matrix[0].indices
