@@ -175,6 +175,12 @@ def item_records(people: dict[int, dict]) -> dict[str, dict]:
     return records | _people_as_items(people)
 
 
+def catalog_version() -> tuple:
+    """Changes whenever a position or startup is created, edited or deleted: (count, latest edit) of each."""
+    return tuple(tuple(model.objects.aggregate(n=models.Count("pk"), edited=models.Max("updated_at")).values())
+                 for model in (Position, Startup))
+
+
 def catalog_records_changed_since(moment) -> dict[str, dict]:
     """{item key: record} of the positions and startups created or edited at or after ``moment``, encoded
     as :func:`item_records` encodes them: what serving scores by content before the next training."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from ml.core.base import Recommender, UserState
 from ml.core.data import IdMap
-from ml.core.features import ContentVocabulary
+from ml.core.features import ContentVocabulary, platform_item_terms
 from ml.core.ranker import Ranker, align, content_vocabulary
 from ml.core.registry import COLLABORATIVE, CONTENT, EASE, RP3BETA, TWO_TOWER
 from ml.core.retrieval import Retrieval
@@ -55,20 +55,29 @@ class ServingSet:
                          np.asarray(features, dtype=np.float32))
 
 
-def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str],
-                      popularity: dict[str, int]) -> ServingSet:
+def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str], popularity: dict[str, int],
+                      fresh_items: dict[str, dict] | None = None) -> ServingSet:
     """``loaded`` (algorithm -> fitted model, each from any snapshot) aligned to one numbering;
-    ``popularity``: {item key: users who interacted with it}."""
+    ``popularity``: {item key: users who interacted with it}; ``fresh_items``: {item key: record} of the
+    catalog items created or edited since training, which the content model scores at once (the other
+    components give them their mean, a z-score of 0, until they are trained on them)."""
+    loaded = dict(loaded)
+    vocabulary = None
+    if CONTENT in loaded:
+        vocabulary = content_vocabulary(loaded[CONTENT])
+        if fresh_items:
+            keys = list(fresh_items)
+            vectors = vocabulary.transform([platform_item_terms(fresh_items[key]) for key in keys])
+            loaded[CONTENT] = loaded[CONTENT].with_items(keys, vectors)
     reference = next((loaded[name] for name in REFERENCE_ORDER if name in loaded), None)
     if reference is None:
         return ServingSet(unavailable=dict(unavailable))
     users, items = reference.user_ids, reference.item_ids
     item_types = np.asarray([parse_item_key(key)[0] for key in items.ids])
     components = {name: align(model, users, items) for name, model in loaded.items()}
-    content = loaded.get(CONTENT)
     return ServingSet(
         components=components, unavailable=dict(unavailable), user_ids=users, item_ids=items,
-        vocabulary=None if content is None else content_vocabulary(content),
+        vocabulary=vocabulary,
         type_masks={item_type: item_types == item_type for item_type in np.unique(item_types)},
         retrieval=Retrieval(components, item_types),
         popularity=np.fromiter((popularity.get(key, 0) for key in items.ids), dtype=np.float32, count=len(items)),

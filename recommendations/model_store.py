@@ -1,13 +1,16 @@
 """The active model versions and hybrid weights, held in memory by each process and refreshed when the
-registry changes.
+registry or the catalog changes.
 
 Every request asks :func:`serving_models`. At most every ``settings.MODEL_REGISTRY_CHECK_SECONDS``
 (default 2; 0: every request) it reads the registry's few active rows (algorithm, version, artifact,
-activation time) and the weights in force — two indexed one-row queries — and loads the models again
-only when that set of versions differs from what the process holds (in the background: the models held
-serve until the new ones are ready). So a version trained or activated, or weights saved, by any process
-serve here within seconds; a change made in this process serves from its next request
-(:func:`recheck_serving_models`, called on every save of a version or of weights).
+activation time), the weights in force and the catalog's version (count and latest edit of positions
+and startups) — four small indexed queries — and loads the models again when the versions or the
+catalog differ from what the process holds (in the background: the models held serve until the new
+ones are ready). So a version trained or activated, or weights saved, by any process serve here within
+seconds, and so does a position or startup created or edited: the content model scores it at once from
+its text and skills, the other components give it their mean until the next training. A change made in
+this process serves from its next request (:func:`recheck_serving_models`, called on every save of a
+version or of weights).
 
 Loading never fails a request: an artifact that is missing or unreadable leaves its algorithm
 unavailable, with the reason kept for ``/algorithms/status``.
@@ -18,10 +21,12 @@ import time
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
+from django.db.models.functions import Coalesce
 
 from ml.artifacts import ArtifactUnreadable, load_version
 from ml.models import Algorithm, ModelVersion
-from ml.platform_data import item_popularity
+from ml.core.registry import CONTENT
+from ml.platform_data import catalog_records_changed_since, catalog_version, item_popularity
 from ml.selectors import current_weights
 from ml.serving_set import ServingSet, build_serving_set
 
@@ -50,15 +55,32 @@ class ServingModels:
 
 
 def _active_key() -> tuple:
-    return tuple(ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by("algorithm")
-                 .values_list("algorithm", "version", "artifact_path", "activated_at"))
+    """What the process should serve: the active versions (algorithm, version, artifact, activation time,
+    when its training read the data) and the catalog's version (ml.platform_data.catalog_version)."""
+    versions = tuple(ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by("algorithm")
+                     .annotate(snapshot=Coalesce("training_run__started_at", "created_at"))
+                     .values_list("algorithm", "version", "artifact_path", "activated_at", "snapshot"))
+    return versions, catalog_version()
 
 
-def _load(key: tuple, weights: dict[str, float], popularity: dict[str, int]) -> ServingModels:
-    """Reads files only (it runs in a background thread); ``popularity`` was read by the caller."""
-    versions = {algorithm: version for algorithm, version, _, _ in key}
+@dataclass(frozen=True)
+class _DatabaseInputs:
+    """What a load needs from the database, read in the request's thread: the loader touches none."""
+
+    popularity: dict[str, int]  # item key -> users who interacted with it
+    fresh_items: dict[str, dict]  # positions and startups changed since the content model's training
+
+
+def _database_inputs(key: tuple) -> _DatabaseInputs:
+    content = [snapshot for algorithm, *_, snapshot in key[0] if algorithm == CONTENT]
+    fresh = catalog_records_changed_since(content[0]) if content else {}
+    return _DatabaseInputs(item_popularity(), fresh)
+
+
+def _load(key: tuple, weights: dict[str, float], inputs: _DatabaseInputs) -> ServingModels:
+    versions = {algorithm: version for algorithm, version, *_ in key[0]}
     loaded, unavailable = {}, {}
-    for algorithm, version, path, _ in key:
+    for algorithm, version, path, *_ in key[0]:
         try:
             loaded[algorithm] = load_version(algorithm, path)
         except ArtifactUnreadable as exc:
@@ -67,7 +89,8 @@ def _load(key: tuple, weights: dict[str, float], popularity: dict[str, int]) -> 
     for algorithm in Algorithm.values:
         if algorithm not in versions:
             unavailable[algorithm] = f"no active {algorithm} version: train one (POST /api/v1/models/train)"
-    return ServingModels(key, build_serving_set(loaded, unavailable, popularity), versions, weights)
+    serving = build_serving_set(loaded, unavailable, inputs.popularity, inputs.fresh_items)
+    return ServingModels(key, serving, versions, weights)
 
 
 class _Store:
@@ -94,7 +117,7 @@ class _Store:
         with self._lock:
             self._checked_at = time.monotonic()
             if self._models is None:
-                self._models = _load(key, weights, item_popularity())
+                self._models = _load(key, weights, _database_inputs(key))
             else:
                 if self._models.key != key:
                     self._start_loading(key, weights)
@@ -106,16 +129,15 @@ class _Store:
         return self._models
 
     def _start_loading(self, key: tuple, weights: dict[str, float]) -> None:
-        """Load ``key`` in the background (once) and serve it when it is ready; called under the lock.
-        Item popularity is read here, in the request's thread: the loader touches no database."""
+        """Load ``key`` in the background (once) and serve it when it is ready; called under the lock."""
         if self._loading_key == key:
             return
         self._loading_key = key
-        popularity = item_popularity()
+        inputs = _database_inputs(key)
 
         def load() -> None:
             try:
-                loaded = _load(key, weights, popularity)
+                loaded = _load(key, weights, inputs)
             except Exception:  # the held models keep serving; the next check tries again
                 logger.exception("loading the active versions %s failed", key)
                 loaded = None

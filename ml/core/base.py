@@ -147,19 +147,23 @@ class UserScores:
     """One component's scores for one user, computed only for the item rows asked for.
 
     Linear components hold their item matrix and the user's ``query`` (a retrieval index searches with
-    it); the others hold every item's score, computed once.
+    it); the others hold every item's score, computed once. ``known``: which items the component was
+    trained with (bool per item row; None: all), the others scoring its mean.
     """
 
-    def __init__(self, items, offsets: np.ndarray | None, query: np.ndarray | None, scores: np.ndarray | None):
+    def __init__(self, items, offsets: np.ndarray | None, query: np.ndarray | None, scores: np.ndarray | None,
+                 known: np.ndarray | None = None):
         self._items, self._offsets, self.query, self._all = items, offsets, query, scores
+        self.known = known
 
     @classmethod
-    def linear(cls, items, offsets: np.ndarray | None, query: np.ndarray) -> UserScores:
-        return cls(items, offsets, np.asarray(query, dtype=np.float32), None)
+    def linear(cls, items, offsets: np.ndarray | None, query: np.ndarray, known: np.ndarray | None = None
+               ) -> UserScores:
+        return cls(items, offsets, np.asarray(query, dtype=np.float32), None, known)
 
     @classmethod
-    def dense(cls, scores: np.ndarray) -> UserScores:
-        return cls(None, None, None, np.asarray(scores, dtype=np.float32).ravel())
+    def dense(cls, scores: np.ndarray, known: np.ndarray | None = None) -> UserScores:
+        return cls(None, None, None, np.asarray(scores, dtype=np.float32).ravel(), known)
 
     def at(self, rows: np.ndarray | None) -> np.ndarray:
         """Scores of the item ``rows`` (None: all items)."""

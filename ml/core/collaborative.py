@@ -61,7 +61,8 @@ class PopularityRecommender(_HistoryScorer):
         return self
 
     def _score_histories(self, histories: sp.csr_matrix) -> np.ndarray:
-        return np.tile(self.counts, (histories.shape[0], 1))
+        # log, as the ranker blends popularity: the order is the counts', the z-scores not dominated by a few hits
+        return np.tile(np.log1p(self.counts), (histories.shape[0], 1))
 
     def save(self, path: Path) -> None:
         save_artifact(path, self._common_meta({}), {"counts": self.counts})

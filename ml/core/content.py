@@ -11,15 +11,16 @@ and is worth something when content is thin (tuned on validation; 0 turns it off
 """
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 from .base import ProgressCallback, Recommender, UserState, load_artifact, save_artifact
-from .data import EngineError, InteractionData, as_row, unit_rows
+from .data import EngineError, IdMap, InteractionData, as_row, unit_rows
 from .features import TEXT_NAMESPACE
 
 
@@ -29,6 +30,11 @@ class ContentConfig:
     history_weight: float = 1.0  # the interacted items' share
     negative_weight: float = 0.5  # how hard a dismissed item's content pushes away
     popularity_weight: float = 0.1  # prior added to the cosine: log-popularity scaled to [0, 1]
+    # How much more a namespace's terms count in the cosine than the others': every namespace is normalised
+    # on its own (features.ContentVocabulary), so each would weigh alike. On the platform people pick
+    # positions by their skills: at 3, a position asking exactly a developer's skills is their best content
+    # match (at 1 it ranked 52nd of 125 for a developer of the test world, behind industry and remote fits).
+    namespace_weights: dict[str, float] = field(default_factory=lambda: {"skill": 3.0})
     reason_terms: int = 3  # terms named per reason
 
 
@@ -49,16 +55,30 @@ class ContentRecommender(Recommender):
         data.validate()
         if data.item_content is None or data.item_content.nnz == 0:
             raise EngineError("content_based needs item content (item_content): the items have no terms")
-        self.item_vectors = unit_rows(data.item_content)
-        n_terms = self.item_vectors.shape[1]
+        n_terms = data.item_content.shape[1]
         self.vocab = list(data.content_vocab or [f"term{n}" for n in range(n_terms)])
+        self.item_vectors = self._weighted(data.item_content)
         declared = data.user_content if data.user_content is not None else sp.csr_matrix((data.n_users, n_terms))
-        self.declared = unit_rows(declared)
+        self.declared = self._weighted(declared)
         self.history = self._history_profiles(data.matrix, data.negatives)
         counts = np.log1p(np.asarray((data.matrix > 0).sum(axis=0), dtype=np.float64).ravel())
         self.prior = (counts / max(counts.max(), 1e-12)).astype(np.float32)
         self._remember_data(data)
         return self
+
+    def _weighted(self, terms) -> sp.csr_matrix:
+        """Term rows scaled by their namespace's weight, then to unit length."""
+        weighted = sp.csr_matrix(terms, dtype=np.float32, copy=True)
+        weights = self._column_weights()
+        if weights is not None:
+            weighted.data *= weights[weighted.indices]
+        return unit_rows(weighted)
+
+    def _column_weights(self) -> np.ndarray | None:
+        if not self.config.namespace_weights:
+            return None
+        namespaces = [term.split(":", 1)[0] for term in self.vocab]
+        return np.asarray([self.config.namespace_weights.get(ns, 1.0) for ns in namespaces], dtype=np.float32)
 
     def _history_profiles(self, matrix: sp.csr_matrix, negatives: sp.csr_matrix | None) -> sp.csr_matrix:
         profile = sp.csr_matrix(matrix, dtype=np.float32) @ self.item_vectors
@@ -94,6 +114,9 @@ class ContentRecommender(Recommender):
             raise EngineError("content_based is not fitted")
         n_items, n_terms = self.item_vectors.shape
         declared = as_row(user_content, n_terms, "user_content").toarray()[0]
+        weights = self._column_weights()
+        if weights is not None:
+            declared *= weights
         profile = (as_row(history, n_items, "history") @ self.item_vectors).toarray()[0]
         negatives = None if negatives is None else as_row(negatives, n_items, "negatives")
         if negatives is not None and negatives.nnz:
@@ -109,6 +132,24 @@ class ContentRecommender(Recommender):
         if self._transposed is None or self._transposed[0] is not self.item_vectors:
             self._transposed = (self.item_vectors, sp.csr_matrix(self.item_vectors.T))
         return self._transposed[1]
+
+    def with_items(self, keys: list[str], vectors: sp.csr_matrix) -> ContentRecommender:
+        """A copy that also scores the items ``keys`` (created or edited since fitting) by their content
+        ``vectors`` ((len(keys), v), in this model's vocabulary): an edited item's vector is replaced, a new
+        item is appended with no popularity prior. Users' fitted profiles stay as they were."""
+        index = self.item_ids.index
+        n_items = len(self.item_ids)
+        replaced = {index[key]: n for n, key in enumerate(keys) if key in index}
+        added = [n for n, key in enumerate(keys) if key not in index]
+        rows = np.arange(n_items)
+        rows[list(replaced)] = n_items + np.asarray(list(replaced.values()), dtype=np.int64)
+        rows = np.concatenate([rows, n_items + np.asarray(added, dtype=np.int64)])
+        extended = copy.copy(self)
+        extended.item_vectors = sp.csr_matrix(sp.vstack([self.item_vectors, self._weighted(vectors)]))[rows]
+        extended.prior = np.concatenate([self.prior, np.zeros(len(added), dtype=np.float32)])
+        extended.item_ids = IdMap([*self.item_ids.ids, *(keys[n] for n in added)])
+        extended._transposed = extended._scaled_prior = None
+        return extended
 
     # ------------------------------------------------------------ reasons
 

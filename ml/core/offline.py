@@ -29,8 +29,8 @@ from .registry import COLLABORATIVE, CONTENT, EASE, POPULARITY, RP3BETA, TWO_TOW
 from .tuning import fit_tuned, tune
 
 # The components the hybrid tunes and may blend; each earns its weight on validation.
-HYBRID_COMPONENTS = (CONTENT, COLLABORATIVE, TWO_TOWER, EASE, RP3BETA)
-ALGORITHMS = (*HYBRID_COMPONENTS, "hybrid", POPULARITY)
+HYBRID_COMPONENTS = (CONTENT, COLLABORATIVE, TWO_TOWER, EASE, RP3BETA, POPULARITY)
+ALGORITHMS = (*HYBRID_COMPONENTS, "hybrid")
 
 
 def log(message: str) -> None:
@@ -116,8 +116,8 @@ def fit_hybrid(data: InteractionData, seed: int, progress=None) -> Ranker:
     tuned = tune(list(HYBRID_COMPONENTS), data, seed=seed, progress=progress)
     models, unavailable = {}, dict(tuned.validation.get("failed", {}))
     for name, maker in tuned.makers.items():
-        if tuned.weights.get(name, 0) <= 0 and name != CONTENT:
-            continue
+        if name == POPULARITY or (tuned.weights.get(name, 0) <= 0 and name != CONTENT):
+            continue  # the ranker holds popularity itself
         try:
             models[name] = tuned.fold_models[name] if name == TWO_TOWER else maker().fit(data, progress=progress)
         except EngineError as exc:

@@ -70,8 +70,8 @@ class Ranking:
 class Ranker:
     """Blends ``components`` (already in one numbering of ``n_items`` items) with ``weights``.
 
-    ``popularity``: (n_items,) how many users interacted with each item, the last resort of the fallback
-    chain; ``unavailable``: components that should serve but cannot, with why; ``retrieval``: default
+    ``popularity``: (n_items,) how many users interacted with each item: a component the weights may blend
+    (as ``"popularity"``, its log), and the last resort of the fallback chain; ``unavailable``: components that should serve but cannot, with why; ``retrieval``: default
     exact for groups up to ``RetrievalConfig.exact_up_to`` items, over one group of all items.
     """
 
@@ -105,18 +105,34 @@ class Ranker:
         candidates = self._candidates(scores, keep)
         seen = self._seen_among_stats_rows(user.history)
         z = {n: self._standardised(n, scores[n], candidates, seen) for n in weights}
-        chosen, values = top_k(sum(w * z[n] for n, w in weights.items()), k)
+        chosen, values = top_k(self._blend(weights, z, scores, candidates), k)
         return Ranking(candidates[chosen], values, {n: z[n][chosen] for n in weights},
                        self._path(user.history.nnz > 0, unavailable), weights, unavailable, scores)
+
+    @staticmethod
+    def _blend(weights: dict[str, float], z: dict[str, np.ndarray], scores: dict[str, UserScores],
+               candidates: np.ndarray) -> np.ndarray:
+        """The weighted mean of the z-scores of the components that know each item. An item created since a
+        component's training has that component's mean (z near 0) as its score, and counting that as an
+        opinion would bury every new item however well the content model thinks it fits."""
+        if all(scores[n].known is None for n in weights):
+            return sum(w * z[n] for n, w in weights.items())
+        knows = {n: 1.0 if scores[n].known is None else scores[n].known[candidates] for n in weights}
+        blended = sum(w * knows[n] * z[n] for n, w in weights.items())
+        opinions = sum(w * knows[n] for n, w in weights.items())
+        return (blended / np.maximum(opinions, 1e-6)).astype(np.float32)
 
     def _wanted(self, has_history: bool) -> dict[str, float]:
         """The components to blend and their weights: content alone for a user with no history; else those
         the weights ask for that are available, or, when none is, the default weights' or all available."""
         if not has_history:
             return {CONTENT: 1.0} if CONTENT in self.components else {}
-        present = [n for n in self.components if n != POPULARITY]
-        for weights in (self.weights, DEFAULT_WEIGHTS, dict.fromkeys(present, 1.0)):
-            chosen = {n: w for n, w in weights.items() if w > 0 and n in present}
+        models = [n for n in self.components if n != POPULARITY]
+        asked = {n: w for n, w in self.weights.items() if w > 0 and (n in models or n == POPULARITY)}
+        if any(n in models for n in asked):  # popularity alone is no personal ranking: that is the popular path
+            return asked
+        for weights in (DEFAULT_WEIGHTS, dict.fromkeys(models, 1.0)):
+            chosen = {n: w for n, w in weights.items() if w > 0 and n in models}
             if chosen:
                 return chosen
         return {}
@@ -131,6 +147,9 @@ class Ranker:
         """Each wanted component's scores; one that fails is left out, with why."""
         scores = {}
         for name in wanted:
+            if name == POPULARITY:  # log: counts are heavy-tailed; an item nobody met yet has no popularity to tell
+                scores[name] = UserScores.dense(np.log1p(self.popularity), known=self.popularity > 0)
+                continue
             try:
                 scores[name] = self.components[name].user_scores(user)
             except Exception as exc:  # e.g. a user the Two-Tower never saw, or a model that loads but is broken
@@ -222,8 +241,8 @@ class AlignedComponent:
         scores = self.model.user_scores(own)
         linear = self.linear_items()
         if scores.query is not None and linear is not None:
-            return UserScores.linear(*linear, scores.query)
-        return UserScores.dense(self._to_reference(scores.at(None)))
+            return UserScores.linear(*linear, scores.query, self._known_items)
+        return UserScores.dense(self._to_reference(scores.at(None)), self._known_items)
 
     def own_item_rows(self, rows: np.ndarray) -> np.ndarray:
         """The component's own rows of the reference item ``rows``; -1 where it does not know the item."""

@@ -31,19 +31,25 @@ SHORTLIST_CHUNK = 256  # validation users scored at a time while the shortlist i
 TUNING_K = 20
 
 
+# (popularity prior, namespace weights): the prior matters most on MovieLens; declared skills weighing more
+# than the other namespaces on the platform, whose people pick positions by their skills.
+CONTENT_SETTINGS = [(0.1, {"skill": 3.0}), (0.0, {}), (0.1, {}), (0.3, {}), (1.0, {}), (2.0, {}), (4.0, {}),
+                    (0.0, {"skill": 3.0}), (0.3, {"skill": 3.0}), (0.1, {"skill": 2.0})]
+
+
 def settings_grid(name: str, seed: int = 0) -> list[Maker]:
     """Makers of the settings worth comparing on validation data, the default first.
 
     Content's popularity prior (MovieLens wants a strong one, a sparse job catalog with declared skills a
-    weak one); ALS regularisation and confidence (they matter more than factors); EASE's ridge; RP3beta's
-    popularity penalty. Training-heavy models (the Two-Tower) get one setting.
+    weak one) and namespace weights; ALS regularisation and confidence (they matter more than factors);
+    EASE's ridge; RP3beta's popularity penalty. Training-heavy models (the Two-Tower) get one setting.
     """
     from . import collaborative as co
     from . import content as cb
 
     grids: dict[str, list[Maker]] = {
-        CONTENT: [lambda w=w: cb.ContentRecommender(cb.ContentConfig(popularity_weight=w))
-                  for w in (cb.ContentConfig().popularity_weight, 0.0, 0.3, 1.0, 2.0, 4.0)],
+        CONTENT: [lambda w=w, s=s: cb.ContentRecommender(cb.ContentConfig(popularity_weight=w, namespace_weights=s))
+                  for w, s in CONTENT_SETTINGS],
         COLLABORATIVE: [lambda r=r, a=a: co.CollaborativeRecommender(co.ALSConfig(regularization=r, alpha=a),
                                                                      seed=seed)
                         for r, a in ((co.ALSConfig().regularization, co.ALSConfig().alpha), (10.0, 5.0), (100.0, 5.0),

@@ -51,10 +51,10 @@ def test_a_slow_load_happens_in_the_background_while_the_held_models_keep_servin
     release, loads = threading.Event(), []
     real_load = model_store._load
 
-    def slow_load(key, weights, popularity):
+    def slow_load(key, weights, inputs):
         loads.append(key)
         release.wait(10)
-        return real_load(key, weights, popularity)
+        return real_load(key, weights, inputs)
 
     monkeypatch.setattr(model_store, "_load", slow_load)
     monkeypatch.setattr(model_store._Store, "SWAP_WAIT_SECONDS", 0.05)
