@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from ml import tasks
 from ml.core.ranker import MISSING_PATHS, PATH_ALL, PATH_COLD_START, PATH_POPULAR
 from ml.models import Algorithm, ModelVersion, TrainingRun, Trigger
+from ml.platform_data import user_records
 from ml.selectors import current_weights
 from ml.services import hybrid_weights_set, normalised_weights
 from profiles.models import Role
@@ -121,7 +122,13 @@ def _developer_facts(developer) -> list[tuple[str, object]]:
 
 
 def _founder_facts(founder) -> list[tuple[str, object]]:
-    return [("Skills", _names(founder.skills)), ("Years of experience", founder.years_experience),
+    # A founder is matched on their own skills and those their startups and open positions ask for: the
+    # count that reasons give ("Matches 2 of your 12 skills") is this row's.
+    matched = user_records([founder.pk], role=Role.FOUNDER)[founder.pk]["skills"]
+    return [("Skills", _names(founder.skills)),
+            ("Skills matched on (yours, your startups' and their open positions')",
+             f"{len(matched)}: {', '.join(matched)}" if matched else ""),
+            ("Years of experience", founder.years_experience),
             ("Startups", _names(founder.startups)), ("Location", founder.location)]
 
 

@@ -275,3 +275,11 @@ def test_retrain_with_no_or_unknown_algorithms_says_so(staff, algorithms):
 
 def test_retrain_only_answers_post(staff):
     assert staff.get(RETRAIN).status_code == 405
+
+
+def test_a_founders_skill_count_in_reasons_is_the_one_their_page_shows(staff, world):
+    response = staff.get(user_page(world.founder_id))
+    shown = dict(response.context["facts"])["Skills matched on (yours, your startups' and their open positions')"]
+    count = int(shown.split(":")[0])
+    reasons = [r for item in response.context["answer"].results for r in item.reasons if r.startswith("Matches ")]
+    assert reasons and all(f" of your {count} skills" in r for r in reasons)
