@@ -1,8 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
 
-from . import services, tasks, training
-from .models import HybridWeights, ModelVersion, TrainingRun, Trigger
+from . import selectors, services, tasks, training
+from .models import Algorithm, HybridWeights, ModelVersion, TrainingRun, Trigger
 
 
 def retrain_now(modeladmin, request, algorithms: list[str]) -> None:
@@ -80,28 +80,44 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return False
 
 
-class HybridWeightsForm(forms.ModelForm):
+class _HybridWeightsForm(forms.ModelForm):
+    """Mode "manual" pins the weights typed in (normalised, as the API does); "tuned" returns to each
+    training's tuned weights, and the numbers are ignored."""
+
     class Meta:
         model = HybridWeights
-        fields = ["content_based", "collaborative", "two_tower", "note"]
+        fields = ["mode", "note"]
 
     def clean(self):
         cleaned = super().clean()
-        raw = {name: cleaned.get(name) for name in services.DEFAULT_WEIGHTS if cleaned.get(name) is not None}
+        if cleaned.get("mode") == HybridWeights.Mode.TUNED:
+            self.instance.weights = selectors.tuned_weights()
+            return cleaned
+        raw = {name: cleaned[name] for name in Algorithm.values if cleaned.get(name) is not None}
         try:
-            cleaned.update(services.normalised_weights(raw))
+            self.instance.weights = services.normalised_weights(raw)
         except services.DomainError as exc:
             raise forms.ValidationError(exc.detail) from None
         return cleaned
 
 
+# One number per algorithm, declared (through the form's metaclass) so that admin lays them out.
+HybridWeightsForm = type("HybridWeightsForm", (_HybridWeightsForm,), {
+    name: forms.FloatField(required=False, label=f"{label} weight") for name, label in Algorithm.choices})
+
+
 @admin.register(HybridWeights)
 class HybridWeightsAdmin(admin.ModelAdmin):
-    """Saving creates a new row, so the list is the history of who changed the weights and when; rows are
-    neither changed nor deleted, so that history stays whole."""
+    """Saving creates a new row, so the list is the history of who changed the weights, when, and to which
+    mode; rows are neither changed nor deleted, so that history stays whole."""
 
     form = HybridWeightsForm
-    list_display = ["changed_at", "content_based", "collaborative", "two_tower", "changed_by", "note"]
+    list_display = ["changed_at", "mode", "weights_shown", "changed_by", "note"]
+    list_filter = ["mode"]
+
+    @admin.display(description="weights")
+    def weights_shown(self, obj: HybridWeights) -> str:
+        return ", ".join(f"{name} {value:.2f}" for name, value in obj.as_dict().items() if value > 0)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return obj is None

@@ -3,11 +3,15 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from ml.core.registry import DEFAULT_WEIGHTS
+
 
 class Algorithm(models.TextChoices):
     CONTENT_BASED = "content_based", "Content-based"
     COLLABORATIVE = "collaborative", "Collaborative filtering"
     TWO_TOWER = "two_tower", "Two-Tower"
+    EASE = "ease", "EASE"
+    RP3BETA = "rp3beta", "RP3beta"
 
 
 class Trigger(models.TextChoices):
@@ -75,6 +79,14 @@ class TrainingRun(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     skipped = models.JSONField(default=dict, blank=True, help_text="Algorithm -> why it was not trained.")
     error = models.TextField(blank=True)
+    # What tuning chose on validation carved from the data (ml.training): {"weights", "validation_ndcg", "k",
+    # "settings", "failed"}; the weights are those tuned mode serves while this run's versions are active.
+    tuned = models.JSONField(null=True, blank=True)
+    # The set measured as the API serves it on a time-based holdout (ml.evaluation.served_evaluation):
+    # {"metrics", "popularity", "oracle", "weights", "holdout", "seconds"}.
+    served = models.JSONField(null=True, blank=True)
+    not_activated = models.TextField(blank=True, help_text="Why this run's versions were kept ready instead of "
+                                                           "replacing the active ones; empty when they were not.")
     # The data (and parameters) it trained on, ml.training.data_fingerprint: what "up to date" compares.
     data_fingerprint = models.CharField(max_length=64, blank=True)
     celery_task_id = models.CharField(max_length=255, blank=True)
@@ -107,12 +119,25 @@ class TrainingRun(models.Model):
         return f"training run {self.pk} ({self.status})"
 
 
-class HybridWeights(models.Model):
-    """Every saved set of weights is a row; the newest is the one in force, the rest are its history."""
+def default_weights() -> dict[str, float]:
+    """The blend's weights before any training tuned them, for every algorithm."""
+    return {name: DEFAULT_WEIGHTS.get(name, 0.0) for name in Algorithm.values}
 
-    content_based = models.FloatField(default=0.4)
-    collaborative = models.FloatField(default=0.35)
-    two_tower = models.FloatField(default=0.25)
+
+class HybridWeights(models.Model):
+    """Every change of the weights is a row; the newest says which are in force, the rest are its history.
+
+    ``mode`` "manual" pins the row's ``weights``; "tuned" serves each training's tuned weights (those of the
+    run whose versions are active, ml.selectors.current_weights), and ``weights`` records the ones in force
+    when the mode was chosen.
+    """
+
+    class Mode(models.TextChoices):
+        TUNED = "tuned", "Tuned by each training"
+        MANUAL = "manual", "Manual (pinned)"
+
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.TUNED)
+    weights = models.JSONField(default=default_weights, help_text="Algorithm -> weight, summing to 1.")
     changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     changed_at = models.DateTimeField(auto_now_add=True)
@@ -123,14 +148,11 @@ class HybridWeights(models.Model):
         verbose_name_plural = "hybrid weights"
         get_latest_by = ["changed_at", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(content_based__gte=0) & Q(collaborative__gte=0) & Q(two_tower__gte=0),
-                                   name="hybrid_weights_non_negative"),
-            models.CheckConstraint(condition=Q(content_based__gt=0) | Q(collaborative__gt=0) | Q(two_tower__gt=0),
-                                   name="hybrid_weights_not_all_zero"),
+            models.CheckConstraint(condition=Q(mode__in=["tuned", "manual"]), name="hybrid_weights_mode_valid"),
         ]
 
     def __str__(self) -> str:
-        return f"weights {self.as_dict()} at {self.changed_at:%Y-%m-%d %H:%M}"
+        return f"{self.mode} weights {self.as_dict()} at {self.changed_at:%Y-%m-%d %H:%M}"
 
     def as_dict(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in Algorithm.values}
+        return {name: float(self.weights.get(name, 0.0)) for name in Algorithm.values}

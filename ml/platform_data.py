@@ -23,6 +23,7 @@ from profiles.models import (
     Investor,
     ItemType,
     Position,
+    Role,
     Startup,
 )
 from recsys_site import db
@@ -295,3 +296,39 @@ def item_popularity() -> dict[str, int]:
                     .annotate(users=models.Count("user_id", distinct=True)))
         counts.update((item_key(item_type, pk), users) for pk, users in per_item)
     return counts
+
+
+# ---------------------------------------------------------------- what is served, and in what order events came
+
+# Who is recommended what (docs/api-v1.md): founders look for people who fit their startups. Serving and the
+# served evaluation (ml.evaluation) both read it.
+ROLE_ITEM_TYPES: dict[str, tuple[str, ...]] = {
+    Role.DEVELOPER: (ItemType.POSITION, ItemType.STARTUP),
+    Role.INVESTOR: (ItemType.STARTUP,),
+    Role.FOUNDER: (ItemType.DEVELOPER, ItemType.INVESTOR),
+}
+
+
+def timed_interaction_events(user_index: dict[str, int], item_index: dict[str, int]) -> list[tuple[int, int, str]]:
+    """(user row, item row, kind) of every interaction whose user and item are known, as
+    :func:`interaction_events` gives them, but each user's events in the order they happened (created_at,
+    then id): what a time-based holdout splits."""
+    columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
+    types = list(TARGET_FIELDS)
+    ordered = Interaction.objects.order_by("user_id", "created_at", "id").values_list("user_id", "kind", *columns)
+    rows = []
+    for user, kind, *targets in ordered.iterator(chunk_size=20000):
+        position = next(n for n, target in enumerate(targets) if target is not None)
+        item = item_index.get(item_key(types[position], targets[position]))
+        row = user_index.get(str(user))
+        if item is not None and row is not None:
+            rows.append((row, item, kind))
+    return rows
+
+
+def servable_items(item_ids: IdMap) -> np.ndarray:
+    """(len(item_ids),) bool: whether each item may be recommended now. Every item that exists may, but a
+    position only while open, as recommendations.selectors.recommendable_titles decides."""
+    closed = {item_key(ItemType.POSITION, pk) for pk in
+              Position.objects.exclude(status=Position.Status.OPEN).values_list("pk", flat=True)}
+    return np.fromiter((key not in closed for key in item_ids.ids), dtype=bool, count=len(item_ids))

@@ -1,8 +1,52 @@
-"""Reads of the model registry."""
-from .models import HybridWeights
-from .services import DEFAULT_WEIGHTS
+"""Reads of the model registry: the hybrid weights in force, their mode and history."""
+from .models import HybridWeights, ModelVersion, TrainingRun, default_weights
 
 
 def current_weights() -> dict[str, float]:
-    latest = HybridWeights.objects.order_by("-changed_at", "-id").first()
-    return latest.as_dict() if latest else dict(DEFAULT_WEIGHTS)
+    """The weights in force, for every algorithm: the pinned ones in manual mode; in tuned mode (the
+    default) the tuned weights of the run whose versions serve (:func:`tuned_weights`)."""
+    latest = _latest_change()
+    if latest is not None and latest.mode == HybridWeights.Mode.MANUAL:
+        return latest.as_dict()
+    return tuned_weights()
+
+
+def tuned_weights() -> dict[str, float]:
+    """What tuned mode serves: the tuned weights of :func:`tuned_run`, else the default weights."""
+    run = tuned_run()
+    return default_weights() if run is None else _every_algorithm(run.tuned["weights"])
+
+
+def tuned_run() -> TrainingRun | None:
+    """The newest succeeded run with tuned weights among those whose versions are active: its weights were
+    tuned for the models that serve. A run whose versions were kept ready (not better) does not count."""
+    return (TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, tuned__isnull=False,
+                                       model_versions__status=ModelVersion.Status.ACTIVE)
+            .order_by("-created_at", "-id").first())
+
+
+def weights_state() -> dict:
+    """GET /api/v1/models/weights: the mode, the weights in force, the tuned ones (or None before any
+    training tuned them) and every change, newest first."""
+    latest = _latest_change()
+    run = tuned_run()
+    tuned = None if run is None else {"weights": _every_algorithm(run.tuned["weights"]),
+                                      "validation_ndcg": run.tuned.get("validation_ndcg"), "training_run_id": run.pk}
+    manual = latest is not None and latest.mode == HybridWeights.Mode.MANUAL
+    history = [{"weights": row.as_dict(), "mode": row.mode,
+                "changed_by": row.changed_by.username if row.changed_by else None, "changed_at": row.changed_at}
+               for row in HybridWeights.objects.select_related("changed_by").order_by("-changed_at", "-id")]
+    return {"mode": HybridWeights.Mode.MANUAL if manual else HybridWeights.Mode.TUNED,
+            "weights": latest.as_dict() if manual else (tuned["weights"] if tuned else default_weights()),
+            "tuned": tuned, "history": history}
+
+
+def _latest_change() -> HybridWeights | None:
+    return HybridWeights.objects.order_by("-changed_at", "-id").first()
+
+
+def _every_algorithm(weights: dict[str, float]) -> dict[str, float]:
+    """``weights`` over every algorithm (0 for those a run did not tune), summing to 1."""
+    full = {name: float(weights.get(name, 0.0)) for name in default_weights()}
+    total = sum(full.values())
+    return {name: value / total for name, value in full.items()} if total > 0 else default_weights()

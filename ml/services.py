@@ -1,4 +1,4 @@
-"""Writes to the model registry: activation, roll-back, hybrid weights."""
+"""Writes to the model registry: activation, roll-back, hybrid weights and their mode."""
 import math
 
 from django.db import transaction
@@ -6,14 +6,14 @@ from django.utils import timezone
 
 from recsys_site.exceptions import Conflict, DomainError, NotFound
 
+from . import selectors
 from .artifacts import ArtifactUnreadable, load_version
 from .models import Algorithm, HybridWeights, ModelVersion
 
-DEFAULT_WEIGHTS = {"content_based": 0.4, "collaborative": 0.35, "two_tower": 0.25}
-
 
 def normalised_weights(weights: dict) -> dict[str, float]:
-    """Validate ``weights`` (known keys, finite, >= 0, at least one > 0) and scale them to sum 1."""
+    """Validate ``weights`` (known keys, finite, >= 0, at least one > 0) and scale them to sum 1; every
+    algorithm gets a weight (0 when not given)."""
     unknown = sorted(set(weights) - set(Algorithm.values))
     if unknown:
         raise DomainError(f"Unknown algorithm(s) {unknown}; accepted: {sorted(Algorithm.values)}.")
@@ -33,7 +33,18 @@ def normalised_weights(weights: dict) -> dict[str, float]:
 
 
 def hybrid_weights_set(*, weights: dict, changed_by=None, note: str = "") -> HybridWeights:
-    return HybridWeights.objects.create(**normalised_weights(weights), changed_by=changed_by, note=note)
+    """Pin ``weights`` (manual mode): they serve, whatever later trainings tune, until the mode is set to tuned."""
+    return HybridWeights.objects.create(mode=HybridWeights.Mode.MANUAL, weights=normalised_weights(weights),
+                                        changed_by=changed_by, note=note)
+
+
+def hybrid_weights_mode_set(*, mode: str, changed_by=None, note: str = "") -> HybridWeights:
+    """Switch the weights' mode: "tuned" serves each training's tuned weights from now on; "manual" pins
+    the weights in force now. The row records the weights in force at the change, for the history."""
+    if mode not in HybridWeights.Mode.values:
+        raise DomainError(f"mode must be one of {HybridWeights.Mode.values}, got {mode!r}.")
+    in_force = selectors.tuned_weights() if mode == HybridWeights.Mode.TUNED else selectors.current_weights()
+    return HybridWeights.objects.create(mode=mode, weights=in_force, changed_by=changed_by, note=note)
 
 
 @transaction.atomic

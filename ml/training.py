@@ -1,5 +1,16 @@
-"""Training: request a run (the lock, the up-to-date check), execute it (fit, measure, save, record,
-activate), and notice runs whose worker died.
+"""Training: request a run (the lock, the up-to-date check), execute it, and notice runs whose worker died.
+
+A run carves a time-based validation split from the platform's data (each user's latest 20% of events),
+chooses each component's setting and the blend's weights there (``ml.evaluation.tune_on``), fits the
+chosen settings on all the data and saves them as versions. The part of the run that comes last then
+measures the set as the API serves it (``ml.evaluation``: the same procedure run on each user's earlier
+80% of events, ranked on the latest 20%) and activates the set unless it measures worse than the active
+one. The held-out split and its models stay under ``MODEL_DIR/runs/<run id>/holdout/``, where other
+weights can be measured on them later (``ml.evaluation.evaluate_weights``).
+
+A run may come in parts (ml/tasks.py: the default queue's algorithms, then the Two-Tower on the gpu
+queue): each part tunes and fits its own algorithms, the earlier parts' at the settings they chose; the
+weights are tuned, the set measured and activated by the last part, which has every component.
 
 The Celery tasks in ``ml/tasks.py`` are a thin shell around :func:`training_run_execute`.
 """
@@ -10,12 +21,9 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
-import scipy.sparse as sp
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Coalesce
@@ -23,28 +31,24 @@ from django.utils import timezone
 
 from ml.core import data as engine_data
 from ml.core import features
-from ml.core.data import EngineError, InteractionData
-from ml.core.metrics import evaluate_recommender
-from ml.core.tuning import default_component
+from ml.core.base import META_FILE, Recommender
+from ml.core.data import EngineError
+from ml.core.registry import TWO_TOWER, load_component
+from ml.core.tuning import Tuned
 from profiles.models import Developer, Founder, Interaction, Investor, Position, Startup
 from recsys_site.exceptions import Conflict, DomainError
 
-from . import platform_data
+from . import evaluation
 from .models import Algorithm, ModelVersion, TrainingRun
 from .services import model_version_activate
 
 logger = logging.getLogger(__name__)
 
-MIN_TWO_TOWER_INTERACTIONS = 500
 # A queued run no worker picked up within this long is given up (no worker is consuming the queue).
 STALE_QUEUED_AFTER = timedelta(hours=2)
-# A new version replaces the active one unless its held-out NDCG@10 is worse by more than this.
-ACTIVATION_TOLERANCE = 0.01
-METRICS_SEED = 0
-# Held-out metrics are averaged over at most this many users: enough for a stable mean (standard error
-# about 0.005 NDCG), and scoring every user of a large platform against the whole catalog would take
-# longer than training.
-METRICS_MAX_USERS = 2000
+# A new set of versions replaces the active one unless its served NDCG@10 is lower than the active set's by
+# more than this share of it (the two were measured on different holdouts: small differences are noise).
+ACTIVATION_TOLERANCE = 0.02
 # The platform's features are fixed transforms (documented in ml.core.features), so the spec saved
 # beside each model names them and their widths rather than fitted parameters.
 PLATFORM_FEATURE_SPEC = {
@@ -54,7 +58,7 @@ PLATFORM_FEATURE_SPEC = {
     "item_ids": "<item_type>:<primary key>", "user_ids": "user primary key",
 }
 # Bump when the way models are built changes, so that "nothing changed" no longer holds.
-ENGINE_PARAMETERS = {"engine": 1, "kind_weights": engine_data.KIND_WEIGHTS, "negatives": engine_data.NEGATIVE_KINDS}
+ENGINE_PARAMETERS = {"engine": 2, "kind_weights": engine_data.KIND_WEIGHTS, "negatives": engine_data.NEGATIVE_KINDS}
 
 
 def data_fingerprint() -> str:
@@ -188,7 +192,8 @@ class _Heartbeat:
 
 def training_run_execute(*, run_id: int, algorithms: list[str], finish: bool = True,
                          progress: Callable[[str, str, dict], None] | None = None) -> TrainingRun:
-    """Train ``algorithms`` for the run; with ``finish`` the run is closed afterwards (and the lock freed),
+    """Train ``algorithms`` for the run; with ``finish`` the run is closed afterwards (the weights tuned over
+    every algorithm the run trained, the set measured as served and activated unless worse, the lock freed);
     without it the run is queued again for its next part (the Two-Tower, on another queue).
 
     ``progress(algorithm, event, info)`` also hears every engine event (a console, say). A failure is
@@ -204,12 +209,12 @@ def training_run_execute(*, run_id: int, algorithms: list[str], finish: bool = T
         with _Heartbeat(run_id):
             fingerprint = data_fingerprint()
             TrainingRun.objects.filter(pk=run_id).update(data_fingerprint=fingerprint)
-            data = platform_data.training_data().validate()
-            for algorithm in algorithms:
-                _train_one(run_id, algorithm, data, fingerprint, progress)
+            _train_part(run_id, algorithms, fingerprint, finish, _progress(run_id, progress))
     except Exception as exc:  # any failure is the run's, recorded for the operator; serving carries on
         logger.exception("training run %s failed", run_id)
         run.refresh_from_db()
+        ModelVersion.objects.filter(training_run=run, status=ModelVersion.Status.TRAINING).update(
+            status=ModelVersion.Status.FAILED)
         _finish(run, TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         return run
     run.refresh_from_db()
@@ -222,86 +227,168 @@ def training_run_execute(*, run_id: int, algorithms: list[str], finish: bool = T
     return run
 
 
-def _train_one(run_id: int, algorithm: str, data: InteractionData, fingerprint: str,
-               echo: Callable[[str, str, dict], None] | None) -> ModelVersion | None:
-    reason = _why_not_trainable(algorithm, data)
-    if reason:
-        _update_run(run_id, lambda run: run.skipped.update({algorithm: reason}))
-        return None
+def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bool, report) -> None:
+    """One part of a run: tune and fit ``algorithms`` (versions, and held-out models for the evaluation);
+    with ``finish``, also tune the weights over the whole run's algorithms, measure the set and activate it."""
+    snapshot = evaluation.platform_snapshot()
+    data = snapshot.data.validate()
+    mine = []
+    for algorithm in algorithms:
+        reason = evaluation.skip_reason(algorithm, data)
+        if reason:
+            _update_run(run_id, lambda run, a=algorithm, r=reason: run.skipped.update({a: r}))
+        else:
+            mine.append(algorithm)
+    earlier = _earlier_parts(run_id, data)
+    if not mine and not (finish and earlier):
+        return
+    versions = {algorithm: _new_version(run_id, algorithm, data, fingerprint) for algorithm in mine}
+    outer = evaluation.time_split(data, snapshot.events)  # validation for the versions, holdout for the evaluation
+    inner = evaluation.time_split(outer.train, outer.train_events)  # validation within the holdout's earlier part
+    names = [*earlier, *mine]
+    report("tuning", {"algorithm": "hybrid", "split": "validation", "algorithms": names})
+    tuned = evaluation.tune_on(outer, names, {a: evaluation.setting_of(a, v.config) for a, (v, _) in earlier.items()},
+                               report)
+    report("tuning", {"algorithm": "hybrid", "split": "holdout's validation", "algorithms": names})
+    tuned_for_holdout = evaluation.tune_on(
+        inner, names, {a: evaluation.setting_of(a, evaluation.config_of(m)) for a, (_, m) in earlier.items()}, report)
+    for algorithm in mine:
+        _fit_version(versions[algorithm], evaluation.chosen_maker(tuned, algorithm), data, report)
+    held_out, failed = evaluation.fit_holdout_models(tuned_for_holdout, mine, outer.train, tuned.fold_models, report)
+    path = evaluation.holdout_dir(run_id)
+    for algorithm, model in held_out.items():
+        shutil.rmtree(path / algorithm, ignore_errors=True)
+        model.save(path / algorithm)
+    if finish:
+        held_out |= {a: model for a, (_, model) in earlier.items()}
+        _finish_set(run_id, snapshot, outer, held_out, tuned, tuned_for_holdout, failed, report)
+
+
+def _earlier_parts(run_id: int, data) -> dict[str, tuple[ModelVersion, Recommender]]:
+    """{algorithm: (version, held-out model)} trained by this run's earlier parts. A held-out model fitted on
+    another numbering (people or items added between the parts) is fitted again at its setting, on this
+    part's holdout, so that every component ranks the same rows."""
+    found = {}
+    for version in ModelVersion.objects.filter(training_run_id=run_id, status=ModelVersion.Status.READY):
+        path = evaluation.holdout_dir(run_id) / version.algorithm
+        model = load_component(path) if path.is_dir() else None
+        if model is not None and (model.user_ids.ids != data.user_ids.ids or model.item_ids.ids != data.item_ids.ids):
+            model = None
+        found[version.algorithm] = (version, model)
+    if any(model is None for _, model in found.values()):
+        snapshot = evaluation.platform_snapshot()
+        train = evaluation.time_split(snapshot.data, snapshot.events).train
+        for algorithm, (version, model) in found.items():
+            if model is None:
+                found[algorithm] = (version, evaluation.setting_of(algorithm, version.config)().fit(train))
+    return found
+
+
+def _new_version(run_id: int, algorithm: str, data, fingerprint: str) -> ModelVersion:
     run = TrainingRun.objects.get(pk=run_id)
-    version = ModelVersion.objects.create(
+    return ModelVersion.objects.create(
         algorithm=algorithm, version=_next_version(algorithm), training_run=run, trigger=run.trigger,
-        data_fingerprint=fingerprint, n_users=data.n_users, n_items=data.n_items,
-        n_interactions=int(data.matrix.nnz))
-    try:
-        started = time.perf_counter()
-        metrics = _held_out_metrics(data, new_model(algorithm), _progress(run_id, algorithm, echo))
-        model = new_model(algorithm).fit(data, progress=_progress(run_id, algorithm, echo))
-        model.metrics = metrics
-        path = artifact_dir(algorithm, version.version)
-        shutil.rmtree(path, ignore_errors=True)
-        model.save(path)
-        (path / "feature_spec.json").write_text(json.dumps(PLATFORM_FEATURE_SPEC, indent=1))
-    except Exception:
-        version.status = ModelVersion.Status.FAILED
-        version.save(update_fields=["status"])
-        raise
-    version.status = ModelVersion.Status.READY
-    version.artifact_path, version.metrics = str(path), metrics
+        data_fingerprint=fingerprint, n_users=data.n_users, n_items=data.n_items, n_interactions=int(data.matrix.nnz))
+
+
+def _fit_version(version: ModelVersion, make, data, report) -> None:
+    """Fit the chosen setting on all the data and save it: the version is ready (activated with its set)."""
+    started = time.perf_counter()
+    model = make().fit(data, progress=report)
+    path = artifact_dir(version.algorithm, version.version)
+    shutil.rmtree(path, ignore_errors=True)
+    model.save(path)
+    (path / "feature_spec.json").write_text(json.dumps(PLATFORM_FEATURE_SPEC, indent=1))
+    version.status, version.artifact_path = ModelVersion.Status.READY, str(path)
     version.training_seconds = round(time.perf_counter() - started, 2)
-    version.device = _device_of(model)
-    version.config = _config_of(model)
+    version.device, version.config = _device_of(model), evaluation.config_of(model)
     version.save()
-    _update_run(run_id, lambda run: run.metrics.update({algorithm: metrics}))
-    _activate_if_not_worse(version)
-    return version
 
 
-def new_model(algorithm: str):
-    """An unfitted model with the engine's defaults, the Two-Tower's epochs capped by settings."""
-    model = default_component(algorithm, seed=METRICS_SEED)
-    cap = settings.TWO_TOWER_MAX_EPOCHS
-    if algorithm == Algorithm.TWO_TOWER and cap > 0:
-        model.config = replace(model.config, epochs=min(model.config.epochs, cap))
-    return model
+def _finish_set(run_id: int, snapshot, outer, held_out: dict[str, Recommender], tuned: Tuned,
+                tuned_for_holdout: Tuned, failed: dict[str, str], report) -> None:
+    """Record the tuned weights, measure the run's set as served and activate it unless it is worse."""
+    run = TrainingRun.objects.get(pk=run_id)
+    failed = {**tuned.validation.get("failed", {}),
+              **{name: f"on the holdout's earlier events: {why}" for name, why in failed.items()}}
+    run.tuned = {"weights": {name: round(w, 4) for name, w in tuned.weights.items()},
+                 "validation_ndcg": _rounded(tuned.validation.get("ndcg")), "k": tuned.validation.get("k"),
+                 "settings": tuned.validation.get("settings", {}), "failed": failed}
+    run.served, alone = _measure(run_id, snapshot, outer, held_out, tuned_for_holdout.weights, report)
+    for version in ModelVersion.objects.filter(training_run=run, status=ModelVersion.Status.READY):
+        _record_metrics(version, alone.get(version.algorithm, {}))
+        run.metrics[version.algorithm] = version.metrics
+    run.not_activated = _why_not_activated(run)
+    run.save(update_fields=["tuned", "served", "metrics", "not_activated"])
+    if not run.not_activated:
+        _activate_set(run)
+    report("activation", {"algorithm": "hybrid", "activated": not run.not_activated, "why_not": run.not_activated})
 
 
-def _why_not_trainable(algorithm: str, data: InteractionData) -> str:
-    if algorithm == Algorithm.TWO_TOWER and data.matrix.nnz < MIN_TWO_TOWER_INTERACTIONS:
-        return (f"needs at least {MIN_TWO_TOWER_INTERACTIONS} interactions (distinct user-item pairs), "
-                f"the platform has {data.matrix.nnz}")
+def _record_metrics(version: ModelVersion, metrics: dict) -> None:
+    """The version's metrics, on its row and in its artifact (which describes itself: ml.core.base)."""
+    version.metrics = metrics
+    version.save(update_fields=["metrics"])
+    meta_file = Path(version.artifact_path) / META_FILE
+    meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "metrics": metrics}, indent=1))
+
+
+def _measure(run_id: int, snapshot, outer, held_out: dict[str, Recommender], weights: dict[str, float],
+             report) -> tuple[dict | None, dict[str, dict]]:
+    """(run.served, each component's metrics served alone), the held-out split kept beside its models;
+    (None, {}) when nothing can be evaluated (no held-out event the API could serve, no model)."""
+    try:
+        models = evaluation.HeldOutModels(held_out, evaluation.holdout_of(snapshot, outer))
+    except EngineError as exc:
+        logger.warning("training run %s: the served evaluation was not run: %s", run_id, exc)
+        return None, {}
+    models.holdout.save(evaluation.holdout_dir(run_id) / evaluation.HOLDOUT_SPLIT)
+    oracle, _ = evaluation.demo_oracle()
+    report("evaluating", {"algorithm": "hybrid", "users": len(models.holdout.users)})
+    return evaluation.served_evaluation(models, weights, oracle), models.alone()
+
+
+def _why_not_activated(run: TrainingRun) -> str:
+    """Why the run's set must not replace the active one ("" when it may): its served NDCG@10 is below
+    popularity's on the same evaluation, or lower than the active set's by more than ACTIVATION_TOLERANCE
+    of it. With nothing active, any set is better than none; an unmeasured set is not held back."""
+    active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exclude(training_run=run)
+    new = _served_ndcg(run.served, "metrics")
+    if not active.exists() or new is None:
+        return ""
+    popularity = _served_ndcg(run.served, "popularity")
+    if popularity is not None and new < popularity:
+        return (f"Its served NDCG@10 {new:.4f} is below popularity's {popularity:.4f} on the same held-out events; "
+                "the active versions keep serving.")
+    measured = (TrainingRun.objects.filter(model_versions__in=active, status=TrainingRun.Status.SUCCEEDED,
+                                           served__isnull=False).order_by("-created_at", "-id").first())
+    old = None if measured is None else _served_ndcg(measured.served, "metrics")
+    if old is not None and new < old * (1 - ACTIVATION_TOLERANCE):
+        return (f"Its served NDCG@10 {new:.4f} is more than {ACTIVATION_TOLERANCE:.0%} below the active set's "
+                f"{old:.4f} (training run {measured.pk}); the active versions keep serving.")
     return ""
 
 
-def _held_out_metrics(data: InteractionData, model, progress) -> dict:
-    """Metrics@10 of ``model`` fitted without a random 20% of each user's interactions."""
-    train, heldout = engine_data.holdout_split(data.matrix, 0.2, seed=METRICS_SEED)
-    heldout = _sample_users(heldout, METRICS_MAX_USERS)
-    if heldout.nnz == 0:
-        return {}
-    split = data.with_matrix(train)
-    try:
-        model.fit(split, progress=progress)
-    except EngineError as exc:  # e.g. the split leaves too little for the Two-Tower: no metrics
-        return {"error": str(exc)}
-    return {name: round(float(value), 5) for name, value in evaluate_recommender(model, split, heldout).items()}
+def _served_ndcg(served: dict | None, ranking: str) -> float | None:
+    return ((served or {}).get(ranking) or {}).get("all", {}).get("ndcg")
 
 
-def _sample_users(heldout, limit: int):
-    """``heldout`` with only ``limit`` randomly chosen users' rows kept (all of them when fewer)."""
-    users = np.flatnonzero(np.diff(heldout.indptr))
-    if len(users) <= limit:
-        return heldout
-    kept = np.zeros(heldout.shape[0], dtype=bool)
-    kept[np.random.default_rng(METRICS_SEED).choice(users, size=limit, replace=False)] = True
-    coo = heldout.tocoo()
-    rows = kept[coo.row]
-    return sp.csr_matrix((coo.data[rows], (coo.row[rows], coo.col[rows])), shape=heldout.shape)
+@transaction.atomic
+def _activate_set(run: TrainingRun) -> None:
+    """Every version of the run at once: serving never mixes half of one set with half of another."""
+    for version in ModelVersion.objects.filter(training_run=run, status=ModelVersion.Status.READY):
+        model_version_activate(algorithm=version.algorithm, version=version.version)
 
 
-def _progress(run_id: int, algorithm: str, echo: Callable[[str, str, dict], None] | None = None):
-    """A progress callback that writes each epoch's losses to the run (and tells ``echo``)."""
+def _rounded(value) -> float | None:
+    return None if value is None else round(float(value), 5)
+
+
+def _progress(run_id: int, echo: Callable[[str, str, dict], None] | None = None):
+    """A progress callback that writes each epoch's losses to the run (and tells ``echo`` every event,
+    with the algorithm it concerns: the event's own, or the Two-Tower's for epochs, which only it reports)."""
     def report(event: str, info: dict) -> None:
+        algorithm = info.get("algorithm") or (TWO_TOWER if event == "epoch" else "")
         if echo:
             echo(algorithm, event, info)
         if event != "epoch":
@@ -337,20 +424,6 @@ def _device_of(model) -> str:
 
         return resolve_device(model.config.device).type
     return "cpu"
-
-
-def _config_of(model) -> dict:
-    config = getattr(model, "config", None)
-    if config is None:
-        return {}
-    return json.loads(json.dumps(asdict(config) if is_dataclass(config) else dict(config), default=str))
-
-
-def _activate_if_not_worse(version: ModelVersion) -> None:
-    active = ModelVersion.objects.filter(algorithm=version.algorithm, status=ModelVersion.Status.ACTIVE).first()
-    new, old = version.metrics.get("ndcg"), getattr(active, "metrics", {}).get("ndcg")
-    if active is None or new is None or old is None or new >= old - ACTIVATION_TOLERANCE:
-        model_version_activate(algorithm=version.algorithm, version=version.version)
 
 
 def _finish(run: TrainingRun, status: str, error: str = "") -> None:

@@ -7,6 +7,7 @@ from django.contrib.messages import get_messages
 from django.core.management import call_command
 from django.utils import timezone
 
+from ml import selectors, services
 from ml.models import HybridWeights, ModelVersion, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -54,18 +55,30 @@ def test_retrain_now_action_trains_the_selected_algorithm(admin_client, settings
     assert ModelVersion.objects.get(version=2).status == "active"
 
 
-def test_weights_saved_in_admin_are_normalised_and_attributed(admin_client):
-    response = admin_client.post("/admin/ml/hybridweights/add/",
-                                 {"content_based": "2", "collaborative": "1", "two_tower": "1", "note": "try"})
+def test_weights_saved_in_admin_are_normalised_pinned_and_attributed(admin_client):
+    response = admin_client.post("/admin/ml/hybridweights/add/", {
+        "mode": "manual", "content_based": "2", "collaborative": "1", "two_tower": "1", "rp3beta": "", "note": "try"})
     assert response.status_code == 302
     saved = HybridWeights.objects.get()
-    assert (saved.content_based, saved.collaborative, saved.two_tower) == (0.5, 0.25, 0.25)
+    assert saved.mode == "manual"
+    assert saved.as_dict() == {"content_based": 0.5, "collaborative": 0.25, "two_tower": 0.25, "ease": 0.0,
+                               "rp3beta": 0.0}
     assert saved.changed_by.username == "boss"
+    assert selectors.current_weights() == saved.as_dict()
+
+
+def test_returning_to_tuned_mode_in_admin_ignores_the_numbers(admin_client):
+    selectors_default = selectors.current_weights()
+    services.hybrid_weights_set(weights={"ease": 1})
+    response = admin_client.post("/admin/ml/hybridweights/add/", {"mode": "tuned", "content_based": "5"})
+    assert response.status_code == 302
+    assert HybridWeights.objects.latest().mode == "tuned"
+    assert selectors.current_weights() == selectors_default
 
 
 def test_all_zero_weights_are_refused_in_admin_with_a_message(admin_client):
     response = admin_client.post("/admin/ml/hybridweights/add/",
-                                 {"content_based": "0", "collaborative": "0", "two_tower": "0"})
+                                 {"mode": "manual", "content_based": "0", "collaborative": "0", "two_tower": "0"})
     assert response.status_code == 200
     assert b"At least one weight must be greater than 0" in response.content
     assert not HybridWeights.objects.exists()

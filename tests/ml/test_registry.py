@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from ml import selectors, services
+from ml.core.registry import DEFAULT_WEIGHTS
 from ml.models import HybridWeights, ModelVersion
 from recsys_site.exceptions import Conflict, DomainError, NotFound
 
@@ -72,17 +73,20 @@ def test_roll_back_without_history_is_a_conflict(make_version):
         services.model_version_roll_back(algorithm="collaborative")
 
 
+HALF_AND_HALF = {"content_based": 0.5, "collaborative": 0.5, "two_tower": 0.0, "ease": 0.0, "rp3beta": 0.0}
+
+
 def test_weights_are_normalised_and_kept_with_their_author():
     staff = get_user_model().objects.create_user("staff", is_staff=True)
-    assert selectors.current_weights() == services.DEFAULT_WEIGHTS
+    assert selectors.current_weights() == {**DEFAULT_WEIGHTS, "ease": 0.0, "rp3beta": 0.0}
     services.hybrid_weights_set(weights={"content_based": 2, "collaborative": 2}, changed_by=staff)
-    assert selectors.current_weights() == {"content_based": 0.5, "collaborative": 0.5, "two_tower": 0.0}
+    assert selectors.current_weights() == HALF_AND_HALF
     assert HybridWeights.objects.get().changed_by == staff
 
 
 def test_weights_too_large_to_add_up_are_still_normalised():
     services.hybrid_weights_set(weights={"content_based": 1e308, "collaborative": 1e308, "two_tower": 5e-324})
-    assert selectors.current_weights() == {"content_based": 0.5, "collaborative": 0.5, "two_tower": 0.0}
+    assert selectors.current_weights() == HALF_AND_HALF
 
 
 @pytest.mark.parametrize("weights, message", [
@@ -98,6 +102,6 @@ def test_rejects_bad_weights(weights, message):
     assert not HybridWeights.objects.exists()
 
 
-def test_the_database_refuses_all_zero_weights():
+def test_the_database_refuses_an_unknown_weights_mode():
     with pytest.raises(IntegrityError), transaction.atomic():
-        HybridWeights.objects.create(content_based=0, collaborative=0, two_tower=0)
+        HybridWeights.objects.create(mode="sometimes")

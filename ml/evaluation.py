@@ -1,0 +1,548 @@
+"""Measured as served: the training procedure, a time-based holdout, and the API's own ranking of it.
+
+The procedure (what ``ml.training`` does with the platform's data, and what the evaluation repeats on an
+earlier part of it): carve each user's latest 20% of events as validation (:func:`time_split`), choose
+each component's setting and the blend's weights there (``ml.core.tuning.tune``), then fit the chosen
+settings on all the data.
+
+The served evaluation (:class:`HeldOutModels`): hold out each user's latest 20% of events (by
+``created_at``; at least one event of every user who has any), run the procedure on the earlier 80% (so
+its settings and weights are tuned on validation carved from those earlier events: the held-out events
+never choose anything), and rank every evaluated user exactly as ``POST /api/v1/recommendations`` does:
+a :class:`~ml.serving_set.ServingSet` built from those models (same alignment, retrieval and popularity),
+the item types of the user's role, open positions only, seen and dismissed items left out, the user's
+declared terms and features encoded as the API encodes them, through ``ServingSet.ranker(weights).rank``.
+A user's rows are their earlier events, as they stood when the held-out ones happened.
+
+Relevant items are the distinct held-out items of positive kinds (not dismiss) that the API could serve
+the user: of their role's types, servable now, and new to them (an item already seen in the earlier part
+is left out of every ranking, so no ranking could find it again). Users with none are not evaluated; at
+most ``EVALUATION_MAX_USERS`` are (a fixed sample beyond it). Metrics @10 (``M``): NDCG, recall, catalog
+coverage (of the items the group's roles may be served) and intra-list diversity (over the items' content
+vectors), with the users counted, for all users, by role and by segment (training events in the earlier
+part: cold none, light 1-4, heavy 5+). Beside the served ranking, on the same candidates: popularity
+(earlier-part popularity) and, on a seeded demo world, the oracle (how the world's events pick items: each
+candidate's hidden taste match and exposure, ``profiles.demo.oracle``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from django.conf import settings
+
+from ml.core.base import ProgressCallback, Recommender, load_artifact, save_artifact, top_k
+from ml.core.data import NEGATIVE_KINDS, EngineError, IdMap, InteractionData, interaction_matrices
+from ml.core.metrics import catalog_coverage, intra_list_diversity, ndcg_at_k, recall_at_k
+from ml.core.ranker import single_threaded_blas
+from ml.core.registry import EASE, TWO_TOWER, load_component
+from ml.core.tuning import Maker, Tuned, settings_grid, tune
+from recsys_site.exceptions import Conflict
+
+from . import platform_data
+from .models import Algorithm, HybridWeights, TrainingRun
+from .serving_set import ServingSet, build_serving_set
+
+logger = logging.getLogger(__name__)
+
+HOLDOUT_FRACTION = 0.2
+K = 10
+SEED = 0
+# Ranking a user as served takes a few milliseconds: a fixed sample of this many users keeps the evaluation
+# of a large platform to minutes, with a standard error of about 0.005 NDCG.
+EVALUATION_MAX_USERS = 2000
+HEAVY_FROM = 5  # training events that make a user heavy; light users have 1 to HEAVY_FROM - 1
+ROLES = tuple(str(role) for role in platform_data.ROLE_ITEM_TYPES)
+SEGMENTS = ("cold", "light", "heavy")
+DEMO_SEED = 0  # the seed `make demo` seeds with, the default of seed_demo --seed
+HOLDOUT_SPLIT = "split"  # the held-out rows' folder beside the held-out models'
+
+Metrics = dict  # M: {"all": {...}, "by_role": {role: {...}}, "by_segment": {segment: {...}}}
+
+
+# ---------------------------------------------------------------- the data and its time-based splits
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The platform as training reads it: the engine's data, each user's events in the order they
+    happened (``data``'s matrices are exactly their sum), people's records and which items may be served."""
+
+    data: InteractionData
+    events: list[tuple[int, int, str]]  # (user row, item row, kind)
+    records: dict[int, dict]  # user id -> record (role, declared profile), as serving reads it
+    servable: np.ndarray  # (n_items,) bool
+
+
+def platform_snapshot() -> Snapshot:
+    base = platform_data.training_data()
+    events = platform_data.timed_interaction_events(base.user_ids.index, base.item_ids.index)
+    return Snapshot(with_events(base, events), events, platform_data.user_records(),
+                    platform_data.servable_items(base.item_ids))
+
+
+def with_events(data: InteractionData, events: list[tuple[int, int, str]]) -> InteractionData:
+    """``data`` with its interactions (positives and dismissals) made of ``events`` alone."""
+    matrix, negatives = interaction_matrices(events, data.n_users, data.n_items)
+    return replace(data, matrix=matrix, negatives=negatives)
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Each user's latest events held out: ``train`` has only the earlier ones (``train_events``, in order,
+    from which a split of this split is carved); ``heldout`` (n_users, n_items) is 1 where a held-out
+    positive event's item is new to the user (neither seen nor dismissed in ``train``)."""
+
+    train: InteractionData
+    train_events: list[tuple[int, int, str]]
+    heldout: sp.csr_matrix
+    held_events: int
+    fraction: float
+
+
+def time_split(data: InteractionData, events: list[tuple[int, int, str]],
+               fraction: float = HOLDOUT_FRACTION) -> TimeSplit:
+    """Hold out each user's latest ``fraction`` of ``events`` (at least one of every user who has any: a
+    user whose only event is held out is measured as a newcomer). ``events``: each user's in time order."""
+    by_user: dict[int, list] = defaultdict(list)
+    for event in events:
+        by_user[event[0]].append(event)
+    kept, held = [], []
+    for user_events in by_user.values():
+        n_held = max(1, int(fraction * len(user_events)))
+        kept += user_events[:-n_held]
+        held += user_events[-n_held:]
+    train = with_events(data, kept)
+    positives = [(user, item) for user, item, kind in held if kind not in NEGATIVE_KINDS]
+    heldout = _ones(positives, data.n_users, data.n_items)
+    known = (train.matrix + abs(train.negatives)) > 0
+    heldout = (heldout - heldout.multiply(known)).tocsr()
+    heldout.eliminate_zeros()
+    return TimeSplit(train, kept, heldout, len(held), fraction)
+
+
+def _ones(cells: list[tuple[int, int]], n_rows: int, n_cols: int) -> sp.csr_matrix:
+    rows, cols = (np.asarray(part, dtype=np.int64) for part in zip(*cells, strict=True)) if cells else ([], [])
+    matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_rows, n_cols))
+    matrix.data[:] = 1.0  # repeated cells added up: one relevant item is one
+    return matrix
+
+
+# ---------------------------------------------------------------- the training procedure
+
+
+def skip_reason(algorithm: str, data: InteractionData) -> str:
+    """Why ``algorithm`` cannot learn from ``data`` ("" when it can): it is reported as skipped, the others train."""
+    if algorithm == TWO_TOWER:
+        from ml.core.two_tower import MIN_INTERACTIONS  # imports torch: only where training happens
+
+        if data.matrix.nnz < MIN_INTERACTIONS:
+            return (f"needs at least {MIN_INTERACTIONS} interactions (distinct user-item pairs), "
+                    f"the platform has {data.matrix.nnz}")
+    if algorithm == EASE:
+        from ml.core import collaborative
+
+        if data.n_items > collaborative.EASE_MAX_ITEMS:
+            return (f"needs at most {collaborative.EASE_MAX_ITEMS} items (it solves a dense items x items "
+                    f"matrix), the platform has {data.n_items}")
+    return ""
+
+
+def new_model(algorithm: str) -> Recommender:
+    """An unfitted model with the engine's defaults, the Two-Tower's epochs capped by settings."""
+    return _default_maker(algorithm)()
+
+
+def _default_maker(algorithm: str) -> Maker:
+    if algorithm != TWO_TOWER:
+        return settings_grid(algorithm, SEED)[0]
+
+    def two_tower() -> Recommender:
+        model = settings_grid(TWO_TOWER, SEED)[0]()
+        cap = settings.TWO_TOWER_MAX_EPOCHS
+        if cap > 0:
+            model.config = replace(model.config, epochs=min(model.config.epochs, cap))
+        return model
+    return two_tower
+
+
+def config_of(model) -> dict:
+    """A model's setting as JSON, as versions record it (ModelVersion.config)."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return {}
+    return json.loads(json.dumps(asdict(config) if is_dataclass(config) else dict(config), default=str))
+
+
+def setting_of(algorithm: str, config: dict) -> Maker:
+    """The maker of the setting with ``config`` (config_of a model): how a later part of a run refits what an
+    earlier part chose. The default when the grid has no such setting any more."""
+    makers = [_default_maker(algorithm)] if algorithm == TWO_TOWER else settings_grid(algorithm, SEED)
+    return next((make for make in makers if config_of(make()) == config), makers[0])
+
+
+def tune_on(split: TimeSplit, names: list[str], fixed: dict[str, Maker] | None = None,
+            progress: ProgressCallback | None = None) -> Tuned:
+    """Each component's setting and the weights, chosen on ``split``: every setting fitted on its earlier
+    events and measured on its held-out ones (``ml.core.tuning.tune``). ``fixed`` keeps a component's
+    setting; the Two-Tower has one, its capped default. Without held-out items tune carves its own."""
+    factories = {TWO_TOWER: _default_maker(TWO_TOWER), **(fixed or {})}
+    carved = (split.train, split.heldout) if split.heldout.nnz else None
+    return tune(names, split.train, seed=SEED, split=carved, factories=factories, progress=progress)
+
+
+def chosen_maker(tuned: Tuned, algorithm: str) -> Maker:
+    """The setting tuning chose, or the default for a component that failed on the validation fold (on
+    all the data it may still learn: the fold is smaller)."""
+    return tuned.makers.get(algorithm) or _default_maker(algorithm)
+
+
+def fit_holdout_models(tuned: Tuned, names: list[str], data: InteractionData,
+                       reuse: dict[str, Recommender] | None = None,
+                       progress: ProgressCallback | None = None) -> tuple[dict[str, Recommender], dict[str, str]]:
+    """(models, failed): each chosen setting fitted on ``data``. ``reuse``: models already fitted on exactly
+    ``data``; one with the chosen setting is taken instead of fitting it again (training's validation fold
+    is the holdout's earlier part). A component that cannot learn from ``data`` is left out, with why."""
+    models, failed = {}, {}
+    for name in names:
+        make = chosen_maker(tuned, name)
+        ready = (reuse or {}).get(name)
+        if ready is not None and config_of(ready) == config_of(make()):
+            models[name] = ready
+            continue
+        try:
+            models[name] = make().fit(data, progress=progress)
+        except EngineError as exc:
+            failed[name] = str(exc)
+    return models, failed
+
+
+# ---------------------------------------------------------------- the held-out users
+
+
+@dataclass(frozen=True)
+class EvaluatedUser:
+    user_id: int
+    row: int  # in the holdout's numbering
+    role: str
+    segment: str
+    terms: list[str]  # declared content terms, as serving reads them
+    features: np.ndarray  # (USER_FEATURE_DIM,)
+
+
+@dataclass
+class Holdout:
+    """What the served evaluation ranks and scores: users' rows as of the split (their earlier events),
+    the held-out items each could be served (``relevant``), the evaluated users and the items' content."""
+
+    user_ids: IdMap
+    item_ids: IdMap
+    matrix: sp.csr_matrix  # (n_users, n_items) the earlier events' positive weights
+    negatives: sp.csr_matrix  # (n_users, n_items) the earlier dismissals
+    relevant: sp.csr_matrix  # (n_users, n_items) 1: a held-out item the API could serve the user
+    users: list[EvaluatedUser]
+    servable: np.ndarray  # (n_items,) bool
+    item_content: sp.csr_matrix | None  # (n_items, v): what diversity is measured over
+    held_events: int
+    fraction: float
+    _allowed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def allowed(self, role: str) -> np.ndarray:
+        """(n_items,) bool: what the API may serve a ``role``: its item types, servable ones."""
+        if role not in self._allowed:
+            types = np.asarray([key.split(":", 1)[0] for key in self.item_ids.ids])
+            self._allowed[role] = np.isin(types, platform_data.ROLE_ITEM_TYPES[role]) & self.servable
+        return self._allowed[role]
+
+    def popularity(self) -> np.ndarray:
+        """(n_items,) users with a positive earlier event on each item, as serving's popularity counts them."""
+        return np.bincount(self.matrix.indices, minlength=len(self.item_ids)).astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        users = [[u.user_id, u.row, u.role, u.segment, u.terms] for u in self.users]
+        meta = {"user_ids": self.user_ids.to_json(), "item_ids": self.item_ids.to_json(), "users": users,
+                "held_events": self.held_events, "fraction": self.fraction}
+        arrays = {"matrix": self.matrix, "negatives": self.negatives, "relevant": self.relevant,
+                  "servable": self.servable, "features": np.asarray([u.features for u in self.users], np.float32)}
+        if self.item_content is not None:
+            arrays["item_content"] = self.item_content
+        save_artifact(path, meta, arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> Holdout:
+        meta, arrays = load_artifact(path)
+        users = [EvaluatedUser(user_id, row, role, segment, terms, features) for (user_id, row, role, segment, terms),
+                 features in zip(meta["users"], arrays["features"], strict=True)]
+        return cls(IdMap.from_json(meta["user_ids"]), IdMap.from_json(meta["item_ids"]), arrays["matrix"],
+                   arrays["negatives"], arrays["relevant"], users, arrays["servable"].astype(bool),
+                   arrays.get("item_content"), meta["held_events"], meta["fraction"])
+
+
+def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION_MAX_USERS) -> Holdout:
+    """The evaluated users of ``split`` (those with relevant items; a fixed sample of ``max_users`` beyond)
+    with their profiles encoded as serving encodes them (``recommendations.selectors.user_profile``)."""
+    from ml.core import features
+
+    train, heldout = split.train, split.heldout
+    holdout = Holdout(train.user_ids, train.item_ids, train.matrix, train.negatives, heldout, [],
+                      snapshot.servable, train.item_content, split.held_events, split.fraction)
+    events_per_user = np.bincount([user for user, _, _ in split.train_events], minlength=train.n_users)
+    relevant, users = [], []
+    for row, user_id in enumerate(train.user_ids.ids):
+        record = snapshot.records.get(int(user_id))
+        items = heldout.indices[heldout.indptr[row]:heldout.indptr[row + 1]]
+        items = items[holdout.allowed(record["role"])[items]] if record else items[:0]
+        if not len(items):
+            continue
+        relevant += [(row, item) for item in items.tolist()]
+        users.append(EvaluatedUser(int(user_id), row, record["role"], _segment(int(events_per_user[row])),
+                                   features.platform_user_terms(record),
+                                   features.platform_user_features([record])[0].astype(np.float32)))
+    if not users:
+        raise EngineError("no user has held-out events the API could serve them: nothing to evaluate")
+    holdout.relevant = _ones(relevant, train.n_users, train.n_items)
+    if len(users) > max_users:
+        chosen = np.sort(np.random.default_rng(SEED).choice(len(users), size=max_users, replace=False))
+        users = [users[n] for n in chosen]
+    holdout.users = users
+    return holdout
+
+
+def _segment(training_events: int) -> str:
+    return "cold" if training_events == 0 else "light" if training_events < HEAVY_FROM else "heavy"
+
+
+# ---------------------------------------------------------------- ranking and measuring
+
+
+class HeldOutModels:
+    """Models fitted on a holdout's earlier events, ranking its users as the API serves them."""
+
+    def __init__(self, models: dict[str, Recommender], holdout: Holdout):
+        self.models, self.holdout = dict(models), holdout
+        self.serving = serving_set_of(self.models, holdout)
+
+    def lists(self, weights: dict[str, float], k: int = K) -> dict[int, np.ndarray]:
+        """{user id: item rows, best first}: each evaluated user's top ``k`` through the API's ranker."""
+        return served_lists(self.serving, weights, self.holdout, k)
+
+    def measure(self, weights: dict[str, float]) -> Metrics:
+        return measured(self.lists(weights), self.holdout)
+
+    def alone(self) -> dict[str, dict]:
+        """Each component served alone (users without history get the content model, as served): for the
+        versions' own metrics."""
+        return {name: self.measure({name: 1.0})["all"] for name in self.models}
+
+    def save(self, path: Path) -> None:
+        for name, model in self.models.items():
+            model.save(path / name)
+        self.holdout.save(path / HOLDOUT_SPLIT)
+
+    @classmethod
+    def load(cls, path: Path) -> HeldOutModels:
+        """What :meth:`save` wrote; EngineError when it is missing or unreadable."""
+        models = {name: load_component(path / name) for name in Algorithm.values if (path / name).is_dir()}
+        return cls(models, Holdout.load(path / HOLDOUT_SPLIT))
+
+
+def serving_set_of(models: dict[str, Recommender], holdout: Holdout) -> ServingSet:
+    """The models made ready to rank as a web process readies its active versions, with the holdout's
+    earlier-part popularity."""
+    popularity = dict(zip(holdout.item_ids.ids, holdout.popularity().tolist(), strict=True))
+    serving = build_serving_set(models, {}, popularity)
+    if not serving.ready:
+        raise EngineError("no model to evaluate")
+    if serving.item_ids.ids != holdout.item_ids.ids:
+        raise EngineError("the held-out models were fitted on another snapshot of the catalog than the holdout's")
+    return serving
+
+
+def served_lists(serving: ServingSet, weights: dict[str, float], holdout: Holdout,
+                 k: int = K) -> dict[int, np.ndarray]:
+    """{user id: item rows, best first}: what ``recommendations.services`` serves each evaluated user from
+    their rows in ``holdout`` (seen and dismissed items left out, open positions of their role's types)."""
+    ranker = serving.ranker(weights)
+    lists = {}
+    with single_threaded_blas():  # as a request ranks: one user's small products
+        for user in holdout.users:
+            state = serving.user_state(user.user_id, holdout.matrix[user.row], holdout.negatives[user.row],
+                                       user.terms, user.features)
+            lists[user.user_id] = ranker.rank(state, k, holdout.allowed(user.role)).items
+    return lists
+
+
+def candidates(holdout: Holdout, user: EvaluatedUser) -> np.ndarray:
+    """The item rows the API may serve ``user``: their role's, servable, neither seen nor dismissed."""
+    keep = holdout.allowed(user.role).copy()
+    keep[holdout.matrix[user.row].indices] = False
+    keep[holdout.negatives[user.row].indices] = False
+    return np.flatnonzero(keep)
+
+
+def popularity_lists(holdout: Holdout, k: int = K) -> dict[int, np.ndarray]:
+    popularity = holdout.popularity()
+    lists = {}
+    for user in holdout.users:
+        rows = candidates(holdout, user)
+        lists[user.user_id] = rows[top_k(popularity[rows], k)[0]]
+    return lists
+
+
+def oracle_lists(oracle, holdout: Holdout, k: int = K) -> dict[int, np.ndarray]:
+    """Each user's candidates ranked as the demo world's events pick items: by the hidden taste match and
+    the items' hidden exposure (``WorldOracle.propensities``), the ranking the held-out events follow and a
+    ceiling no recommender should expect to reach (the match alone ignores what users are shown: on the
+    demo world it ranks the held-out events below popularity). Users (or candidates) the world did not make
+    are left out."""
+    lists = {}
+    for user in holdout.users:
+        rows = candidates(holdout, user)
+        try:
+            scores = oracle.propensities(user.user_id, [holdout.item_ids.ids[row] for row in rows])
+        except ValueError:
+            continue
+        lists[user.user_id] = rows[top_k(np.asarray(scores, dtype=np.float32), k)[0]]
+    return lists
+
+
+def measured(lists: dict[int, np.ndarray], holdout: Holdout) -> Metrics:
+    """M of ``lists``: for all evaluated users, by role and by segment."""
+    def of(users: list[EvaluatedUser]) -> dict:
+        return group_metrics(lists, [u for u in users if u.user_id in lists], holdout)
+    return {"all": of(holdout.users),
+            "by_role": {role: of([u for u in holdout.users if u.role == role]) for role in ROLES},
+            "by_segment": {segment: of([u for u in holdout.users if u.segment == segment]) for segment in SEGMENTS}}
+
+
+def group_metrics(lists: dict[int, np.ndarray], users: list[EvaluatedUser], holdout: Holdout) -> dict:
+    """NDCG@K, recall@K, coverage of the items the group's roles may be served, diversity, users."""
+    if not users:
+        return {"ndcg": None, "recall": None, "coverage": None, "diversity": None, "users": 0}
+    ranked = [[int(i) for i in lists[u.user_id]] for u in users]
+    relevant = [set(holdout.relevant[u.row].indices.tolist()) for u in users]
+    servable = np.logical_or.reduce([holdout.allowed(role) for role in {u.role for u in users}])
+    shown = {item for items in ranked for item in items}
+    return {
+        "ndcg": _mean([ndcg_at_k(r, rel, K) for r, rel in zip(ranked, relevant, strict=True)]),
+        "recall": _mean([recall_at_k(r, rel, K) for r, rel in zip(ranked, relevant, strict=True)]),
+        "coverage": round(catalog_coverage([sorted(shown)], int(servable.sum())), 5),
+        "diversity": None if holdout.item_content is None else round(_diversity(ranked, holdout.item_content), 5),
+        "users": len(users),
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return round(float(np.mean(values)), 5)
+
+
+def _diversity(lists: list[list[int]], item_vectors) -> float:
+    """intra_list_diversity over only the rows the lists show: it densifies the vectors it is given."""
+    items = sorted({item for items in lists for item in items})
+    position = {item: n for n, item in enumerate(items)}
+    return intra_list_diversity([[position[i] for i in r] for r in lists], sp.csr_matrix(item_vectors)[items])
+
+
+def ratio(served: float | None, baseline: float | None) -> float | None:
+    return None if served is None or not baseline else served / baseline
+
+
+# ---------------------------------------------------------------- the evaluation of a run
+
+
+def served_evaluation(held_out: HeldOutModels, weights: dict[str, float], oracle=None) -> dict:
+    """{"metrics": M, "popularity": M, "oracle": M | None, "weights", "holdout": {"users", "events",
+    "fraction"}, "seconds"}: ``held_out`` ranked with ``weights`` beside popularity (and the oracle)."""
+    started = time.perf_counter()
+    holdout = held_out.holdout
+    return {
+        "metrics": held_out.measure(weights),
+        "popularity": measured(popularity_lists(holdout), holdout),
+        "oracle": None if oracle is None else measured(oracle_lists(oracle, holdout), holdout),
+        "weights": {name: round(float(value), 4) for name, value in weights.items()},
+        "holdout": {"users": len(holdout.users), "events": holdout.held_events, "fraction": holdout.fraction},
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def demo_oracle(seed: int = DEMO_SEED):
+    """(oracle, "") when the demo rows are the world ``seed_demo --seed seed`` seeds (at its default --end),
+    else (None, why not): another seed, rows edited since, or no demo world at all."""
+    from profiles.demo.oracle import DEFAULT_END, WorldIds, WorldOracle
+    from profiles.demo.store import demo_users
+    from profiles.demo.world import WorldSize, make_world
+    from profiles.models import Position, Startup
+
+    demo = demo_users()
+    users = dict(demo.values_list("username", "pk"))
+    if not users:
+        return None, "not a demo world: no demo users"
+    startups = dict(Startup.objects.filter(founders__user__in=demo.values("pk")).distinct().values_list("pk", "name"))
+    positions = dict(Position.objects.filter(startup__in=list(startups)).values_list("pk", "title"))
+    size = WorldSize(users=len(users), positions=len(positions), startups=len(startups), interactions=0)
+    try:
+        world = make_world(seed, size, DEFAULT_END)
+        return WorldOracle(world, WorldIds.from_rows(world, users=users, startups=startups, positions=positions)), ""
+    except ValueError as exc:  # WorldMismatch, or sizes no seeded world has
+        return None, f"not the demo world of seed {seed}: {exc}"
+
+
+def holdout_dir(run_id: int) -> Path:
+    return Path(settings.MODEL_DIR) / "runs" / str(run_id) / "holdout"
+
+
+def evaluate_weights(weights: dict) -> dict[str, Metrics]:
+    """{"proposed": M, "current": M}: ``weights`` and the weights in force, measured as served on the latest
+    run's held-out split (POST /api/v1/models/weights/evaluate). DomainError for invalid weights, Conflict
+    when no run has a held-out split.
+
+    "current" is, in manual mode, the pinned weights; in tuned mode, the weights tuning chose for these
+    held-out models (the run's ``served["weights"]``): the tuned weights in force were tuned on these very
+    held-out events, so measuring them here would flatter them against any proposal.
+    """
+    from . import selectors, services
+
+    proposed = services.normalised_weights(weights)
+    for run in TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, served__isnull=False).order_by(
+            "-created_at", "-id")[:1]:
+        try:
+            held_out = HeldOutModels.load(holdout_dir(run.pk))
+        except (EngineError, OSError, KeyError) as exc:
+            raise Conflict(f"The held-out split of training run {run.pk} cannot be read ({exc}); train again.") from exc
+        manual = selectors.weights_state()["mode"] == HybridWeights.Mode.MANUAL
+        current = selectors.current_weights() if manual else run.served["weights"]
+        return {"proposed": held_out.measure(proposed), "current": held_out.measure(current)}
+    raise Conflict("No training run has a held-out split to evaluate weights on yet: train the models first.")
+
+
+def evaluate_platform(algorithms: list[str] | None = None, demo_seed: int = DEMO_SEED,
+                      progress: Callable[[str, dict], None] | None = None) -> dict:
+    """The served evaluation of the current data, on a fresh time-based holdout (``manage.py evaluate``):
+    the training procedure run on each user's earlier 80% of events, measured on the latest 20%.
+    Returns :func:`served_evaluation`'s dict plus "alone" (each component served alone) and "skipped"."""
+    say = progress or (lambda event, info: None)
+    started = time.perf_counter()
+    snapshot = platform_snapshot()
+    data = snapshot.data.validate()
+    outer = time_split(data, snapshot.events)
+    skipped = {name: why for name in algorithms or Algorithm.values if (why := skip_reason(name, data))}
+    names = [name for name in algorithms or Algorithm.values if name not in skipped]
+    say("split", {"users": data.n_users, "items": data.n_items, "held_out_events": outer.held_events})
+    tuned = tune_on(time_split(outer.train, outer.train_events), names, progress=progress)
+    models, failed = fit_holdout_models(tuned, names, outer.train, progress=progress)
+    say("fitted", {"algorithms": sorted(models), "weights": tuned.weights, "failed": failed})
+    held_out = HeldOutModels(models, holdout_of(snapshot, outer))
+    oracle, why_no_oracle = demo_oracle(demo_seed)
+    say("ranking", {"users": len(held_out.holdout.users), "oracle": why_no_oracle or "demo world"})
+    result = served_evaluation(held_out, tuned.weights, oracle)
+    result["alone"] = held_out.alone()
+    result["skipped"] = {**skipped, **failed, **tuned.validation.get("failed", {})}
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
