@@ -33,6 +33,7 @@ demo: $(VENV)/.runtime
 	$(DEMO_ENV) $(PY) manage.py seed_demo --if-empty --users $(DEMO_USERS) --startups $(DEMO_STARTUPS) \
 		--positions $(DEMO_POSITIONS) --interactions $(DEMO_INTERACTIONS) --seed 0
 	$(DEMO_ENV) $(PY) manage.py train_models
+	$(DEMO_ENV) $(PY) manage.py evaluate --plot var/evaluation.png
 	$(DEMO_ENV) $(PY) manage.py demo_admin
 	@echo "Serving on http://$(HOST):$(PORT)/  (staff pages: /staff/, admin: /admin/ as admin/admin, API: /api/v1/, docs: /api/docs/)"
 	$(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)

@@ -239,19 +239,22 @@ def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bo
             _update_run(run_id, lambda run, a=algorithm, r=reason: run.skipped.update({a: r}))
         else:
             mine.append(algorithm)
-    earlier = _earlier_parts(run_id, data)
+    outer = evaluation.time_split(data, snapshot.events)  # validation for the versions, holdout for the evaluation
+    earlier = {v.algorithm: v for v in ModelVersion.objects.filter(training_run_id=run_id,
+                                                                    status=ModelVersion.Status.READY)}
     if not mine and not (finish and earlier):
         return
     versions = {algorithm: _new_version(run_id, algorithm, data, fingerprint) for algorithm in mine}
-    outer = evaluation.time_split(data, snapshot.events)  # validation for the versions, holdout for the evaluation
+    earlier_held_out = _earlier_held_out_models(run_id, earlier, outer.train)
     inner = evaluation.time_split(outer.train, outer.train_events)  # validation within the holdout's earlier part
     names = [*earlier, *mine]
     report("tuning", {"algorithm": "hybrid", "split": "validation", "algorithms": names})
-    tuned = evaluation.tune_on(outer, names, {a: evaluation.setting_of(a, v.config) for a, (v, _) in earlier.items()},
+    tuned = evaluation.tune_on(outer, names, {a: evaluation.setting_of(a, v.config) for a, v in earlier.items()},
                                report)
     report("tuning", {"algorithm": "hybrid", "split": "holdout's validation", "algorithms": names})
     tuned_for_holdout = evaluation.tune_on(
-        inner, names, {a: evaluation.setting_of(a, evaluation.config_of(m)) for a, (_, m) in earlier.items()}, report)
+        inner, names, {a: evaluation.setting_of(a, evaluation.config_of(m)) for a, m in earlier_held_out.items()},
+        report)
     for algorithm in mine:
         _fit_version(versions[algorithm], evaluation.chosen_maker(tuned, algorithm), data, report)
     held_out, failed = evaluation.fit_holdout_models(tuned_for_holdout, mine, outer.train, tuned.fold_models, report)
@@ -260,27 +263,23 @@ def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bo
         shutil.rmtree(path / algorithm, ignore_errors=True)
         model.save(path / algorithm)
     if finish:
-        held_out |= {a: model for a, (_, model) in earlier.items()}
+        held_out |= earlier_held_out
         _finish_set(run_id, snapshot, outer, held_out, tuned, tuned_for_holdout, failed, report)
 
 
-def _earlier_parts(run_id: int, data) -> dict[str, tuple[ModelVersion, Recommender]]:
-    """{algorithm: (version, held-out model)} trained by this run's earlier parts. A held-out model fitted on
-    another numbering (people or items added between the parts) is fitted again at its setting, on this
-    part's holdout, so that every component ranks the same rows."""
+def _earlier_held_out_models(run_id: int, versions: dict[str, ModelVersion], train) -> dict[str, Recommender]:
+    """The held-out models of the run's earlier parts (``versions``), read back from disk. One fitted on
+    another numbering than ``train``'s (people or items added between the parts) is fitted again at its
+    setting on ``train``, so that every component ranks the same rows."""
     found = {}
-    for version in ModelVersion.objects.filter(training_run_id=run_id, status=ModelVersion.Status.READY):
-        path = evaluation.holdout_dir(run_id) / version.algorithm
-        model = load_component(path) if path.is_dir() else None
-        if model is not None and (model.user_ids.ids != data.user_ids.ids or model.item_ids.ids != data.item_ids.ids):
-            model = None
-        found[version.algorithm] = (version, model)
-    if any(model is None for _, model in found.values()):
-        snapshot = evaluation.platform_snapshot()
-        train = evaluation.time_split(snapshot.data, snapshot.events).train
-        for algorithm, (version, model) in found.items():
-            if model is None:
-                found[algorithm] = (version, evaluation.setting_of(algorithm, version.config)().fit(train))
+    for algorithm in versions:
+        path = evaluation.holdout_dir(run_id) / algorithm
+        if not path.is_dir():  # it could not learn from the holdout's earlier part: the evaluation goes without
+            continue
+        model = load_component(path)
+        if model.user_ids.ids != train.user_ids.ids or model.item_ids.ids != train.item_ids.ids:
+            model = evaluation.setting_of(algorithm, evaluation.config_of(model))().fit(train)
+        found[algorithm] = model
     return found
 
 

@@ -154,9 +154,13 @@ def test_a_run_handed_to_the_gpu_queue_waits_queued_not_running_and_is_not_taken
     long_after_its_last_beat = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER_SECONDS * 10)
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=long_after_its_last_beat)
     assert training.release_stale_runs() == []
+    assert ModelVersion.objects.get(algorithm="content_based").status == "ready"  # activated with its set
     last = training.training_run_execute(run_id=run.pk, algorithms=["two_tower"])
     assert last.status == "succeeded" and last.started_at == first.started_at
     assert set(last.metrics) == {"content_based", "two_tower"}
+    # the last part tunes the weights over both parts' components and measures them together
+    assert set(last.tuned["weights"]) == set(last.served["weights"]) == {"content_based", "two_tower"}
+    assert set(ModelVersion.objects.values_list("status", flat=True)) == {"active"}
 
 
 def test_a_handed_on_run_no_worker_takes_is_given_up_after_hours(world):
@@ -188,3 +192,55 @@ def test_a_nightly_retraining_is_scheduled_out_of_the_box():
     task = PeriodicTask.objects.get(task="ml.scheduled_retrain")
     assert task.enabled and (task.crontab.minute, task.crontab.hour) == ("0", "3")
     assert task.task in app.tasks  # beat sends it by name: the worker must know that name
+
+
+def test_ease_is_skipped_with_a_reason_over_its_item_cap_and_the_others_train(world, monkeypatch):
+    from ml.core import collaborative
+
+    monkeypatch.setattr(collaborative, "EASE_MAX_ITEMS", 10)
+    run = train(["content_based", "ease"])
+    assert run.status == "succeeded"
+    assert "at most 10 items" in run.skipped["ease"]
+    assert list(ModelVersion.objects.values_list("algorithm", "status")) == [("content_based", "active")]
+    assert set(run.tuned["weights"]) == {"content_based"}
+
+
+def test_a_clearly_worse_set_is_kept_ready_with_the_reason_and_the_active_one_keeps_serving(world):
+    from ml import selectors
+
+    first = train(["content_based", "collaborative"])
+    assert first.not_activated == "" and first.served["metrics"]["all"]["ndcg"] < 0.9
+    TrainingRun.objects.filter(pk=first.pk).update(served=measured_as(0.9))
+    second = train(["content_based", "collaborative"], force=True)
+    assert second.status == "succeeded"
+    assert "more than 2% below the active set's 0.9000 (training run" in second.not_activated
+    assert set(ModelVersion.objects.filter(status="active").values_list("training_run", flat=True)) == {first.pk}
+    assert set(ModelVersion.objects.filter(training_run=second).values_list("status", flat=True)) == {"ready"}
+    assert selectors.tuned_run().pk == first.pk  # its tuned weights serve, not the refused run's
+
+
+@pytest.fixture
+def active_set():
+    """An active collaborative version from a run measured at NDCG@10 0.1."""
+    run = TrainingRun.objects.create(algorithms=["collaborative"], status="succeeded", in_flight=None,
+                                     served=measured_as(0.1))
+    ModelVersion.objects.create(algorithm="collaborative", version=1, status="active", training_run=run)
+    return run
+
+
+@pytest.mark.parametrize("ndcg, popularity, refused", [
+    (0.0985, 0.0, ""),  # within 2% of the active set's: noise between two holdouts
+    (0.2, 0.0, ""),
+    (0.097, 0.0, "more than 2% below the active set's 0.1000"),
+    (0.2, 0.25, "below popularity's 0.2500"),
+])
+def test_a_set_replaces_the_active_one_unless_clearly_worse_or_below_popularity(active_set, ndcg, popularity,
+                                                                                refused):
+    new = TrainingRun.objects.create(algorithms=["collaborative"], served=measured_as(ndcg, popularity))
+    why = training._why_not_activated(new)
+    assert (refused in why) if refused else why == ""
+
+
+def test_with_nothing_active_any_measured_set_is_activated():
+    new = TrainingRun.objects.create(algorithms=["collaborative"], served=measured_as(0.01, popularity=0.5))
+    assert training._why_not_activated(new) == ""

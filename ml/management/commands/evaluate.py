@@ -1,0 +1,137 @@
+"""Measure the recommendations as the API serves them, on a fresh time-based holdout of the current data.
+
+    python manage.py evaluate                       # table on stdout, bars in var/evaluation.png
+    python manage.py evaluate --plot /tmp/e.png --algorithms content_based,collaborative
+
+Each user's latest 20% of events are held out; the training procedure (settings and weights tuned on
+validation carved from the earlier events, the chosen settings fitted on them) runs on the earlier 80%,
+and every evaluated user is ranked through the API's ranker (ml/evaluation.py). Nothing is stored and
+the models that serve are not touched.
+"""
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from matplotlib.figure import Figure
+
+from ml import evaluation
+from ml.core.data import EngineError
+from ml.models import Algorithm
+
+ROWS = [("all", None), *((role, "by_role") for role in evaluation.ROLES),
+        *((segment, "by_segment") for segment in evaluation.SEGMENTS)]
+SERVED_COLOUR, POPULARITY_COLOUR, ORACLE_COLOUR = "#2563eb", "#94a3b8", "#16a34a"
+
+
+class Command(BaseCommand):
+    help = "Train on each user's earlier 80% of events, rank the latest 20% as the API serves, print and plot it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--algorithms", default=",".join(Algorithm.values),
+                            help=f"comma-separated subset of {', '.join(Algorithm.values)}")
+        parser.add_argument("--plot", default="var/evaluation.png", help="where to write the PNG of NDCG@10 bars")
+        parser.add_argument("--demo-seed", type=int, default=evaluation.DEMO_SEED,
+                            help="the seed_demo --seed of a demo world, for its oracle (default %(default)s)")
+
+    def handle(self, *args, algorithms: str, plot: str, demo_seed: int, **options):
+        names = [a.strip() for a in algorithms.split(",") if a.strip()]
+        unknown = sorted(set(names) - set(Algorithm.values))
+        if unknown or not names:
+            raise CommandError(f"--algorithms must be a non-empty subset of {', '.join(Algorithm.values)}")
+        try:
+            result = evaluation.evaluate_platform(names, demo_seed, progress=self._show)
+        except EngineError as exc:
+            raise CommandError(f"Nothing to evaluate: {exc}") from None
+        for name, why in result["skipped"].items():
+            self.stdout.write(self.style.WARNING(f"  {name}: left out ({why})"))
+        self.stdout.write(f"\nServed with weights {_weights(result['weights'])}; {result['holdout']['users']} users, "
+                          f"{result['holdout']['events']} held-out events ({result['holdout']['fraction']:.0%} of "
+                          f"each user's latest), K = {evaluation.K}; {result['seconds']} s in all")
+        if result["oracle"] is None:
+            self.stdout.write("No oracle: the data is not the demo world of seed "
+                              f"{demo_seed} (pass --demo-seed for another).")
+        self.stdout.write(table(result))
+        self.stdout.write("\nEach component served alone (all users): " + ", ".join(
+            f"{name} {_number(m['ndcg'])}" for name, m in result["alone"].items()))
+        path = Path(plot)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(ndcg_png(result))
+        self.stdout.write(self.style.SUCCESS(f"Plot written to {path}"))
+
+    def _show(self, event: str, info: dict) -> None:
+        if event == "split":
+            self.stdout.write(f"Holding out each user's latest events: {info['held_out_events']} of the events of "
+                              f"{info['users']} users on {info['items']} items")
+        elif event == "component":
+            self.stdout.write(f"  {info['algorithm']}: setting chosen in {info['seconds']}s"
+                              + ("" if info["ok"] else " (it failed)"))
+        elif event == "weights":
+            self.stdout.write(f"  weights tuned on validation: {_weights(info)}")
+        elif event == "fitted":
+            self.stdout.write(f"Fitted {', '.join(info['algorithms'])} on the earlier events")
+        elif event == "ranking":
+            self.stdout.write(f"Ranking {info['users']} users as served (oracle: {info['oracle']})")
+        elif event == "epoch" and info.get("epoch") == info.get("epochs"):
+            self.stdout.write(f"  two_tower: {info['epochs']} epochs")
+
+
+def table(result: dict) -> str:
+    """One row per group: users, NDCG@10 of served, popularity and oracle with the ratios, then the served
+    ranking's recall@10, coverage and diversity."""
+    header = (f"{'group':<10} {'users':>6} {'served':>8} {'popular':>8} {'oracle':>8} {'srv/pop':>8} {'srv/orc':>8} "
+              f"{'recall':>8} {'coverage':>8} {'divers.':>8}")
+    lines = ["", "NDCG@10 as served, beside popularity and the oracle on the same candidates", header,
+             "-" * len(header)]
+    for name, served, popularity, oracle in _groups(result):
+        lines.append(
+            f"{name:<10} {served['users']:>6} {_number(served['ndcg']):>8} {_number(popularity['ndcg']):>8} "
+            f"{_number(oracle.get('ndcg')):>8} {_number(evaluation.ratio(served['ndcg'], popularity['ndcg']), 2):>8} "
+            f"{_number(evaluation.ratio(served['ndcg'], oracle.get('ndcg')), 2):>8} {_number(served['recall']):>8} "
+            f"{_number(served['coverage']):>8} {_number(served['diversity']):>8}")
+    return "\n".join(lines)
+
+
+def _groups(result: dict):
+    """(name, served, popularity, oracle) metrics of each table row; oracle is {} without one."""
+    for name, part in ROWS:
+        yield name, *(_group(result[ranking], name, part) for ranking in ("metrics", "popularity", "oracle"))
+
+
+def _group(metrics: dict | None, name: str, part: str | None) -> dict:
+    if metrics is None:
+        return {}
+    return metrics["all"] if part is None else metrics[part][name]
+
+
+def ndcg_png(result: dict) -> bytes:
+    """Bars of NDCG@10 per group: served, popularity and (on a demo world) the oracle. House style of
+    recommendations/plots.py: a Figure (no pyplot state), saved with the Agg backend."""
+    from io import BytesIO
+
+    groups = list(_groups(result))
+    rankings = [("served", 1, SERVED_COLOUR), ("popularity", 2, POPULARITY_COLOUR)]
+    if result["oracle"] is not None:
+        rankings.append(("oracle", 3, ORACLE_COLOUR))
+    figure = Figure(figsize=(9, 3.6), dpi=100, layout="constrained")
+    axes = figure.subplots()
+    width = 0.8 / len(rankings)
+    for n, (label, column, colour) in enumerate(rankings):
+        heights = [(group[column].get("ndcg") or 0.0) for group in groups]
+        axes.bar([i + n * width for i in range(len(groups))], heights, width, label=label, color=colour)
+    axes.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))],
+                    [f"{name}\n({served['users']})" for name, served, _, _ in groups])
+    axes.set_ylabel(f"NDCG@{evaluation.K}")
+    axes.set_title("Recommendations as served, on each user's latest events held out (users per group)")
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend()
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _number(value, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _weights(weights: dict) -> str:
+    return ", ".join(f"{name} {w:.2f}" for name, w in weights.items()
+                     if isinstance(w, float) and name in Algorithm.values and w > 0)

@@ -1,0 +1,162 @@
+"""Measured as served: a training run tunes its weights, measures its set through the API's own ranker on a
+time-based holdout, keeps the held-out split for later weights, and the evaluate command prints and plots it.
+
+One seeded demo world (seed 0: the oracle rebuilds it), trained once with every algorithm for the module;
+each test runs in its own transaction on top of it.
+"""
+from io import StringIO
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import override_settings
+
+from ml import evaluation, selectors, services, training
+from ml.artifacts import load_version
+from ml.models import Algorithm, HybridWeights, ModelVersion, TrainingRun
+from profiles.models import Industry, Interaction, Skill, Startup
+
+pytestmark = pytest.mark.django_db
+M_GROUPS = {"all", "by_role", "by_segment"}
+GROUP_METRICS = {"ndcg", "recall", "coverage", "diversity", "users"}
+
+
+@pytest.fixture(scope="module")
+def trained(django_db_setup, django_db_blocker, tmp_path_factory):
+    with override_settings(MODEL_DIR=tmp_path_factory.mktemp("models"), TWO_TOWER_MAX_EPOCHS=2):
+        with django_db_blocker.unblock():
+            call_command("seed_demo", users=80, startups=20, positions=60, interactions=1500,
+                         seed=evaluation.DEMO_SEED, verbosity=0)
+            run = training.training_run_create(algorithms=list(Algorithm.values), force_retrain=True,
+                                               trigger="command")
+            run = training.training_run_execute(run_id=run.pk, algorithms=run.algorithms)
+            assert run.status == "succeeded", run.error
+        yield run
+        with django_db_blocker.unblock():
+            for model in (ModelVersion, TrainingRun, HybridWeights, Interaction, Startup, Skill):
+                model.objects.all().delete()
+            get_user_model().objects.all().delete()
+            Industry.objects.all().delete()
+
+
+def test_a_run_stores_the_weights_it_tuned_and_tuned_mode_serves_them(trained):
+    assert set(trained.tuned) == {"weights", "validation_ndcg", "k", "settings", "failed"}
+    assert set(trained.tuned["weights"]) == set(Algorithm.values) and sum(trained.tuned["weights"].values()) > 0
+    assert set(trained.tuned["settings"]) == set(Algorithm.values)
+    total = sum(trained.tuned["weights"].values())
+    expected = {name: trained.tuned["weights"][name] / total for name in Algorithm.values}
+    assert selectors.current_weights() == pytest.approx(expected)
+    state = selectors.weights_state()
+    assert state["mode"] == "tuned" and state["weights"] == pytest.approx(expected)
+    assert state["tuned"]["training_run_id"] == trained.pk
+    assert state["tuned"]["validation_ndcg"] == trained.tuned["validation_ndcg"] > 0
+
+
+def test_manual_weights_stay_pinned_until_the_mode_returns_to_tuned(trained):
+    staff = get_user_model().objects.create_user("weights-staff", is_staff=True)
+    services.hybrid_weights_set(weights={"content_based": 1, "ease": 1}, changed_by=staff)
+    pinned = {**dict.fromkeys(Algorithm.values, 0.0), "content_based": 0.5, "ease": 0.5}
+    assert selectors.current_weights() == pinned
+    assert selectors.weights_state()["tuned"]["training_run_id"] == trained.pk  # still shown, not in force
+    services.hybrid_weights_mode_set(mode="tuned", changed_by=staff)
+    assert selectors.current_weights() == selectors.weights_state()["tuned"]["weights"]
+    assert [(row["mode"], row["changed_by"]) for row in selectors.weights_state()["history"]] == [
+        ("tuned", "weights-staff"), ("manual", "weights-staff")]
+
+
+def test_a_web_process_serves_the_tuned_weights_of_a_newly_activated_run(trained):
+    from recommendations.model_store import serving_models
+
+    assert serving_models().weights == selectors.current_weights()
+    newer = TrainingRun.objects.create(algorithms=["content_based"], status="succeeded", in_flight=None,
+                                       tuned={"weights": {"content_based": 1.0}, "validation_ndcg": 0.1})
+    content = ModelVersion.objects.get(training_run=trained, algorithm="content_based")
+    ModelVersion.objects.create(algorithm="content_based", version=content.version + 1, status="ready",
+                                training_run=newer, artifact_path=content.artifact_path)
+    services.model_version_activate(algorithm="content_based", version=content.version + 1)
+    assert serving_models().weights == {**dict.fromkeys(Algorithm.values, 0.0), "content_based": 1.0}
+
+
+def test_a_run_stores_its_set_measured_as_served_by_role_and_segment_beside_popularity_and_the_oracle(trained):
+    served = trained.served
+    assert set(served) == {"metrics", "popularity", "oracle", "weights", "holdout", "seconds"}
+    for ranking in ("metrics", "popularity", "oracle"):  # seed 0: the demo world's oracle is rebuilt
+        metrics = served[ranking]
+        assert set(metrics) == M_GROUPS
+        assert set(metrics["by_role"]) == {"developer", "investor", "founder"}
+        assert set(metrics["by_segment"]) == {"cold", "light", "heavy"}
+        assert set(metrics["all"]) == GROUP_METRICS
+        assert 0 <= metrics["all"]["ndcg"] <= 1 and 0 < metrics["all"]["coverage"] <= 1
+    every = served["metrics"]["all"]["users"]
+    assert every == served["holdout"]["users"] > 0
+    assert sum(group["users"] for group in served["metrics"]["by_role"].values()) == every
+    assert sum(group["users"] for group in served["metrics"]["by_segment"].values()) == every
+    assert served["holdout"]["fraction"] == 0.2 and served["holdout"]["events"] > every
+    assert served["popularity"]["all"]["users"] == served["oracle"]["all"]["users"] == every
+    assert set(served["weights"]) == set(Algorithm.values) and sum(served["weights"].values()) == pytest.approx(1, 1e-3)
+
+
+def test_each_version_records_its_component_served_alone(trained):
+    for version in ModelVersion.objects.filter(training_run=trained):
+        assert version.status == "active"
+        assert set(version.metrics) == GROUP_METRICS and version.metrics == trained.metrics[version.algorithm]
+        assert load_version(version.algorithm, version.artifact_path).metrics == version.metrics
+
+
+def test_the_evaluation_ranks_each_user_exactly_as_the_api_serves_them(trained):
+    from recommendations.services import recommendations_for_user
+
+    snapshot = evaluation.platform_snapshot()
+    data = snapshot.data
+    # every user, their rows as they are now, evaluated on every item: the API's view of them
+    everything = evaluation.TimeSplit(data, snapshot.events, sp.csr_matrix(np.ones((data.n_users, data.n_items))),
+                                      0, 0.0)
+    holdout = evaluation.holdout_of(snapshot, everything)
+    active = {v.algorithm: load_version(v.algorithm, v.artifact_path)
+              for v in ModelVersion.objects.filter(status="active")}
+    lists = evaluation.served_lists(evaluation.serving_set_of(active, holdout), selectors.current_weights(), holdout)
+    assert {user.segment for user in holdout.users} >= {"light", "heavy"}
+    for user in holdout.users:
+        answer = recommendations_for_user(user_id=user.user_id, user_type=user.role, limit=evaluation.K, explain=False)
+        served = [f"{r.item_type}:{r.item_id}" for r in answer.results]
+        assert [data.item_ids.ids[row] for row in lists[user.user_id]] == served, user
+
+
+def test_weights_measured_later_on_the_held_out_split_reproduce_the_runs_measure(trained):
+    measured = evaluation.evaluate_weights(trained.served["weights"])
+    assert measured["proposed"] == trained.served["metrics"]
+    assert measured["current"] == trained.served["metrics"]  # tuned mode: the weights tuned for these models
+    content_only = evaluation.evaluate_weights({"content_based": 1})
+    assert content_only["proposed"] != trained.served["metrics"]
+    services.hybrid_weights_set(weights={"content_based": 1})
+    assert evaluation.evaluate_weights(trained.served["weights"])["current"] == content_only["proposed"]
+
+
+def test_evaluating_invalid_weights_is_refused():
+    with pytest.raises(services.DomainError, match="Unknown algorithm"):
+        evaluation.evaluate_weights({"popularity": 1})
+
+
+def test_the_evaluate_command_prints_the_table_and_writes_the_plot(trained, tmp_path):
+    out = StringIO()
+    plot = tmp_path / "plots" / "evaluation.png"
+    call_command("evaluate", algorithms="content_based,collaborative", plot=str(plot), stdout=out)
+    printed = out.getvalue()
+    assert "Holding out each user's latest events" in printed and "Ranking" in printed
+    header = next(line for line in printed.splitlines() if line.startswith("group"))
+    assert header.split() == ["group", "users", "served", "popular", "oracle", "srv/pop", "srv/orc", "recall",
+                              "coverage", "divers."]
+    rows = {line.split()[0]: line.split() for line in printed.splitlines()[printed.splitlines().index(header) + 2:]
+            if line.split() and line.split()[0] in {"all", "developer", "investor", "founder", "cold", "light",
+                                                    "heavy"}}
+    assert set(rows) == {"all", "developer", "investor", "founder", "cold", "light", "heavy"}
+    served, popularity, ratio = float(rows["all"][2]), float(rows["all"][3]), float(rows["all"][5])
+    assert ratio == pytest.approx(served / popularity, abs=0.01)
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_world_that_is_not_the_seeded_demo_world_has_no_oracle(trained):
+    oracle, why = evaluation.demo_oracle(seed=evaluation.DEMO_SEED + 1)
+    assert oracle is None and "not the demo world of seed 1" in why
