@@ -11,8 +11,10 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from ml import evaluation
 from ml.models import Algorithm
-from ml.services import hybrid_weights_set
+from ml.selectors import weights_state
+from ml.services import hybrid_weights_mode_set, hybrid_weights_set
 from profiles.apis import Pagination
 from profiles.serializers import MAX_ID
 from recsys_site.exceptions import NotFound
@@ -29,8 +31,10 @@ from .serializers import (
     TrainQueuedSerializer,
     TrainRequestSerializer,
     TrainUpToDateSerializer,
+    WeightsEvaluateRequestSerializer,
+    WeightsEvaluationSerializer,
     WeightsRequestSerializer,
-    WeightsResponseSerializer,
+    WeightsStateSerializer,
 )
 
 MODELS_TAG = ["models"]
@@ -131,9 +135,30 @@ class ModelLoadApi(APIView):
 class WeightsApi(APIView):
     permission_classes = [IsStaff]
 
-    @extend_schema(request=WeightsRequestSerializer, responses={200: WeightsResponseSerializer}, tags=MODELS_TAG)
+    @extend_schema(responses={200: WeightsStateSerializer}, tags=MODELS_TAG)
+    def get(self, request):
+        return Response(WeightsStateSerializer(weights_state()).data)
+
+    @extend_schema(request=WeightsRequestSerializer, responses={200: WeightsStateSerializer}, tags=MODELS_TAG)
     def put(self, request):
         body = WeightsRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        saved = hybrid_weights_set(weights=body.validated_data["weights"], changed_by=request.user)
-        return Response(WeightsResponseSerializer({"weights": saved.as_dict()}).data)
+        if "weights" in body.validated_data:
+            hybrid_weights_set(weights=body.validated_data["weights"], changed_by=request.user)
+        else:
+            hybrid_weights_mode_set(mode=body.validated_data["mode"], changed_by=request.user)
+        return Response(WeightsStateSerializer(weights_state()).data)
+
+
+class WeightsEvaluateApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=WeightsEvaluateRequestSerializer, tags=MODELS_TAG, responses={
+        200: WeightsEvaluationSerializer,
+        409: OpenApiResponse(ConflictSerializer, description="No training has measured a held-out split yet "
+                                                             "(or its files cannot be read): train first.")})
+    def post(self, request):
+        body = WeightsEvaluateRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        measured = evaluation.evaluate_weights(body.validated_data["weights"])
+        return Response(WeightsEvaluationSerializer(measured).data)

@@ -191,4 +191,15 @@ def algorithms_status() -> dict:
             "reason": models.unavailable.get(name),
         }
     return {"algorithms": algorithms, "weights": current_weights(), "data": data_counts(),
-            "latest_training_run": training_run_list().first()}
+            "latest_training_run": training_run_list().first(), "served": _served_status()}
+
+
+def _served_status() -> dict | None:
+    """The served evaluation of the newest measured run whose versions serve: a run kept ready because it
+    measured worse describes a set that does not serve."""
+    run = (TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, served__isnull=False,
+                                      model_versions__status=ModelVersion.Status.ACTIVE)
+           .order_by("-created_at", "-id").first())
+    if run is None:
+        return None
+    return {"training_run_id": run.pk, "metrics": run.served["metrics"], "popularity": run.served["popularity"]}

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ml.core.ranker import MISSING_PATHS, PATH_ALL, PATH_COLD_START, PATH_POPULAR
 from ml.core.registry import COLLABORATIVE, CONTENT, EASE, POPULARITY, RP3BETA, TWO_TOWER
-from ml.models import Algorithm, TrainingRun
+from ml.evaluation import ROLES, SEGMENTS
+from ml.models import Algorithm, HybridWeights, TrainingRun
 from profiles.models import Developer, Founder, InteractionKind, Investor, ItemType, Position, Role, Startup, a_or_an
 from profiles.serializers import MAX_ID
 
@@ -31,8 +33,14 @@ def algorithm_choice(**kwargs) -> serializers.ChoiceField:
 
 
 def per_algorithm(name: str, make_field, doc: str = "") -> type[serializers.Serializer]:
-    """A serializer named ``name`` with one field per algorithm (content_based, collaborative, two_tower)."""
-    return type(name, (serializers.Serializer,), {"__doc__": doc, **{a: make_field() for a in Algorithm.values}})
+    """A serializer named ``name`` with one field per algorithm (Algorithm.values)."""
+    return one_field_each(name, Algorithm.values, make_field, doc)
+
+
+def one_field_each(name: str, keys, make_field, doc: str = "") -> type[serializers.Serializer]:
+    """A serializer named ``name`` with a field ``make_field()`` for each of ``keys``: a JSON object whose
+    keys are fixed, described key by key in the schema."""
+    return type(name, (serializers.Serializer,), {"__doc__": doc, **{key: make_field() for key in keys}})
 
 
 WeightsSerializer = per_algorithm("WeightsSerializer", serializers.FloatField)
@@ -86,7 +94,7 @@ class RecommendationsSerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
     user_type = serializers.ChoiceField(choices=Role.choices)
     algorithms_used = serializers.ListField(child=algorithm_choice())
-    fallback = serializers.ChoiceField(choices=["none", "no_two_tower", "cold_start"])
+    fallback = serializers.ChoiceField(choices=[PATH_ALL, *MISSING_PATHS.values(), PATH_COLD_START, PATH_POPULAR])
     weights = WeightsSerializer(help_text="The weights this answer was blended with (0 for unused algorithms).")
     model_versions = ModelVersionsSerializer()
     results = RecommendationSerializer(many=True)
@@ -176,6 +184,63 @@ class ConflictSerializer(serializers.Serializer):
     training_run_id = serializers.IntegerField(required=False)
 
 
+# ---------------------------------------------------------------- measured as served (ml.evaluation)
+
+
+class GroupMetricsSerializer(serializers.Serializer):
+    """Metrics @10 of one group of held-out users, ranked as the API serves them; null when the group is empty."""
+
+    ndcg = serializers.FloatField(allow_null=True)
+    recall = serializers.FloatField(allow_null=True)
+    coverage = serializers.FloatField(allow_null=True, help_text="Share of the items the group's roles may be "
+                                                                 "served that appear in some top 10.")
+    diversity = serializers.FloatField(allow_null=True, help_text="Intra-list diversity over the items' content; "
+                                                                  "null without content vectors.")
+    users = serializers.IntegerField(help_text="Evaluated users in the group.")
+
+
+def _group_metrics() -> GroupMetricsSerializer:
+    return GroupMetricsSerializer()
+
+
+class ServedMetricsSerializer(serializers.Serializer):
+    """M: metrics @10 on a time-based holdout (each user's latest 20% of events), for all evaluated users,
+    by role and by segment (training events before the holdout: cold none, light 1-4, heavy 5 or more)."""
+
+    all = GroupMetricsSerializer()
+    by_role = one_field_each("ServedMetricsByRoleSerializer", ROLES, _group_metrics)()
+    by_segment = one_field_each("ServedMetricsBySegmentSerializer", SEGMENTS, _group_metrics)()
+
+
+class HoldoutSerializer(serializers.Serializer):
+    users = serializers.IntegerField(help_text="Users evaluated.")
+    events = serializers.IntegerField(help_text="Events held out.")
+    fraction = serializers.FloatField(help_text="Share of each user's latest events held out.")
+
+
+class ServedEvaluationSerializer(serializers.Serializer):
+    metrics = ServedMetricsSerializer(help_text="The run's set ranked as the API serves it, with the weights "
+                                                "tuned on the holdout's earlier events.")
+    popularity = ServedMetricsSerializer(help_text="The most popular candidates, on the same users.")
+    oracle = ServedMetricsSerializer(allow_null=True, help_text="On a seeded demo world, the ranking the world's "
+                                                                "events follow (a ceiling); null elsewhere.")
+    weights = serializers.DictField(child=serializers.FloatField(), help_text="The weights measured.")
+    holdout = HoldoutSerializer()
+    seconds = serializers.FloatField()
+
+
+class TunedSerializer(serializers.Serializer):
+    """What a training's tuning chose on validation carved from each user's latest events."""
+
+    weights = serializers.DictField(child=serializers.FloatField(),
+                                    help_text="Algorithm -> weight, over the algorithms the run tuned.")
+    validation_ndcg = serializers.FloatField(allow_null=True, help_text="NDCG@k of the blend on validation.")
+    k = serializers.IntegerField(allow_null=True, required=False)
+    settings = serializers.DictField(child=serializers.CharField(), help_text="Algorithm -> the setting chosen.")
+    failed = serializers.DictField(child=serializers.CharField(),
+                                   help_text="Algorithm -> why it could not be tuned.")
+
+
 class ProgressSerializer(serializers.Serializer):
     algorithm = algorithm_choice(allow_null=True)
     epoch = serializers.IntegerField(allow_null=True)
@@ -188,11 +253,14 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     model_versions = serializers.SerializerMethodField()
     skipped = serializers.DictField(child=serializers.CharField(), help_text="Algorithm -> why it was not trained.")
+    tuned = TunedSerializer(allow_null=True, help_text="Null until the run has tuned (or when it failed first).")
+    served = ServedEvaluationSerializer(allow_null=True, help_text="The run's set measured as served; null until "
+                                                                   "measured, or when nothing could be evaluated.")
 
     class Meta:
         model = TrainingRun
         fields = ["id", "status", "algorithms", "progress", "metrics", "model_versions", "skipped", "error",
-                  "created_at", "started_at", "finished_at"]
+                  "tuned", "served", "not_activated", "created_at", "started_at", "finished_at"]
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, run: TrainingRun) -> dict:
@@ -226,11 +294,19 @@ class DataCountsSerializer(serializers.Serializer):
     interactions = serializers.IntegerField()
 
 
+class ServedStatusSerializer(serializers.Serializer):
+    training_run_id = serializers.IntegerField(help_text="The run whose served evaluation this is.")
+    metrics = ServedMetricsSerializer(help_text="Its set ranked as the API serves it.")
+    popularity = ServedMetricsSerializer(help_text="The most popular candidates, on the same held-out users.")
+
+
 class AlgorithmsStatusSerializer(serializers.Serializer):
     algorithms = per_algorithm("AlgorithmStatusesSerializer", AlgorithmStatusSerializer)()
-    weights = WeightsSerializer()
+    weights = WeightsSerializer(help_text="The weights in force (see GET /api/v1/models/weights for their mode).")
     data = DataCountsSerializer()
     latest_training_run = TrainingRunSerializer(allow_null=True)
+    served = ServedStatusSerializer(allow_null=True, help_text="The served evaluation of the newest run whose "
+                                                               "versions serve; null before any.")
 
 
 class ModelLoadRequestSerializer(StrictSerializer):
@@ -257,8 +333,49 @@ class WeightsInputField(serializers.DictField):
 
 
 class WeightsRequestSerializer(StrictSerializer):
-    weights = WeightsInputField(allow_empty=False)
+    """Either manual weights or a return to tuned mode: one of the two fields, never both."""
+
+    ACCEPTED = ('Send {"weights": {...}} to pin manual weights, or {"mode": "tuned"} to serve each training\'s '
+                'tuned weights ({"mode": "manual"} pins the weights in force now); one of the two, not both.')
+
+    weights = WeightsInputField(allow_empty=False, required=False,
+                                help_text="Manual weights: pinned (mode manual) until the mode is set back to tuned.")
+    mode = serializers.ChoiceField(choices=HybridWeights.Mode.choices, required=False,
+                                   help_text="tuned: serve the weights each training tunes from now on; manual: pin "
+                                             "the weights in force now.")
+
+    def validate(self, attrs):
+        if ("weights" in attrs) == ("mode" in attrs):
+            raise serializers.ValidationError(self.ACCEPTED)
+        return attrs
 
 
-class WeightsResponseSerializer(serializers.Serializer):
-    weights = WeightsSerializer(help_text="The weights now in force, normalised to sum 1.")
+class WeightsEvaluateRequestSerializer(StrictSerializer):
+    weights = WeightsInputField(allow_empty=False, help_text="The weights to measure; the same rules as PUT.")
+
+
+class TunedWeightsSerializer(serializers.Serializer):
+    weights = WeightsSerializer(help_text="What tuned mode serves: the tuned weights over every algorithm.")
+    validation_ndcg = serializers.FloatField(allow_null=True, help_text="Their NDCG on the run's validation split.")
+    training_run_id = serializers.IntegerField(help_text="The run that tuned them: the newest whose versions serve.")
+
+
+class WeightsChangeSerializer(serializers.Serializer):
+    weights = WeightsSerializer(help_text="The weights in force after the change.")
+    mode = serializers.ChoiceField(choices=HybridWeights.Mode.choices)
+    changed_by = serializers.CharField(allow_null=True, help_text="Username; null when unknown or deleted.")
+    changed_at = serializers.DateTimeField()
+
+
+class WeightsStateSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=HybridWeights.Mode.choices,
+                                   help_text="tuned: each training's tuned weights serve; manual: pinned weights.")
+    weights = WeightsSerializer(help_text="The weights in force now, summing to 1.")
+    tuned = TunedWeightsSerializer(allow_null=True, help_text="Null before any training tuned weights.")
+    history = WeightsChangeSerializer(many=True, help_text="Every change, newest first.")
+
+
+class WeightsEvaluationSerializer(serializers.Serializer):
+    proposed = ServedMetricsSerializer(help_text="The weights sent, measured as served.")
+    current = ServedMetricsSerializer(help_text="The weights in force on the same held-out users (in tuned mode, "
+                                                "the weights tuned for the held-out models).")

@@ -9,5 +9,6 @@ urlpatterns = [
     path("models/training-runs/<int:run_id>", apis.TrainingRunDetailApi.as_view(), name="training-run-detail"),
     path("models/load", apis.ModelLoadApi.as_view(), name="models-load"),
     path("models/weights", apis.WeightsApi.as_view(), name="models-weights"),
+    path("models/weights/evaluate", apis.WeightsEvaluateApi.as_view(), name="models-weights-evaluate"),
     path("algorithms/status", apis.AlgorithmsStatusApi.as_view(), name="algorithms-status"),
 ]

@@ -8,7 +8,7 @@ import redis
 from django.conf import settings
 
 from ml import training
-from ml.models import HybridWeights, ModelVersion, TrainingRun
+from ml.models import Algorithm, HybridWeights, ModelVersion, TrainingRun
 from profiles.models import Developer, Interaction, Position
 from recsys_site.celery import app as celery_app
 
@@ -24,6 +24,17 @@ WEIGHTS = "/api/v1/models/weights"
 @pytest.fixture
 def staff(world, client_for, staff_user):
     return client_for(staff_user)
+
+
+def every_algorithm(versions: dict[str, int]) -> dict[str, int | None]:
+    """The active version of every algorithm, as the API names them: null for those the world did not train."""
+    return {name: versions.get(name) for name in Algorithm.values}
+
+
+def tuned_weights(run: TrainingRun) -> dict[str, float]:
+    """What tuned mode serves: the run's tuned weights over every algorithm, summing to 1."""
+    total = sum(run.tuned["weights"].values())
+    return {name: run.tuned["weights"].get(name, 0.0) / total for name in Algorithm.values}
 
 
 # ---------------------------------------------------------------- staff only
@@ -211,14 +222,17 @@ def test_an_unknown_training_run_is_a_json_404(staff, run_id):
 
 def test_algorithm_status_describes_each_algorithm_the_weights_and_the_data(world, staff):
     body = staff.get(STATUS).json()
-    assert set(body) == {"algorithms", "weights", "data", "latest_training_run"}
-    assert set(body["algorithms"]) == {"content_based", "collaborative", "two_tower"}
+    assert set(body) == {"algorithms", "weights", "data", "latest_training_run", "served"}
+    assert set(body["algorithms"]) == set(Algorithm.values)
     for name, state in body["algorithms"].items():
         assert set(state) == {"available", "active_version", "trained_at", "metrics", "device", "reason"}
+        if name not in world.versions:  # the world trains three of the five
+            assert state["available"] is False and state["active_version"] is None and state["reason"]
+            continue
         assert state["available"] is True and state["reason"] is None
         assert state["active_version"] == world.versions[name]
         assert state["trained_at"] and state["device"] == "cpu" and "ndcg" in state["metrics"]
-    assert body["weights"] == {"content_based": 0.4, "collaborative": 0.35, "two_tower": 0.25}
+    assert body["weights"] == pytest.approx(tuned_weights(world.run))
     assert body["data"]["interactions"] == Interaction.objects.count()
     assert body["data"]["users"] == 70 and body["data"]["items"] > 0
     assert body["latest_training_run"]["id"] == world.run.pk
@@ -248,7 +262,7 @@ def test_loading_a_version_activates_it_and_the_next_request_is_served_by_it(wor
     response = staff.post(LOAD, {"algorithm": "collaborative", "version": copy.version}, format="json")
     assert response.status_code == 200, response.content
     assert response.json() == {"activated": {"collaborative": copy.version},
-                               "model_versions": {**world.versions, "collaborative": copy.version}}
+                               "model_versions": every_algorithm({**world.versions, "collaborative": copy.version})}
     copy.refresh_from_db()
     assert copy.status == "active" and copy.activated_at
     answer = recommend(client_for(user(Developer, world.developer_id)), world.developer_id, "developer")
@@ -285,7 +299,7 @@ def test_a_missing_artifact_is_refused(world, staff, tmp_path):
     ({"algorithm": "collaborative", "version": 99}, 404, "detail"),
     ({"algorithm": "collaborative"}, 400, "version"),
     ({"version": 1}, 400, "algorithm"),
-    ({"algorithm": "ease", "version": 1}, 400, "algorithm"),
+    ({"algorithm": "popularity", "version": 1}, 400, "algorithm"),
     ({"algorithm": "collaborative", "version": 0}, 400, "version"),
     ({"algorithm": "collaborative", "version": 1, "force": True}, 400, "force"),
 ])
@@ -314,7 +328,7 @@ def test_components_trained_on_different_snapshots_serve_together(world, staff, 
     staff.post(LOAD, {"algorithm": "collaborative", "version": newer.version}, format="json")
 
     answer = recommend(client_for(developer), world.developer_id, "developer")
-    assert answer["model_versions"] == {**world.versions, "collaborative": newer.version}
+    assert answer["model_versions"] == every_algorithm({**world.versions, "collaborative": newer.version})
     assert answer["fallback"] == "none" and answer["results"]
 
 
@@ -325,7 +339,9 @@ def test_weights_are_normalised_kept_with_their_author_and_returned(staff, staff
     response = staff.put(WEIGHTS, {"weights": {"content_based": 2, "collaborative": 1, "two_tower": 1}},
                          format="json")
     assert response.status_code == 200, response.content
-    assert response.json() == {"weights": {"content_based": 0.5, "collaborative": 0.25, "two_tower": 0.25}}
+    assert response.json()["mode"] == "manual"
+    assert response.json()["weights"] == {"content_based": 0.5, "collaborative": 0.25, "two_tower": 0.25,
+                                          "ease": 0.0, "rp3beta": 0.0}
     saved = HybridWeights.objects.latest()
     assert saved.changed_by == staff_user and saved.as_dict() == response.json()["weights"]
     assert staff.get(STATUS).json()["weights"] == response.json()["weights"]
@@ -334,12 +350,14 @@ def test_weights_are_normalised_kept_with_their_author_and_returned(staff, staff
 def test_huge_weights_are_normalised_not_refused(staff):
     response = staff.put(WEIGHTS, {"weights": {"content_based": 1e308, "collaborative": 1e308}}, format="json")
     assert response.status_code == 200, response.content
-    assert response.json()["weights"] == {"content_based": 0.5, "collaborative": 0.5, "two_tower": 0.0}
+    assert response.json()["weights"] == {"content_based": 0.5, "collaborative": 0.5, "two_tower": 0.0, "ease": 0.0,
+                                          "rp3beta": 0.0}
 
 
 def test_weights_left_out_count_as_zero(staff):
     response = staff.put(WEIGHTS, {"weights": {"collaborative": 3}}, format="json")
-    assert response.json()["weights"] == {"content_based": 0.0, "collaborative": 1.0, "two_tower": 0.0}
+    assert response.json()["weights"] == {"content_based": 0.0, "collaborative": 1.0, "two_tower": 0.0, "ease": 0.0,
+                                          "rp3beta": 0.0}
 
 
 @pytest.mark.parametrize(("weights", "message"), [
