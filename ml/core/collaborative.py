@@ -89,6 +89,10 @@ class ALSConfig:
     alpha: float = 5.0  # confidence = alpha * interaction weight
     iterations: int = 15
     dismiss_weight: float = 1.0  # confidence of "not this one" per unit of negative evidence
+    # Every positive cell weighs 1, whatever its kinds add up to. On a seeded platform world, the kinds'
+    # summed weights (a user's view, save and apply of one position: 7) as confidences lost a quarter of
+    # the held-out NDCG@10 against binary cells (0.032 vs 0.041, regularization 10, alpha 1).
+    binary: bool = True
 
 
 class CollaborativeRecommender(Recommender):
@@ -125,7 +129,7 @@ class CollaborativeRecommender(Recommender):
     def _confidence_matrix(self, matrix: sp.csr_matrix, negatives: sp.csr_matrix | None) -> sp.csr_matrix:
         """Positives as they are; negatives as negative values, which implicit reads as "preference 0".
         A dismissed item is not a positive any more, whatever was recorded before."""
-        positives = sp.csr_matrix(matrix, dtype=np.float32)
+        positives = sp.csr_matrix(matrix > 0 if self.config.binary else matrix, dtype=np.float32)
         if negatives is None or not negatives.nnz:
             return positives
         negatives = sp.csr_matrix(negatives, dtype=np.float32)

@@ -71,8 +71,9 @@ class Ranker:
     """Blends ``components`` (already in one numbering of ``n_items`` items) with ``weights``.
 
     ``popularity``: (n_items,) how many users interacted with each item: a component the weights may blend
-    (as ``"popularity"``, its log), and the last resort of the fallback chain; ``unavailable``: components that should serve but cannot, with why; ``retrieval``: default
-    exact for groups up to ``RetrievalConfig.exact_up_to`` items, over one group of all items.
+    (as ``"popularity"``, its log), and the last resort of the fallback chain; ``unavailable``: components
+    that should serve but cannot, with why; ``retrieval``: default exact for groups up to
+    ``RetrievalConfig.exact_up_to`` items, over one group of all items.
     """
 
     def __init__(self, components: dict[str, Recommender], weights: dict[str, float], n_items: int, *,

@@ -37,6 +37,11 @@ CONTENT_SETTINGS = [(0.1, {"skill": 3.0}), (0.0, {}), (0.1, {}), (0.3, {}), (1.0
                     (0.0, {"skill": 3.0}), (0.3, {"skill": 3.0}), (0.1, {"skill": 2.0})]
 
 
+# (regularization, alpha, binary cells): ml-100k prefers 30 / 5, the seeded platform world 10 / 1.
+ALS_SETTINGS = [(30.0, 5.0, True), (10.0, 5.0, True), (100.0, 5.0, True), (1.0, 1.0, True), (10.0, 1.0, True),
+                (30.0, 1.0, True), (10.0, 1.0, False), (30.0, 5.0, False)]
+
+
 def settings_grid(name: str, seed: int = 0) -> list[Maker]:
     """Makers of the settings worth comparing on validation data, the default first.
 
@@ -50,10 +55,9 @@ def settings_grid(name: str, seed: int = 0) -> list[Maker]:
     grids: dict[str, list[Maker]] = {
         CONTENT: [lambda w=w, s=s: cb.ContentRecommender(cb.ContentConfig(popularity_weight=w, namespace_weights=s))
                   for w, s in CONTENT_SETTINGS],
-        COLLABORATIVE: [lambda r=r, a=a: co.CollaborativeRecommender(co.ALSConfig(regularization=r, alpha=a),
-                                                                     seed=seed)
-                        for r, a in ((co.ALSConfig().regularization, co.ALSConfig().alpha), (10.0, 5.0), (100.0, 5.0),
-                                     (1.0, 1.0), (10.0, 1.0), (30.0, 1.0))],
+        COLLABORATIVE: [lambda r=r, a=a, b=b: co.CollaborativeRecommender(
+                            co.ALSConfig(regularization=r, alpha=a, binary=b), seed=seed)
+                        for r, a, b in ALS_SETTINGS],
         EASE: [lambda v=v: co.EaseRecommender(co.EaseConfig(l2=v)) for v in (co.EaseConfig().l2, 100.0, 1000.0)],
         RP3BETA: [lambda b=b: co.RP3BetaRecommender(co.RP3BetaConfig(beta=b)) for b in (co.RP3BetaConfig().beta, 0.3)],
         POPULARITY: [co.PopularityRecommender],
@@ -108,14 +112,23 @@ class Tuned:
     fold_models: dict[str, Recommender] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
+    # per group of users (the platform's roles), the weights that rank that group's held-out items best,
+    # for the groups with enough validation users; the others take ``weights``
+    weights_by_group: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def tune(names: list[str], data: InteractionData, *, seed: int = 0,
          split: tuple[InteractionData, sp.csr_matrix] | None = None, factories: dict[str, Maker] | None = None,
-         k: int = TUNING_K, progress: ProgressCallback | None = None) -> Tuned:
+         k: int = TUNING_K, progress: ProgressCallback | None = None, groups: np.ndarray | None = None,
+         allowed: dict[str, np.ndarray] | None = None) -> Tuned:
     """Settings and weights of the ``names`` components on ``split`` (default: 20% of each user's
     interactions at random). ``factories`` fixes a component's setting instead of searching its grid.
-    With no split to be had, every component keeps its default setting and the default weights."""
+    With no split to be had, every component keeps its default setting and the default weights.
+
+    ``groups``: a label per user row (the platform's roles): weights are then also tuned per group
+    (``Tuned.weights_by_group``); ``allowed``: per label, the items (bool per item row) its users may be
+    recommended, the only candidates their validation rankings hold.
+    """
     started = time.perf_counter()
     factories = factories or {}
     split = split or validation_split(data, 0.2, seed + 1)
@@ -138,7 +151,10 @@ def tune(names: list[str], data: InteractionData, *, seed: int = 0,
     if not tuned.fold_models:
         raise EngineError(f"no component could learn from the data: {failed}")
     users = _validation_users(heldout, VALIDATION_USERS, seed)
-    shortlist, unscorable = _Shortlist.build(tuned.fold_models, fold.matrix, users, heldout)
+    labels = None if groups is None else np.asarray(groups)[users]
+    allowed_rows = None if labels is None or allowed is None else np.stack(
+        [allowed.get(label, np.ones(data.n_items, dtype=bool)) for label in labels])
+    shortlist, unscorable = _Shortlist.build(tuned.fold_models, fold.matrix, users, heldout, allowed_rows)
     failed |= unscorable
     start = {n: DEFAULT_WEIGHTS.get(n, 0.0) for n in shortlist.z}
     if not any(start.values()):
@@ -146,11 +162,35 @@ def tune(names: list[str], data: InteractionData, *, seed: int = 0,
     weights, trace = coordinate_ascent(shortlist, start, k)
     tuned.weights = {n: round(w, 4) for n, w in weights.items()}
     tuned.validation = {"ndcg": trace[-1], "k": k, "trace": trace, "failed": failed, "users": len(users),
-                        "settings": {n: str(getattr(m, "config", "")) for n, m in tuned.fold_models.items()},
-                        "seconds": round(time.perf_counter() - started, 1)}
+                        "settings": {n: str(getattr(m, "config", "")) for n, m in tuned.fold_models.items()}}
+    if labels is not None:
+        tuned.weights_by_group, tuned.validation["by_group"] = _tune_groups(shortlist, labels, weights, k)
+    tuned.validation["seconds"] = round(time.perf_counter() - started, 1)
     if progress:
         progress("weights", {"algorithm": "hybrid", **tuned.weights, "validation_ndcg": trace[-1]})
     return tuned
+
+
+MIN_GROUP_USERS = 50  # fewer validation users than this would tune a group's weights to noise
+
+
+def _tune_groups(shortlist: _Shortlist, labels: np.ndarray, start: dict[str, float], k: int
+                 ) -> tuple[dict[str, dict[str, float]], dict[str, dict]]:
+    """Per label with enough validation users, the weights that rank its users' held-out items best,
+    searched from the overall ones; and each group's validation NDCG@k with the overall and its own."""
+    weights, record = {}, {}
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        group = shortlist.subset(rows)
+        overall = group.ndcg(start, k)
+        if len(rows) < MIN_GROUP_USERS:
+            record[str(label)] = {"users": len(rows), "ndcg": overall, "own_weights": False}
+            continue
+        found, trace = coordinate_ascent(group, dict(start), k)
+        weights[str(label)] = {n: round(w, 4) for n, w in found.items()}
+        record[str(label)] = {"users": len(rows), "ndcg_with_overall_weights": overall, "ndcg": trace[-1],
+                              "own_weights": True}
+    return weights, record
 
 
 def _normalised(weights: dict[str, float]) -> dict[str, float]:
@@ -195,9 +235,11 @@ class _Shortlist:
 
     @classmethod
     def build(
-        cls, models: dict[str, Recommender], matrix: sp.csr_matrix, users: np.ndarray, heldout: sp.csr_matrix
+        cls, models: dict[str, Recommender], matrix: sp.csr_matrix, users: np.ndarray, heldout: sp.csr_matrix,
+        allowed: np.ndarray | None = None,
     ) -> tuple[_Shortlist, dict[str, str]]:
-        """(shortlist, failed): a component that cannot score is left out and reported."""
+        """(shortlist, failed): a component that cannot score is left out and reported. ``allowed``:
+        (len(users), n_items) bool, the items each user may be recommended (None: all)."""
         scorable, failed = {}, {}
         for name, model in models.items():
             try:
@@ -205,7 +247,8 @@ class _Shortlist:
                 scorable[name] = model
             except Exception as exc:  # same policy as serving: a failing component drops out
                 failed[name] = f"{type(exc).__name__}: {exc}"
-        chunks = [cls._chunk(scorable, matrix, users[s : s + SHORTLIST_CHUNK], heldout)
+        chunks = [cls._chunk(scorable, matrix, users[s : s + SHORTLIST_CHUNK], heldout,
+                             None if allowed is None else allowed[s : s + SHORTLIST_CHUNK])
                   for s in range(0, len(users), SHORTLIST_CHUNK)]
         z = {n: np.vstack([c.z[n] for c in chunks]) for n in scorable}
         relevant = np.vstack([c.relevant for c in chunks])
@@ -213,22 +256,29 @@ class _Shortlist:
 
     @classmethod
     def _chunk(
-        cls, models: dict[str, Recommender], matrix: sp.csr_matrix, users: np.ndarray, heldout: sp.csr_matrix
+        cls, models: dict[str, Recommender], matrix: sp.csr_matrix, users: np.ndarray, heldout: sp.csr_matrix,
+        allowed: np.ndarray | None,
     ) -> _Shortlist:
         """The shortlist of a few users, so that only (chunk, n_items) score blocks are ever held."""
         rows = np.arange(len(users))
         seen = matrix[users].toarray() > 0
+        # z-scores over every unseen item, as the ranker standardises; candidates among the allowed ones only
         full = {name: zscore(model.score(users), seen) for name, model in models.items()}
+        excluded = seen if allowed is None else seen | ~allowed
         per_component = min(CANDIDATES_PER_COMPONENT, matrix.shape[1])
-        top = [np.argpartition(np.where(seen, np.inf, -s), per_component - 1, axis=1)[:, :per_component]
+        top = [np.argpartition(np.where(excluded, np.inf, -s), per_component - 1, axis=1)[:, :per_component]
                for s in full.values()]
         candidates = np.sort(np.concatenate(top, axis=1), axis=1)
-        # a seen item, or a candidate repeated, must not count in a ranking: send it to the bottom
-        dropped = seen[rows[:, None], candidates]
+        # an excluded item, or a candidate repeated, must not count in a ranking: send it to the bottom
+        dropped = excluded[rows[:, None], candidates]
         dropped[:, 1:] |= candidates[:, 1:] == candidates[:, :-1]
         z = {n: np.where(dropped, -np.inf, s[rows[:, None], candidates]) for n, s in full.items()}
         relevant = (heldout[users].toarray() > 0)[rows[:, None], candidates] & ~dropped
         return cls(z, relevant, np.diff(heldout[users].indptr))
+
+    def subset(self, rows: np.ndarray) -> _Shortlist:
+        """The shortlist of the validation users ``rows`` only."""
+        return _Shortlist({n: z[rows] for n, z in self.z.items()}, self.relevant[rows], self.n_relevant[rows])
 
     def ndcg(self, weights: dict[str, float], k: int) -> float:
         blended = sum(w * self.z[n] for n, w in weights.items() if w > 0)

@@ -175,3 +175,21 @@ def test_zscore_standardises_on_unseen_items_only():
     z = zscore(scores, np.asarray([[1, 0, 0, 0]]))
     np.testing.assert_allclose(z[0, 1:], [-1.2247449, 0.0, 1.2247449], rtol=1e-5)
     np.testing.assert_allclose(zscore(np.ones((1, 3))), 0.0)
+
+
+def test_weights_are_also_tuned_per_group_of_users_on_their_allowed_items():
+    data = make_world(n_users=240)
+    labels = np.asarray(["even" if user % 2 == 0 else "odd" for user in range(data.n_users)])
+    half = np.arange(data.n_items) < data.n_items // 2
+    allowed = {"even": half, "odd": ~half}
+    tuned = tune(["content_based", "collaborative"], data, groups=labels, allowed=allowed)
+    assert set(tuned.weights_by_group) == {"even", "odd"}
+    assert all(sum(w.values()) == pytest.approx(1.0) for w in tuned.weights_by_group.values())
+    by_group = tuned.validation["by_group"]
+    assert by_group["even"]["own_weights"] and by_group["even"]["ndcg"] >= by_group["even"]["ndcg_with_overall_weights"]
+
+
+def test_a_group_with_few_validation_users_keeps_the_overall_weights(cold_world):
+    labels = np.asarray(["even" if user % 2 == 0 else "odd" for user in range(cold_world.n_users)])  # 32 each
+    tuned = tune(["content_based", "collaborative"], cold_world, groups=labels)
+    assert tuned.weights_by_group == {} and tuned.validation["by_group"]["odd"]["own_weights"] is False
