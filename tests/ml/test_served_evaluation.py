@@ -144,7 +144,7 @@ def test_the_evaluate_command_prints_the_table_and_writes_the_plot(trained, tmp_
     plot = tmp_path / "plots" / "evaluation.png"
     call_command("evaluate", algorithms="content_based,collaborative", plot=str(plot), stdout=out)
     printed = out.getvalue()
-    assert "Holding out each user's latest events" in printed and "Ranking" in printed
+    assert "Holding out each user's latest 20% of events" in printed and "Ranking" in printed
     header = next(line for line in printed.splitlines() if line.startswith("group"))
     assert header.split() == ["group", "users", "served", "popular", "oracle", "srv/pop", "srv/orc", "recall",
                               "coverage", "divers."]

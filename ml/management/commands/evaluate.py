@@ -45,7 +45,7 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"  {name}: left out ({why})"))
         self.stdout.write(f"\nServed with weights {_weights(result['weights'])}; {result['holdout']['users']} users, "
                           f"{result['holdout']['events']} held-out events ({result['holdout']['fraction']:.0%} of "
-                          f"each user's latest), K = {evaluation.K}; {result['seconds']} s in all")
+                          f"each user's latest), K = {evaluation.K}; {result['total_seconds']} s in all")
         if result["oracle"] is None:
             self.stdout.write("No oracle: the data is not the demo world of seed "
                               f"{demo_seed} (pass --demo-seed for another).")
@@ -59,8 +59,9 @@ class Command(BaseCommand):
 
     def _show(self, event: str, info: dict) -> None:
         if event == "split":
-            self.stdout.write(f"Holding out each user's latest events: {info['held_out_events']} of the events of "
-                              f"{info['users']} users on {info['items']} items")
+            self.stdout.write(f"Holding out each user's latest {evaluation.HOLDOUT_FRACTION:.0%} of events: "
+                              f"{info['held_out_events']} events of "
+                              f"{info['users']} users, {info['items']} items")
         elif event == "component":
             self.stdout.write(f"  {info['algorithm']}: setting chosen in {info['seconds']}s"
                               + ("" if info["ok"] else " (it failed)"))
