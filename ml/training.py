@@ -342,9 +342,19 @@ def _measure(run_id: int, snapshot, outer, held_out: dict[str, Recommender], wei
         logger.warning("training run %s: the served evaluation was not run: %s", run_id, exc)
         return None, {}
     models.holdout.save(evaluation.holdout_dir(run_id) / evaluation.HOLDOUT_SPLIT)
+    _remove_other_runs_files(run_id)
     oracle, _ = evaluation.demo_oracle()
     report("evaluating", {"algorithm": "hybrid", "users": len(models.holdout.users)})
     return evaluation.served_evaluation(models, weights, oracle), models.alone()
+
+
+def _remove_other_runs_files(run_id: int) -> None:
+    """Only the newest measured run's held-out split is read again (evaluate_weights): earlier runs' files,
+    and those of runs that failed before they were measured, would only fill the disk."""
+    runs = evaluation.holdout_dir(run_id).parent.parent
+    for folder in runs.iterdir():
+        if folder.name != str(run_id):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _why_not_activated(run: TrainingRun) -> str:

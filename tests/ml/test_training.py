@@ -244,3 +244,10 @@ def test_a_set_replaces_the_active_one_unless_clearly_worse_or_below_popularity(
 def test_with_nothing_active_any_measured_set_is_activated():
     new = TrainingRun.objects.create(algorithms=["collaborative"], served=measured_as(0.01, popularity=0.5))
     assert training._why_not_activated(new) == ""
+
+
+def test_only_the_newest_measured_runs_held_out_split_is_kept_on_disk(world, settings):
+    first = train(["content_based"])
+    assert (Path(settings.MODEL_DIR) / "runs" / str(first.pk) / "holdout" / "content_based").is_dir()
+    second = train(["content_based"], force=True)
+    assert [folder.name for folder in (Path(settings.MODEL_DIR) / "runs").iterdir()] == [str(second.pk)]
