@@ -1,8 +1,10 @@
 from django import forms
 from django.contrib import admin, messages
 
+from ml.core.registry import POPULARITY
+
 from . import selectors, services, tasks, training
-from .models import Algorithm, HybridWeights, ModelVersion, TrainingRun, Trigger
+from .models import BLENDED, Algorithm, HybridWeights, ModelVersion, TrainingRun, Trigger
 
 
 def retrain_now(modeladmin, request, algorithms: list[str]) -> None:
@@ -88,12 +90,16 @@ class _HybridWeightsForm(forms.ModelForm):
         model = HybridWeights
         fields = ["mode", "note"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["mode"].help_text = _tuned_beside_current()
+
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("mode") == HybridWeights.Mode.TUNED:
             self.instance.weights = selectors.tuned_weights()
             return cleaned
-        raw = {name: cleaned[name] for name in Algorithm.values if cleaned.get(name) is not None}
+        raw = {name: cleaned[name] for name in BLENDED if cleaned.get(name) is not None}
         try:
             self.instance.weights = services.normalised_weights(raw)
         except services.DomainError as exc:
@@ -101,9 +107,25 @@ class _HybridWeightsForm(forms.ModelForm):
         return cleaned
 
 
-# One number per algorithm, declared (through the form's metaclass) so that admin lays them out.
+def _tuned_beside_current() -> str:
+    """The weights in force and the latest training's tuned ones with their validation NDCG, to choose by."""
+    state = selectors.weights_state()
+    text = f"In force now ({state['mode']}): {_weights_text(state['weights'])}."
+    tuned = state["tuned"]
+    if tuned is None:
+        return f"{text} No training has tuned weights yet."
+    return (f"{text} Tuned by training run {tuned['training_run_id']} (validation NDCG "
+            f"{tuned['validation_ndcg']}): {_weights_text(tuned['weights'])}.")
+
+
+def _weights_text(weights: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.2f}" for name, value in weights.items() if value > 0)
+
+
+# One number per blended component, declared (through the form's metaclass) so that admin lays them out.
 HybridWeightsForm = type("HybridWeightsForm", (_HybridWeightsForm,), {
-    name: forms.FloatField(required=False, label=f"{label} weight") for name, label in Algorithm.choices})
+    name: forms.FloatField(required=False, label=f"{label} weight")
+    for name, label in [*Algorithm.choices, (POPULARITY, "Popularity")]})
 
 
 @admin.register(HybridWeights)
@@ -117,7 +139,7 @@ class HybridWeightsAdmin(admin.ModelAdmin):
 
     @admin.display(description="weights")
     def weights_shown(self, obj: HybridWeights) -> str:
-        return ", ".join(f"{name} {value:.2f}" for name, value in obj.as_dict().items() if value > 0)
+        return _weights_text(obj.as_dict())
 
     def has_change_permission(self, request, obj=None) -> bool:
         return obj is None

@@ -42,7 +42,7 @@ from ml.core.base import ProgressCallback, Recommender, load_artifact, save_arti
 from ml.core.data import NEGATIVE_KINDS, EngineError, IdMap, InteractionData, interaction_matrices
 from ml.core.metrics import catalog_coverage, intra_list_diversity, ndcg_at_k, recall_at_k
 from ml.core.ranker import single_threaded_blas
-from ml.core.registry import EASE, TWO_TOWER, load_component
+from ml.core.registry import EASE, POPULARITY, TWO_TOWER, load_component
 from ml.core.tuning import Maker, Tuned, settings_grid, tune
 from recsys_site.exceptions import Conflict
 
@@ -188,14 +188,31 @@ def setting_of(algorithm: str, config: dict) -> Maker:
     return next((make for make in makers if config_of(make()) == config), makers[0])
 
 
-def tune_on(split: TimeSplit, names: list[str], fixed: dict[str, Maker] | None = None,
+def tune_on(split: TimeSplit, names: list[str], snapshot: Snapshot, fixed: dict[str, Maker] | None = None,
             progress: ProgressCallback | None = None) -> Tuned:
     """Each component's setting and the weights, chosen on ``split``: every setting fitted on its earlier
-    events and measured on its held-out ones (``ml.core.tuning.tune``). ``fixed`` keeps a component's
-    setting; the Two-Tower has one, its capped default. Without held-out items tune carves its own."""
+    events and measured on its held-out ones (``ml.core.tuning.tune``); popularity may earn a weight too.
+    The weights are also tuned per role, each role's validation users ranked among what it may be served
+    (``Tuned.weights_by_group``). ``fixed`` keeps a component's setting; the Two-Tower has one, its capped
+    default. Without held-out items tune carves its own."""
     factories = {TWO_TOWER: _default_maker(TWO_TOWER), **(fixed or {})}
     carved = (split.train, split.heldout) if split.heldout.nnz else None
-    return tune(names, split.train, seed=SEED, split=carved, factories=factories, progress=progress)
+    roles, allowed = role_groups(snapshot, split.train)
+    return tune([*names, POPULARITY], split.train, seed=SEED, split=carved, factories=factories,
+                progress=progress, groups=roles, allowed=allowed)
+
+
+def role_groups(snapshot: Snapshot, data: InteractionData) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(each user row's role, {role: the items it may be served}): how tuning groups validation users."""
+    roles = np.asarray([snapshot.records.get(int(user_id), {}).get("role", "") for user_id in data.user_ids.ids])
+    return roles, {role: allowed_items(role, data.item_ids, snapshot.servable)
+                   for role in platform_data.ROLE_ITEM_TYPES}
+
+
+def allowed_items(role: str, item_ids: IdMap, servable: np.ndarray) -> np.ndarray:
+    """(n_items,) bool: what the API may serve a ``role``: its item types, servable ones."""
+    types = np.asarray([key.split(":", 1)[0] for key in item_ids.ids])
+    return np.isin(types, platform_data.ROLE_ITEM_TYPES[role]) & servable
 
 
 def chosen_maker(tuned: Tuned, algorithm: str) -> Maker:
@@ -257,8 +274,7 @@ class Holdout:
     def allowed(self, role: str) -> np.ndarray:
         """(n_items,) bool: what the API may serve a ``role``: its item types, servable ones."""
         if role not in self._allowed:
-            types = np.asarray([key.split(":", 1)[0] for key in self.item_ids.ids])
-            self._allowed[role] = np.isin(types, platform_data.ROLE_ITEM_TYPES[role]) & self.servable
+            self._allowed[role] = allowed_items(role, self.item_ids, self.servable)
         return self._allowed[role]
 
     def popularity(self) -> np.ndarray:
@@ -329,12 +345,14 @@ class HeldOutModels:
         self.models, self.holdout = dict(models), holdout
         self.serving = serving_set_of(self.models, holdout)
 
-    def lists(self, weights: dict[str, float], k: int = K) -> dict[int, np.ndarray]:
-        """{user id: item rows, best first}: each evaluated user's top ``k`` through the API's ranker."""
-        return served_lists(self.serving, weights, self.holdout, k)
+    def lists(self, weights: dict[str, float], by_role: dict[str, dict[str, float]] | None = None,
+              k: int = K) -> dict[int, np.ndarray]:
+        """{user id: item rows, best first}: each evaluated user's top ``k`` through the API's ranker, with
+        ``weights``, or their role's in ``by_role``."""
+        return served_lists(self.serving, weights, self.holdout, k, by_role)
 
-    def measure(self, weights: dict[str, float]) -> Metrics:
-        return measured(self.lists(weights), self.holdout)
+    def measure(self, weights: dict[str, float], by_role: dict[str, dict[str, float]] | None = None) -> Metrics:
+        return measured(self.lists(weights, by_role), self.holdout)
 
     def alone(self) -> dict[str, dict]:
         """Each component served alone (users without history get the content model, as served): for the
@@ -365,17 +383,18 @@ def serving_set_of(models: dict[str, Recommender], holdout: Holdout) -> ServingS
     return serving
 
 
-def served_lists(serving: ServingSet, weights: dict[str, float], holdout: Holdout,
-                 k: int = K) -> dict[int, np.ndarray]:
+def served_lists(serving: ServingSet, weights: dict[str, float], holdout: Holdout, k: int = K,
+                 by_role: dict[str, dict[str, float]] | None = None) -> dict[int, np.ndarray]:
     """{user id: item rows, best first}: what ``recommendations.services`` serves each evaluated user from
-    their rows in ``holdout`` (seen and dismissed items left out, open positions of their role's types)."""
-    ranker = serving.ranker(weights)
+    their rows in ``holdout`` (seen and dismissed items left out, open positions of their role's types),
+    with ``weights`` or their role's own in ``by_role``."""
+    rankers = {role: serving.ranker((by_role or {}).get(role, weights)) for role in platform_data.ROLE_ITEM_TYPES}
     lists = {}
     with single_threaded_blas():  # as a request ranks: one user's small products
         for user in holdout.users:
             state = serving.user_state(user.user_id, holdout.matrix[user.row], holdout.negatives[user.row],
                                        user.terms, user.features)
-            lists[user.user_id] = ranker.rank(state, k, holdout.allowed(user.role)).items
+            lists[user.user_id] = rankers[user.role].rank(state, k, holdout.allowed(user.role)).items
     return lists
 
 
@@ -457,20 +476,28 @@ def ratio(served: float | None, baseline: float | None) -> float | None:
 # ---------------------------------------------------------------- the evaluation of a run
 
 
-def served_evaluation(held_out: HeldOutModels, weights: dict[str, float], oracle=None) -> dict:
-    """{"metrics": M, "popularity": M, "oracle": M | None, "weights", "holdout": {"users", "events",
-    "fraction"}, "seconds"}: ``held_out`` ranked with ``weights`` beside popularity (and the oracle);
-    ``seconds``: the time ranking and measuring took (the held-out models were fitted before)."""
+def served_evaluation(held_out: HeldOutModels, weights: dict[str, float], oracle=None,
+                      by_role: dict[str, dict[str, float]] | None = None) -> dict:
+    """{"metrics": M, "popularity": M, "oracle": M | None, "weights", "weights_by_role", "holdout": {"users",
+    "events", "fraction"}, "seconds"}: ``held_out`` ranked with ``weights`` (a role's own in ``by_role``)
+    beside popularity (and the oracle); ``seconds``: the time ranking and measuring took (the held-out
+    models were fitted before)."""
     started = time.perf_counter()
     holdout = held_out.holdout
+    by_role = by_role or {}
     return {
-        "metrics": held_out.measure(weights),
+        "metrics": held_out.measure(weights, by_role),
         "popularity": measured(popularity_lists(holdout), holdout),
         "oracle": None if oracle is None else measured(oracle_lists(oracle, holdout), holdout),
-        "weights": {name: round(float(value), 4) for name, value in weights.items()},
+        "weights": _rounded_weights(weights),
+        "weights_by_role": {role: _rounded_weights(role_weights) for role, role_weights in by_role.items()},
         "holdout": {"users": len(holdout.users), "events": holdout.held_events, "fraction": holdout.fraction},
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _rounded_weights(weights: dict[str, float]) -> dict[str, float]:
+    return {name: round(float(value), 4) for name, value in weights.items()}
 
 
 def demo_oracle(seed: int = DEMO_SEED):
@@ -520,8 +547,11 @@ def evaluate_weights(weights: dict) -> dict[str, Metrics]:
     except (EngineError, OSError, KeyError) as exc:
         raise Conflict(f"The held-out split of training run {run.pk} cannot be read ({exc}); train again.") from exc
     manual = selectors.weights_state()["mode"] == HybridWeights.Mode.MANUAL
-    current = selectors.current_weights() if manual else run.served["weights"]
-    return {"proposed": held_out.measure(proposed), "current": held_out.measure(current)}
+    if manual:
+        current = held_out.measure(selectors.current_weights())
+    else:
+        current = held_out.measure(run.served["weights"], run.served.get("weights_by_role", {}))
+    return {"proposed": held_out.measure(proposed), "current": current}
 
 
 def evaluate_platform(algorithms: list[str] | None = None, demo_seed: int = DEMO_SEED,
@@ -538,13 +568,13 @@ def evaluate_platform(algorithms: list[str] | None = None, demo_seed: int = DEMO
     skipped = {name: why for name in algorithms or Algorithm.values if (why := skip_reason(name, data))}
     names = [name for name in algorithms or Algorithm.values if name not in skipped]
     say("split", {"users": data.n_users, "items": data.n_items, "held_out_events": outer.held_events})
-    tuned = tune_on(time_split(outer.train, outer.train_events), names, progress=progress)
+    tuned = tune_on(time_split(outer.train, outer.train_events), names, snapshot, progress=progress)
     models, failed = fit_holdout_models(tuned, names, outer.train, progress=progress)
     say("fitted", {"algorithms": sorted(models), "weights": tuned.weights, "failed": failed})
     held_out = HeldOutModels(models, holdout_of(snapshot, outer))
     oracle, why_no_oracle = demo_oracle(demo_seed)
     say("ranking", {"users": len(held_out.holdout.users), "oracle": why_no_oracle or "demo world"})
-    result = served_evaluation(held_out, tuned.weights, oracle)
+    result = served_evaluation(held_out, tuned.weights, oracle, tuned.weights_by_group)
     result["alone"] = held_out.alone()
     result["skipped"] = {**skipped, **failed, **tuned.validation.get("failed", {})}
     result["total_seconds"] = round(time.perf_counter() - started, 1)

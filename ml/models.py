@@ -3,7 +3,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from ml.core.registry import DEFAULT_WEIGHTS
+from ml.core.registry import DEFAULT_WEIGHTS, POPULARITY
 
 
 class Algorithm(models.TextChoices):
@@ -119,9 +119,13 @@ class TrainingRun(models.Model):
         return f"training run {self.pk} ({self.status})"
 
 
+# What the hybrid's weights blend: every algorithm, and item popularity, which the ranker holds itself.
+BLENDED = [*Algorithm.values, POPULARITY]
+
+
 def default_weights() -> dict[str, float]:
-    """The blend's weights before any training tuned them, for every algorithm."""
-    return {name: DEFAULT_WEIGHTS.get(name, 0.0) for name in Algorithm.values}
+    """The blend's weights before any training tuned them, for every blended component."""
+    return {name: DEFAULT_WEIGHTS.get(name, 0.0) for name in BLENDED}
 
 
 class HybridWeights(models.Model):
@@ -155,4 +159,4 @@ class HybridWeights(models.Model):
         return f"{self.mode} weights {self.as_dict()} at {self.changed_at:%Y-%m-%d %H:%M}"
 
     def as_dict(self) -> dict[str, float]:
-        return {name: float(self.weights.get(name, 0.0)) for name in Algorithm.values}
+        return {name: float(self.weights.get(name, 0.0)) for name in BLENDED}

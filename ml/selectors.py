@@ -5,10 +5,21 @@ from .models import HybridWeights, ModelVersion, TrainingRun, default_weights
 def current_weights() -> dict[str, float]:
     """The weights in force, for every algorithm: the pinned ones in manual mode; in tuned mode (the
     default) the tuned weights of the run whose versions serve (:func:`tuned_weights`)."""
+    return weights_in_force()[0]
+
+
+def weights_in_force() -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """(the weights in force, {role: the weights that replace them for that role's users}). Manual mode pins
+    one set for everyone; tuned mode serves the tuned run's weights, and its own for each role that had
+    enough validation users (roles are recommended different item types, which different signals predict)."""
     latest = _latest_change()
     if latest is not None and latest.mode == HybridWeights.Mode.MANUAL:
-        return latest.as_dict()
-    return tuned_weights()
+        return latest.as_dict(), {}
+    run = tuned_run()
+    if run is None:
+        return default_weights(), {}
+    return (_every_algorithm(run.tuned["weights"]),
+            {role: _every_algorithm(weights) for role, weights in run.tuned.get("by_role", {}).items()})
 
 
 def tuned_weights() -> dict[str, float]:
@@ -31,6 +42,8 @@ def weights_state() -> dict:
     latest = _latest_change()
     run = tuned_run()
     tuned = None if run is None else {"weights": _every_algorithm(run.tuned["weights"]),
+                                      "by_role": {role: _every_algorithm(weights)
+                                                  for role, weights in run.tuned.get("by_role", {}).items()},
                                       "validation_ndcg": run.tuned.get("validation_ndcg"), "training_run_id": run.pk}
     manual = latest is not None and latest.mode == HybridWeights.Mode.MANUAL
     history = [{"weights": row.as_dict(), "mode": row.mode,

@@ -8,15 +8,15 @@ from recsys_site.exceptions import Conflict, DomainError, NotFound
 
 from . import selectors
 from .artifacts import ArtifactUnreadable, load_version
-from .models import Algorithm, HybridWeights, ModelVersion
+from .models import BLENDED, HybridWeights, ModelVersion
 
 
 def normalised_weights(weights: dict) -> dict[str, float]:
     """Validate ``weights`` (known keys, finite, >= 0, at least one > 0) and scale them to sum 1; every
     algorithm gets a weight (0 when not given)."""
-    unknown = sorted(set(weights) - set(Algorithm.values))
+    unknown = sorted(set(weights) - set(BLENDED))
     if unknown:
-        raise DomainError(f"Unknown algorithm(s) {unknown}; accepted: {sorted(Algorithm.values)}.")
+        raise DomainError(f"Unknown algorithm(s) {unknown}; accepted: {sorted(BLENDED)}.")
     cleaned = {}
     for name, value in weights.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -29,7 +29,7 @@ def normalised_weights(weights: dict) -> dict[str, float]:
     # (1e308 + 1e308), which would turn every weight into 0.
     scaled = {name: value / largest for name, value in cleaned.items()}
     total = sum(scaled.values())
-    return {name: scaled.get(name, 0.0) / total for name in Algorithm.values}
+    return {name: scaled.get(name, 0.0) / total for name in BLENDED}
 
 
 def hybrid_weights_set(*, weights: dict, changed_by=None, note: str = "") -> HybridWeights:

@@ -249,12 +249,12 @@ def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bo
     inner = evaluation.time_split(outer.train, outer.train_events)  # validation within the holdout's earlier part
     names = [*earlier, *mine]
     report("tuning", {"algorithm": "hybrid", "split": "validation", "algorithms": names})
-    tuned = evaluation.tune_on(outer, names, {a: evaluation.setting_of(a, v.config) for a, v in earlier.items()},
-                               report)
+    tuned = evaluation.tune_on(outer, names, snapshot,
+                               {a: evaluation.setting_of(a, v.config) for a, v in earlier.items()}, report)
     report("tuning", {"algorithm": "hybrid", "split": "holdout's validation", "algorithms": names})
     tuned_for_holdout = evaluation.tune_on(
-        inner, names, {a: evaluation.setting_of(a, evaluation.config_of(m)) for a, m in earlier_held_out.items()},
-        report)
+        inner, names, snapshot,
+        {a: evaluation.setting_of(a, evaluation.config_of(m)) for a, m in earlier_held_out.items()}, report)
     for algorithm in mine:
         _fit_version(versions[algorithm], evaluation.chosen_maker(tuned, algorithm), data, report)
     held_out, failed = evaluation.fit_holdout_models(tuned_for_holdout, mine, outer.train, tuned.fold_models, report)
@@ -311,9 +311,10 @@ def _finish_set(run_id: int, snapshot, outer, held_out: dict[str, Recommender], 
     failed = {**tuned.validation.get("failed", {}),
               **{name: f"on the holdout's earlier events: {why}" for name, why in failed.items()}}
     run.tuned = {"weights": {name: round(w, 4) for name, w in tuned.weights.items()},
+                 "by_role": tuned.weights_by_group,
                  "validation_ndcg": _rounded(tuned.validation.get("ndcg")), "k": tuned.validation.get("k"),
                  "settings": tuned.validation.get("settings", {}), "failed": failed}
-    run.served, alone = _measure(run_id, snapshot, outer, held_out, tuned_for_holdout.weights, report)
+    run.served, alone = _measure(run_id, snapshot, outer, held_out, tuned_for_holdout, report)
     for version in ModelVersion.objects.filter(training_run=run, status=ModelVersion.Status.READY):
         _record_metrics(version, alone.get(version.algorithm, {}))
         run.metrics[version.algorithm] = version.metrics
@@ -332,7 +333,7 @@ def _record_metrics(version: ModelVersion, metrics: dict) -> None:
     meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "metrics": metrics}, indent=1))
 
 
-def _measure(run_id: int, snapshot, outer, held_out: dict[str, Recommender], weights: dict[str, float],
+def _measure(run_id: int, snapshot, outer, held_out: dict[str, Recommender], tuned: Tuned,
              report) -> tuple[dict | None, dict[str, dict]]:
     """(run.served, each component's metrics served alone), the held-out split kept beside its models;
     (None, {}) when nothing can be evaluated (no held-out event the API could serve, no model)."""
@@ -345,7 +346,7 @@ def _measure(run_id: int, snapshot, outer, held_out: dict[str, Recommender], wei
     _remove_other_runs_files(run_id)
     oracle, _ = evaluation.demo_oracle()
     report("evaluating", {"algorithm": "hybrid", "users": len(models.holdout.users)})
-    return evaluation.served_evaluation(models, weights, oracle), models.alone()
+    return evaluation.served_evaluation(models, tuned.weights, oracle, tuned.weights_by_group), models.alone()
 
 
 def _remove_other_runs_files(run_id: int) -> None:

@@ -24,10 +24,10 @@ from django.conf import settings
 from django.db.models.functions import Coalesce
 
 from ml.artifacts import ArtifactUnreadable, load_version
-from ml.models import Algorithm, ModelVersion
 from ml.core.registry import CONTENT
+from ml.models import Algorithm, ModelVersion
 from ml.platform_data import catalog_records_changed_since, catalog_version, item_popularity
-from ml.selectors import current_weights
+from ml.selectors import weights_in_force
 from ml.serving_set import ServingSet, build_serving_set
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,10 @@ class ServingModels:
     serving: ServingSet = field(default_factory=ServingSet)
     versions: dict[str, int] = field(default_factory=dict)  # active version of each algorithm, serving or not
     weights: dict[str, float] = field(default_factory=dict)  # the hybrid weights in force at the last check
+    role_weights: dict[str, dict[str, float]] = field(default_factory=dict)  # a role's own, where tuning found one
+
+    def weights_for(self, role: str) -> dict[str, float]:
+        return self.role_weights.get(role, self.weights)
 
     @property
     def ready(self) -> bool:
@@ -113,16 +117,16 @@ class _Store:
         interval = settings.MODEL_REGISTRY_CHECK_SECONDS
         if models is not None and time.monotonic() - self._checked_at < interval:
             return models
-        key, weights = _active_key(), current_weights()
+        key, (weights, role_weights) = _active_key(), weights_in_force()
         with self._lock:
             self._checked_at = time.monotonic()
             if self._models is None:
-                self._models = _load(key, weights, _database_inputs(key))
+                self._models = replace(_load(key, weights, _database_inputs(key)), role_weights=role_weights)
             else:
                 if self._models.key != key:
                     self._start_loading(key, weights)
-                if self._models.weights != weights:
-                    self._models = replace(self._models, weights=weights)
+                if (self._models.weights, self._models.role_weights) != (weights, role_weights):
+                    self._models = replace(self._models, weights=weights, role_weights=role_weights)
             loader = self._loader
         if loader is not None:
             loader.join(self.SWAP_WAIT_SECONDS)
@@ -144,7 +148,8 @@ class _Store:
             with self._lock:
                 if self._loading_key == key:
                     if loaded is not None:
-                        self._models = replace(loaded, weights=self._models.weights)
+                        self._models = replace(loaded, weights=self._models.weights,
+                                               role_weights=self._models.role_weights)
                     self._loading_key, self._loader = None, None
 
         self._loader = threading.Thread(target=load, name="serving-models-load", daemon=True)

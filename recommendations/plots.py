@@ -1,4 +1,5 @@
-"""PNG charts for the staff pages: a training run's loss curves and the metrics of model versions.
+"""PNG charts for the staff pages: a training run's loss curves, the metrics of model versions and a run's
+set measured as served.
 
 Figures are built with ``matplotlib.figure.Figure`` rather than pyplot: pyplot keeps global state
 and picks a GUI backend, neither of which belongs in a web process serving concurrent requests.
@@ -10,6 +11,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 TRAIN_COLOUR, VALIDATION_COLOUR = "#2563eb", "#ea580c"
+# Served beside its floor (popularity) and, on a demo world, its ceiling (the oracle).
+SERVED_RANKINGS = (("metrics", "served", "#2563eb"), ("popularity", "popularity", "#94a3b8"),
+                   ("oracle", "oracle", "#15803d"))
 # Metrics on a 0-1 scale share one axis; novelty is in bits (often 5 or more) and would flatten the rest,
 # so it stays in the table beside the chart.
 CHARTED_METRICS = ["ndcg", "precision", "recall", "map", "hit", "mrr", "coverage", "diversity"]
@@ -59,6 +63,47 @@ def metrics_png(versions: list[tuple[str, int, dict]]) -> bytes:
         axes.set_ylim(0, 1)
         axes.legend(title="version", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(figure)
+
+
+def served_png(served: dict) -> bytes:
+    """NDCG@10 of the served ranking, popularity and the oracle side by side: one panel for all users and
+    each role, one for each segment (cold, light, heavy), every group labelled with its users.
+
+    ``served`` is a run's served evaluation (``TrainingRun.served``); a ranking that is null (no oracle off
+    the demo world) or a group without users has no bar.
+    """
+    figure = Figure(figsize=(11, 3.6), dpi=100, layout="constrained")
+    by_role, by_segment = figure.subplots(1, 2, width_ratios=[4, 3])
+    _served_panel(by_role, served, [("all", "all")] + [("by_role", r) for r in served["metrics"]["by_role"]],
+                  "by role")
+    _served_panel(by_segment, served, [("by_segment", s) for s in served["metrics"]["by_segment"]], "by segment")
+    return _png(figure)
+
+
+def _served_panel(axes, served: dict, groups: list[tuple[str, str]], title: str) -> None:
+    """Grouped bars on ``axes``: for each (part, name) of ``groups``, each ranking's NDCG@10 in that group."""
+    rankings = [(key, label, colour) for key, label, colour in SERVED_RANKINGS if served.get(key)]
+    width = 0.8 / len(rankings)
+    for n, (key, label, colour) in enumerate(rankings):
+        heights = [_ndcg(served[key], part, name) for part, name in groups]
+        bars = axes.bar([i + n * width for i in range(len(groups))], [h or 0.0 for h in heights], width,
+                        label=label, color=colour)
+        axes.bar_label(bars, labels=["" if h is None else f"{h:.2f}" for h in heights], fontsize=7, padding=1)
+    users = [_group(served["metrics"], part, name).get("users", 0) for part, name in groups]
+    axes.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))],
+                    [f"{name}\n{count} users" for (_, name), count in zip(groups, users, strict=True)])
+    axes.set_title(f"NDCG@10 as served, {title}")
+    axes.grid(axis="y", alpha=0.3)
+    axes.set_ylim(0, 1)
+    axes.legend(fontsize="small", loc="upper left")
+
+
+def _group(metrics: dict, part: str, name: str) -> dict:
+    return metrics["all"] if part == "all" else metrics[part].get(name, {})
+
+
+def _ndcg(metrics: dict, part: str, name: str) -> float | None:
+    return _number(_group(metrics, part, name).get("ndcg"))
 
 
 def _number(value) -> float | None:

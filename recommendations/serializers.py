@@ -9,7 +9,7 @@ from rest_framework import serializers
 from ml.core.ranker import MISSING_PATHS, PATH_ALL, PATH_COLD_START, PATH_POPULAR
 from ml.core.registry import COLLABORATIVE, CONTENT, EASE, POPULARITY, RP3BETA, TWO_TOWER
 from ml.evaluation import ROLES, SEGMENTS
-from ml.models import Algorithm, HybridWeights, TrainingRun
+from ml.models import BLENDED, Algorithm, HybridWeights, TrainingRun
 from profiles.models import Developer, Founder, InteractionKind, Investor, ItemType, Position, Role, Startup, a_or_an
 from profiles.serializers import MAX_ID
 
@@ -44,6 +44,8 @@ def one_field_each(name: str, keys, make_field, doc: str = "") -> type[serialize
 
 
 WeightsSerializer = per_algorithm("WeightsSerializer", serializers.FloatField)
+BlendWeightsSerializer = one_field_each("BlendWeightsSerializer", BLENDED, serializers.FloatField,
+                                        "A weight for every algorithm and for item popularity, summing to 1.")
 ModelVersionsSerializer = per_algorithm("ModelVersionsSerializer", lambda: serializers.IntegerField(allow_null=True),
                                         "The version of each algorithm that serves; null where none does.")
 ScoresSerializer = per_algorithm("ScoresSerializer", lambda: serializers.FloatField(allow_null=True),
@@ -95,7 +97,7 @@ class RecommendationsSerializer(serializers.Serializer):
     user_type = serializers.ChoiceField(choices=Role.choices)
     algorithms_used = serializers.ListField(child=algorithm_choice())
     fallback = serializers.ChoiceField(choices=[PATH_ALL, *MISSING_PATHS.values(), PATH_COLD_START, PATH_POPULAR])
-    weights = WeightsSerializer(help_text="The weights this answer was blended with (0 for unused algorithms).")
+    weights = BlendWeightsSerializer(help_text="The weights this answer was blended with (0 for unused ones).")
     model_versions = ModelVersionsSerializer()
     results = RecommendationSerializer(many=True)
 
@@ -225,6 +227,9 @@ class ServedEvaluationSerializer(serializers.Serializer):
     oracle = ServedMetricsSerializer(allow_null=True, help_text="On a seeded demo world, the ranking the world's "
                                                                 "events follow (a ceiling); null elsewhere.")
     weights = serializers.DictField(child=serializers.FloatField(), help_text="The weights measured.")
+    weights_by_role = serializers.DictField(
+        child=serializers.DictField(child=serializers.FloatField()), required=False,
+        help_text="Role -> the weights measured for that role's users instead.")
     holdout = HoldoutSerializer()
     seconds = serializers.FloatField()
 
@@ -234,6 +239,8 @@ class TunedSerializer(serializers.Serializer):
 
     weights = serializers.DictField(child=serializers.FloatField(),
                                     help_text="Algorithm -> weight, over the algorithms the run tuned.")
+    by_role = serializers.DictField(child=serializers.DictField(child=serializers.FloatField()), required=False,
+                                    help_text="Role -> its own weights, for roles with enough validation users.")
     validation_ndcg = serializers.FloatField(allow_null=True, help_text="NDCG@k of the blend on validation.")
     k = serializers.IntegerField(allow_null=True, required=False)
     settings = serializers.DictField(child=serializers.CharField(), help_text="Algorithm -> the setting chosen.")
@@ -302,7 +309,8 @@ class ServedStatusSerializer(serializers.Serializer):
 
 class AlgorithmsStatusSerializer(serializers.Serializer):
     algorithms = per_algorithm("AlgorithmStatusesSerializer", AlgorithmStatusSerializer)()
-    weights = WeightsSerializer(help_text="The weights in force (see GET /api/v1/models/weights for their mode).")
+    weights = BlendWeightsSerializer(help_text="The weights in force (GET /api/v1/models/weights: their mode and "
+                                               "the tuned weights of each role).")
     data = DataCountsSerializer()
     latest_training_run = TrainingRunSerializer(allow_null=True)
     served = ServedStatusSerializer(allow_null=True, help_text="The served evaluation of the newest run whose "
@@ -355,13 +363,16 @@ class WeightsEvaluateRequestSerializer(StrictSerializer):
 
 
 class TunedWeightsSerializer(serializers.Serializer):
-    weights = WeightsSerializer(help_text="What tuned mode serves: the tuned weights over every algorithm.")
+    weights = BlendWeightsSerializer(help_text="What tuned mode serves.")
+    by_role = serializers.DictField(child=BlendWeightsSerializer(),
+                                    help_text="Role -> the weights tuned mode serves that role's users instead (roles "
+                                              "with enough validation users).")
     validation_ndcg = serializers.FloatField(allow_null=True, help_text="Their NDCG on the run's validation split.")
     training_run_id = serializers.IntegerField(help_text="The run that tuned them: the newest whose versions serve.")
 
 
 class WeightsChangeSerializer(serializers.Serializer):
-    weights = WeightsSerializer(help_text="The weights in force after the change.")
+    weights = BlendWeightsSerializer(help_text="The weights in force after the change.")
     mode = serializers.ChoiceField(choices=HybridWeights.Mode.choices)
     changed_by = serializers.CharField(allow_null=True, help_text="Username; null when unknown or deleted.")
     changed_at = serializers.DateTimeField()
@@ -370,7 +381,7 @@ class WeightsChangeSerializer(serializers.Serializer):
 class WeightsStateSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=HybridWeights.Mode.choices,
                                    help_text="tuned: each training's tuned weights serve; manual: pinned weights.")
-    weights = WeightsSerializer(help_text="The weights in force now, summing to 1.")
+    weights = BlendWeightsSerializer(help_text="The weights in force now.")
     tuned = TunedWeightsSerializer(allow_null=True, help_text="Null before any training tuned weights.")
     history = WeightsChangeSerializer(many=True, help_text="Every change, newest first.")
 

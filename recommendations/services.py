@@ -16,21 +16,15 @@ from ml import tasks, training
 from ml.core import explain as explainer
 from ml.core.ranker import PATH_POPULAR, Ranking, single_threaded_blas
 from ml.core.registry import CONTENT, POPULARITY
-from ml.models import Algorithm, ModelVersion, TrainingRun, Trigger
-from ml.platform_data import parse_item_key
+from ml.models import BLENDED, ModelVersion, TrainingRun, Trigger
+from ml.platform_data import ROLE_ITEM_TYPES, parse_item_key
 from ml.services import model_version_activate
-from profiles.models import TARGET_FIELDS, Interaction, ItemType, Role, a_or_an
+from profiles.models import TARGET_FIELDS, Interaction, a_or_an
 from recsys_site.exceptions import ServiceUnavailable
 
 from . import selectors
 from .model_store import ServingModels, serving_models
 
-# Who is recommended what (docs/api-v1.md): founders look for people who fit their startups.
-ROLE_ITEM_TYPES: dict[str, tuple[str, ...]] = {
-    Role.DEVELOPER: (ItemType.POSITION, ItemType.STARTUP),
-    Role.INVESTOR: (ItemType.STARTUP,),
-    Role.FOUNDER: (ItemType.DEVELOPER, ItemType.INVESTOR),
-}
 # Items ranked beyond the limit, so that a few closed or deleted ones do not cost another pass.
 SHORTLIST_MARGIN = 10
 
@@ -95,11 +89,11 @@ def recommendations_for_user(*, user_id: int, user_type: str, limit: int = 10, i
     types = candidate_types(role=user_type, item_types=item_types)
     models = serving_models()
     if not models.ready:
-        return Recommendations(user_id, user_type, [], PATH_POPULAR, dict.fromkeys(Algorithm.values, 0.0),
+        return Recommendations(user_id, user_type, [], PATH_POPULAR, dict.fromkeys(BLENDED, 0.0),
                                models.serving_versions())
     with single_threaded_blas():
         return _rank(user_id, user_type, profile, models, types, limit, exclude_seen, explain,
-                     weights or models.weights)
+                     weights or models.weights_for(user_type))
 
 
 def _refuse(user_id: int, user_type: str) -> NoReturn:
@@ -135,15 +129,15 @@ def _rank(user_id: int, role: str, profile: selectors.Profile, models: ServingMo
     result = short.ranking
     why = (_explanations(serving, role, user, short, interactions.kinds) if explain
            else [[] for _ in short.shown])
-    used = [a for a in Algorithm.values if a in result.weights]
+    used = [a for a in BLENDED if a in result.weights]
     results = []
     for position, (n, explanations) in enumerate(zip(short.shown, why, strict=True), start=1):
         key = serving.item_ids.ids[result.items[n]]
         item_type, item_id = parse_item_key(key)
-        scores = {a: _rounded(result.components[a][n]) if a in used else None for a in Algorithm.values}
+        scores = {a: _rounded(result.components[a][n]) if a in used else None for a in BLENDED}
         results.append(Recommendation(position, item_type, item_id, short.titles[key], _rounded(result.scores[n]),
                                       scores, [e["text"] for e in explanations], explanations))
-    applied = {a: _rounded(result.weights.get(a, 0.0)) for a in Algorithm.values}
+    applied = {a: _rounded(result.weights.get(a, 0.0)) for a in BLENDED}
     return Recommendations(user_id, role, used, result.path, applied, models.serving_versions(), results)
 
 

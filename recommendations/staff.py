@@ -1,5 +1,6 @@
 """Staff pages at /staff/: find a user, see their recommendations beside their profile and history, try
-other hybrid weights on them before saving, and follow training runs with their loss curves and metrics.
+other hybrid weights on them before saving (or go back to the tuned ones), and follow training runs with
+their loss curves, metrics and the set measured as served.
 
 Thin views: a form validates, a service or selector does the work, a template shows it. Every page is
 for staff only (anyone else is sent to the admin login) and every bad input ends as a message or a 404.
@@ -14,15 +15,17 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from ml import tasks
+from ml import evaluation, tasks
 from ml.core.ranker import MISSING_PATHS, PATH_ALL, PATH_COLD_START, PATH_POPULAR
-from ml.models import Algorithm, ModelVersion, TrainingRun, Trigger
+from ml.core.registry import POPULARITY
+from ml.models import BLENDED, Algorithm, HybridWeights, ModelVersion, TrainingRun, Trigger
 from ml.platform_data import user_records
-from ml.selectors import current_weights
-from ml.services import hybrid_weights_set, normalised_weights
+from ml.selectors import current_weights, weights_state
+from ml.services import hybrid_weights_mode_set, hybrid_weights_set, normalised_weights
 from profiles.models import Role
 from profiles.selectors import interaction_list, profile_of, role_of
 from profiles.serializers import MAX_ID
@@ -37,6 +40,9 @@ RUNS_SHOWN = 20
 VERSIONS_SHOWN = 30
 VERSIONS_CHARTED_PER_ALGORITHM = 4
 TABLE_METRICS = ["ndcg", "precision", "recall", "map", "hit", "mrr", "coverage", "novelty", "diversity"]
+
+# What each weight blends: the algorithms and item popularity, which the ranker holds itself.
+BLENDED_LABELS = [*Algorithm.choices, (POPULARITY, "Popularity")]
 
 FALLBACK_EXPLAINED = {
     PATH_ALL: "every serving algorithm with a weight above 0",
@@ -55,11 +61,12 @@ class UserSearchForm(forms.Form):
 
 
 class WeightsForm(forms.Form):
-    """The three hybrid weights; valid when the registry's rules accept them, normalised to sum 1."""
+    """A weight for every algorithm and popularity; valid when the registry's rules accept them, normalised to
+    sum 1."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name, label in Algorithm.choices:
+        for name, label in BLENDED_LABELS:
             # FloatField refuses inf and nan by itself; the registry's rules are checked in clean().
             self.fields[name] = forms.FloatField(min_value=0, label=label,
                                                  widget=forms.NumberInput(attrs={"step": "any"}))
@@ -68,7 +75,7 @@ class WeightsForm(forms.Form):
         cleaned = super().clean()
         if not self.errors:
             try:
-                cleaned["weights"] = normalised_weights({name: cleaned[name] for name in Algorithm.values})
+                cleaned["weights"] = normalised_weights({name: cleaned[name] for name in BLENDED})
             except DomainError as exc:
                 raise forms.ValidationError(exc.detail) from None
         return cleaned
@@ -214,6 +221,69 @@ def charted_versions() -> list[tuple[str, int, dict]]:
     return charted
 
 
+@dataclass
+class WeightRow:
+    algorithm: str
+    label: str
+    in_force: float
+    tuned: float | None
+    tuned_by_role: list[float]  # in the order of the panel's "roles"
+
+
+def weights_panel() -> dict:
+    """The weights' mode, the weights in force beside the tuned ones (and each role's own, where tuning gave
+    a role its own), for the weights and training-runs pages."""
+    state = weights_state()
+    tuned = state["tuned"]
+    by_role = (tuned or {}).get("by_role", {})
+    rows = [WeightRow(name, label, state["weights"][name], tuned["weights"][name] if tuned else None,
+                      [weights[name] for weights in by_role.values()])
+            for name, label in BLENDED_LABELS]
+    last = state["history"][0] if state["history"] else None
+    return {"mode": state["mode"], "manual": state["mode"] == HybridWeights.Mode.MANUAL, "tuned": tuned,
+            "roles": list(by_role), "rows": rows, "last_change": last}
+
+
+@dataclass
+class ServedRow:
+    """One group of held-out users: NDCG@10 served, of popularity and of the oracle, and the ratios."""
+
+    group: str
+    users: int
+    served: float | None
+    popularity: float | None
+    oracle: float | None
+    vs_popularity: float | None
+    vs_oracle: float | None
+
+
+def latest_served_run() -> TrainingRun | None:
+    """The newest run measured as served (whether or not its versions were activated: the page says)."""
+    return (TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, served__isnull=False)
+            .order_by("-created_at", "-id").first())
+
+
+def served_rows(served: dict) -> list[ServedRow]:
+    """All users, then each role, then each segment of a run's served evaluation."""
+    groups = [("all users", ["all"])]
+    groups += [(role, ["by_role", role]) for role in served["metrics"]["by_role"]]
+    groups += [(segment, ["by_segment", segment]) for segment in served["metrics"]["by_segment"]]
+    rows = []
+    for label, path in groups:
+        group, popular, oracle = (_at(served.get(key), path) for key in ("metrics", "popularity", "oracle"))
+        ndcg = group.get("ndcg")
+        rows.append(ServedRow(label, group.get("users", 0), ndcg, popular.get("ndcg"), oracle.get("ndcg"),
+                              evaluation.ratio(ndcg, popular.get("ndcg")), evaluation.ratio(ndcg, oracle.get("ndcg"))))
+    return rows
+
+
+def _at(metrics: dict | None, path: list[str]) -> dict:
+    # The oracle is null off the demo world: its cells are then empty, not an error.
+    for key in path:
+        metrics = (metrics or {}).get(key)
+    return metrics or {}
+
+
 # ---------------------------------------------------------------- pages
 
 
@@ -253,7 +323,7 @@ def weights_trial(request, user_id: int):
     trial = ranked_for(user, trial_weights) if current and trial_weights else None
     return render(request, "recommendations/staff/weights.html", {
         "subject": user, "role": role_of(user), "form": form, "saved_weights": current_weights(),
-        "trial_weights": trial_weights, "current": current, "trial": trial,
+        "weights": weights_panel(), "trial_weights": trial_weights, "current": current, "trial": trial,
         "moves": rank_moves(current, trial) if trial else [], "fallbacks": FALLBACK_EXPLAINED})
 
 
@@ -262,12 +332,30 @@ def _weights_text(weights: dict[str, float]) -> str:
 
 
 @staff_member_required
+@require_POST
+def apply_tuned_weights(request):
+    """Switch the weights to tuned mode (each training's tuned weights serve), then back to the page asking."""
+    hybrid_weights_mode_set(mode=HybridWeights.Mode.TUNED, changed_by=request.user,
+                            note="applied the tuned weights in the staff pages")
+    messages.success(request, f"Tuned weights applied: {_weights_text(current_weights())}. From now on every "
+                              "recommendation uses the weights each training tunes.")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        back = "staff:training-runs"
+    return redirect(back)
+
+
+@staff_member_required
 def training_runs(request):
     rows = training_run_rows()
+    served_run = latest_served_run()
     return render(request, "recommendations/staff/training_runs.html", {
         "rows": rows, "loss_rows": [row for row in rows if row.has_losses],
         "in_flight": any(row.run.in_flight for row in rows), "retrain_form": RetrainForm(),
-        "versions": version_rows(), "metric_names": TABLE_METRICS, "has_chart": bool(charted_versions())})
+        "versions": version_rows(), "metric_names": TABLE_METRICS, "has_chart": bool(charted_versions()),
+        "weights": weights_panel(), "served_run": served_run,
+        "served_rows": served_rows(served_run.served) if served_run else []})
 
 
 @staff_member_required
@@ -305,3 +393,12 @@ def metrics_plot(request):
     if not versions:
         raise Http404("No model version has held-out metrics yet.")
     return HttpResponse(plots.metrics_png(versions), content_type="image/png")
+
+
+@never_cache
+@staff_member_required
+def served_plot(request, run_id: int):
+    run = TrainingRun.objects.filter(pk=run_id).first() if run_id <= MAX_ID else None
+    if run is None or not run.served:
+        raise Http404(f"Training run {run_id} has no served evaluation.")
+    return HttpResponse(plots.served_png(run.served), content_type="image/png")

@@ -13,4 +13,6 @@ urlpatterns = [
     path("training-runs/retrain/", staff.retrain, name="retrain"),
     path("training-runs/<int:run_id>/loss.png", staff.run_loss_plot, name="run-loss-plot"),
     path("training-runs/metrics.png", staff.metrics_plot, name="metrics-plot"),
+    path("training-runs/<int:run_id>/served.png", staff.served_plot, name="served-plot"),
+    path("weights/apply-tuned/", staff.apply_tuned_weights, name="apply-tuned-weights"),
 ]

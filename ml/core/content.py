@@ -136,7 +136,8 @@ class ContentRecommender(Recommender):
     def with_items(self, keys: list[str], vectors: sp.csr_matrix) -> ContentRecommender:
         """A copy that also scores the items ``keys`` (created or edited since fitting) by their content
         ``vectors`` ((len(keys), v), in this model's vocabulary): an edited item's vector is replaced, a new
-        item is appended with no popularity prior. Users' fitted profiles stay as they were."""
+        item is appended with the mean popularity prior: the prior has not seen it, so it has no opinion
+        (a prior of 0 would bury it under a strong prior's weight). Users' fitted profiles stay as they were."""
         index = self.item_ids.index
         n_items = len(self.item_ids)
         replaced = {index[key]: n for n, key in enumerate(keys) if key in index}
@@ -146,7 +147,7 @@ class ContentRecommender(Recommender):
         rows = np.concatenate([rows, n_items + np.asarray(added, dtype=np.int64)])
         extended = copy.copy(self)
         extended.item_vectors = sp.csr_matrix(sp.vstack([self.item_vectors, self._weighted(vectors)]))[rows]
-        extended.prior = np.concatenate([self.prior, np.zeros(len(added), dtype=np.float32)])
+        extended.prior = np.concatenate([self.prior, np.full(len(added), self.prior.mean(), dtype=np.float32)])
         extended.item_ids = IdMap([*self.item_ids.ids, *(keys[n] for n in added)])
         extended._transposed = extended._scaled_prior = None
         return extended

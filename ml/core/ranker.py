@@ -139,9 +139,13 @@ class Ranker:
         return {}
 
     def _path(self, has_history: bool, unavailable: dict[str, str]) -> str:
+        """What was missing: a component the weights ask for that is unavailable (one they give no weight
+        is not missing), or the user's history, or everything personal."""
         if not has_history:
             return PATH_COLD_START if CONTENT in self.components and CONTENT not in unavailable else PATH_POPULAR
-        return next((path for name, path in MISSING_PATHS.items() if name in unavailable), PATH_ALL)
+        asked = {name for name, weight in self.weights.items() if weight > 0}
+        return next((path for name, path in MISSING_PATHS.items() if name in unavailable and name in asked),
+                    PATH_ALL)
 
     def _user_scores(self, wanted: dict[str, float], user: UserState,
                      unavailable: dict[str, str]) -> dict[str, UserScores]:

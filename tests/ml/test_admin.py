@@ -62,7 +62,7 @@ def test_weights_saved_in_admin_are_normalised_pinned_and_attributed(admin_clien
     saved = HybridWeights.objects.get()
     assert saved.mode == "manual"
     assert saved.as_dict() == {"content_based": 0.5, "collaborative": 0.25, "two_tower": 0.25, "ease": 0.0,
-                               "rp3beta": 0.0}
+                               "rp3beta": 0.0, "popularity": 0.0}
     assert saved.changed_by.username == "boss"
     assert selectors.current_weights() == saved.as_dict()
 

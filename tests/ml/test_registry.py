@@ -73,12 +73,13 @@ def test_roll_back_without_history_is_a_conflict(make_version):
         services.model_version_roll_back(algorithm="collaborative")
 
 
-HALF_AND_HALF = {"content_based": 0.5, "collaborative": 0.5, "two_tower": 0.0, "ease": 0.0, "rp3beta": 0.0}
+HALF_AND_HALF = {"content_based": 0.5, "collaborative": 0.5, "two_tower": 0.0, "ease": 0.0, "rp3beta": 0.0,
+                 "popularity": 0.0}
 
 
 def test_weights_are_normalised_and_kept_with_their_author():
     staff = get_user_model().objects.create_user("staff", is_staff=True)
-    assert selectors.current_weights() == {**DEFAULT_WEIGHTS, "ease": 0.0, "rp3beta": 0.0}
+    assert selectors.current_weights() == {**DEFAULT_WEIGHTS, "ease": 0.0, "rp3beta": 0.0, "popularity": 0.0}
     services.hybrid_weights_set(weights={"content_based": 2, "collaborative": 2}, changed_by=staff)
     assert selectors.current_weights() == HALF_AND_HALF
     assert HybridWeights.objects.get().changed_by == staff
@@ -94,7 +95,7 @@ def test_weights_too_large_to_add_up_are_still_normalised():
     ({"content_based": -1, "collaborative": 2}, "finite number >= 0"),
     ({"content_based": float("nan")}, "finite number >= 0"),
     ({"content_based": "0.5"}, "finite number >= 0"),
-    ({"popularity": 1}, "Unknown algorithm"),
+    ({"novelty": 1}, "Unknown algorithm"),
 ])
 def test_rejects_bad_weights(weights, message):
     with pytest.raises(DomainError, match=message):

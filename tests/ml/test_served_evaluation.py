@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from ml import evaluation, selectors, services, training
 from ml.artifacts import load_version
-from ml.models import Algorithm, HybridWeights, ModelVersion, TrainingRun
+from ml.models import BLENDED, Algorithm, HybridWeights, ModelVersion, TrainingRun
 from profiles.models import Industry, Interaction, Skill, Startup
 
 pytestmark = pytest.mark.django_db
@@ -42,11 +42,11 @@ def trained(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 def test_a_run_stores_the_weights_it_tuned_and_tuned_mode_serves_them(trained):
-    assert set(trained.tuned) == {"weights", "validation_ndcg", "k", "settings", "failed"}
-    assert set(trained.tuned["weights"]) == set(Algorithm.values) and sum(trained.tuned["weights"].values()) > 0
-    assert set(trained.tuned["settings"]) == set(Algorithm.values)
+    assert set(trained.tuned) == {"weights", "by_role", "validation_ndcg", "k", "settings", "failed"}
+    assert set(trained.tuned["weights"]) == set(BLENDED) and sum(trained.tuned["weights"].values()) > 0
+    assert set(trained.tuned["settings"]) == set(BLENDED)
     total = sum(trained.tuned["weights"].values())
-    expected = {name: trained.tuned["weights"][name] / total for name in Algorithm.values}
+    expected = {name: trained.tuned["weights"][name] / total for name in BLENDED}
     assert selectors.current_weights() == pytest.approx(expected)
     state = selectors.weights_state()
     assert state["mode"] == "tuned" and state["weights"] == pytest.approx(expected)
@@ -57,7 +57,7 @@ def test_a_run_stores_the_weights_it_tuned_and_tuned_mode_serves_them(trained):
 def test_manual_weights_stay_pinned_until_the_mode_returns_to_tuned(trained):
     staff = get_user_model().objects.create_user("weights-staff", is_staff=True)
     services.hybrid_weights_set(weights={"content_based": 1, "ease": 1}, changed_by=staff)
-    pinned = {**dict.fromkeys(Algorithm.values, 0.0), "content_based": 0.5, "ease": 0.5}
+    pinned = {**dict.fromkeys(BLENDED, 0.0), "content_based": 0.5, "ease": 0.5}
     assert selectors.current_weights() == pinned
     assert selectors.weights_state()["tuned"]["training_run_id"] == trained.pk  # still shown, not in force
     services.hybrid_weights_mode_set(mode="tuned", changed_by=staff)
@@ -76,12 +76,12 @@ def test_a_web_process_serves_the_tuned_weights_of_a_newly_activated_run(trained
     ModelVersion.objects.create(algorithm="content_based", version=content.version + 1, status="ready",
                                 training_run=newer, artifact_path=content.artifact_path)
     services.model_version_activate(algorithm="content_based", version=content.version + 1)
-    assert serving_models().weights == {**dict.fromkeys(Algorithm.values, 0.0), "content_based": 1.0}
+    assert serving_models().weights == {**dict.fromkeys(BLENDED, 0.0), "content_based": 1.0}
 
 
 def test_a_run_stores_its_set_measured_as_served_by_role_and_segment_beside_popularity_and_the_oracle(trained):
     served = trained.served
-    assert set(served) == {"metrics", "popularity", "oracle", "weights", "holdout", "seconds"}
+    assert set(served) == {"metrics", "popularity", "oracle", "weights", "weights_by_role", "holdout", "seconds"}
     for ranking in ("metrics", "popularity", "oracle"):  # seed 0: the demo world's oracle is rebuilt
         metrics = served[ranking]
         assert set(metrics) == M_GROUPS
@@ -95,7 +95,7 @@ def test_a_run_stores_its_set_measured_as_served_by_role_and_segment_beside_popu
     assert sum(group["users"] for group in served["metrics"]["by_segment"].values()) == every
     assert served["holdout"]["fraction"] == 0.2 and served["holdout"]["events"] > every
     assert served["popularity"]["all"]["users"] == served["oracle"]["all"]["users"] == every
-    assert set(served["weights"]) == set(Algorithm.values) and sum(served["weights"].values()) == pytest.approx(1, 1e-3)
+    assert set(served["weights"]) == set(BLENDED) and sum(served["weights"].values()) == pytest.approx(1, 1e-3)
 
 
 def test_each_version_records_its_component_served_alone(trained):
@@ -116,7 +116,8 @@ def test_the_evaluation_ranks_each_user_exactly_as_the_api_serves_them(trained):
     holdout = evaluation.holdout_of(snapshot, everything)
     active = {v.algorithm: load_version(v.algorithm, v.artifact_path)
               for v in ModelVersion.objects.filter(status="active")}
-    lists = evaluation.served_lists(evaluation.serving_set_of(active, holdout), selectors.current_weights(), holdout)
+    weights, by_role = selectors.weights_in_force()
+    lists = evaluation.served_lists(evaluation.serving_set_of(active, holdout), weights, holdout, by_role=by_role)
     assert {user.segment for user in holdout.users} >= {"light", "heavy"}
     for user in holdout.users:
         answer = recommendations_for_user(user_id=user.user_id, user_type=user.role, limit=evaluation.K, explain=False)
@@ -136,7 +137,7 @@ def test_weights_measured_later_on_the_held_out_split_reproduce_the_runs_measure
 
 def test_evaluating_invalid_weights_is_refused():
     with pytest.raises(services.DomainError, match="Unknown algorithm"):
-        evaluation.evaluate_weights({"popularity": 1})
+        evaluation.evaluate_weights({"novelty": 1})
 
 
 def test_the_evaluate_command_prints_the_table_and_writes_the_plot(trained, tmp_path):

@@ -159,7 +159,7 @@ def test_a_run_handed_to_the_gpu_queue_waits_queued_not_running_and_is_not_taken
     assert last.status == "succeeded" and last.started_at == first.started_at
     assert set(last.metrics) == {"content_based", "two_tower"}
     # the last part tunes the weights over both parts' components and measures them together
-    assert set(last.tuned["weights"]) == set(last.served["weights"]) == {"content_based", "two_tower"}
+    assert set(last.tuned["weights"]) == set(last.served["weights"]) == {"content_based", "two_tower", "popularity"}
     assert set(ModelVersion.objects.values_list("status", flat=True)) == {"active"}
 
 
@@ -202,7 +202,7 @@ def test_ease_is_skipped_with_a_reason_over_its_item_cap_and_the_others_train(wo
     assert run.status == "succeeded"
     assert "at most 10 items" in run.skipped["ease"]
     assert list(ModelVersion.objects.values_list("algorithm", "status")) == [("content_based", "active")]
-    assert set(run.tuned["weights"]) == {"content_based"}
+    assert set(run.tuned["weights"]) == {"content_based", "popularity"}  # popularity: the ranker holds it
 
 
 def test_a_clearly_worse_set_is_kept_ready_with_the_reason_and_the_active_one_keeps_serving(world):

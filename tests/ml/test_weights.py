@@ -4,11 +4,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from ml import selectors, services
-from ml.models import Algorithm, HybridWeights, ModelVersion, TrainingRun, default_weights
+from ml.models import BLENDED, HybridWeights, ModelVersion, TrainingRun, default_weights
 from recsys_site.exceptions import DomainError
 
 pytestmark = pytest.mark.django_db
-COLLABORATIVE_ONLY = {**dict.fromkeys(Algorithm.values, 0.0), "collaborative": 1.0}
+COLLABORATIVE_ONLY = {**dict.fromkeys(BLENDED, 0.0), "collaborative": 1.0}
 
 
 @pytest.fixture
@@ -33,21 +33,21 @@ def test_tuned_mode_serves_the_weights_of_the_run_whose_versions_are_active(tune
     serving = tuned_run(1, {"collaborative": 2.0})  # a run's weights cover what it trained; the rest weigh 0
     tuned_run(2, {"content_based": 1.0}, status="ready")  # newer, kept ready: not in force
     assert selectors.current_weights() == COLLABORATIVE_ONLY
-    assert selectors.weights_state()["tuned"] == {"weights": COLLABORATIVE_ONLY, "validation_ndcg": 0.25,
-                                                  "training_run_id": serving.pk}
+    assert selectors.weights_state()["tuned"] == {"weights": COLLABORATIVE_ONLY, "by_role": {},
+                                                  "validation_ndcg": 0.25, "training_run_id": serving.pk}
 
 
 def test_manual_weights_stay_pinned_through_trainings_until_tuned_mode_returns(tuned_run):
     staff = get_user_model().objects.create_user("pinner", is_staff=True)
     tuned_run(1, {"collaborative": 1.0})
     services.hybrid_weights_set(weights={"content_based": 3, "ease": 1}, changed_by=staff)
-    pinned = {**dict.fromkeys(Algorithm.values, 0.0), "content_based": 0.75, "ease": 0.25}
+    pinned = {**dict.fromkeys(BLENDED, 0.0), "content_based": 0.75, "ease": 0.25}
     assert selectors.current_weights() == pinned
     tuned_run(2, {"rp3beta": 1.0}, status="ready")
     services.model_version_activate(algorithm="collaborative", version=2)
     assert selectors.current_weights() == pinned  # a new training does not move pinned weights
     services.hybrid_weights_mode_set(mode="tuned")
-    assert selectors.current_weights() == {**dict.fromkeys(Algorithm.values, 0.0), "rp3beta": 1.0}
+    assert selectors.current_weights() == {**dict.fromkeys(BLENDED, 0.0), "rp3beta": 1.0}
     state = selectors.weights_state()
     assert state["mode"] == "tuned"
     assert [(row["mode"], row["changed_by"], row["weights"]) for row in state["history"]] == [

@@ -1,14 +1,14 @@
 """The per-process store of active models: it follows the registry, and spaces its checks out on request."""
 import threading
 
-from ml.models import ModelVersion
+from ml.models import BLENDED, ModelVersion
 from ml.services import hybrid_weights_set
 from recommendations import model_store
 from recommendations.model_store import recheck_serving_models, serving_models
 
 
 def test_the_store_follows_the_registrys_active_versions(world, tmp_path):
-    assert serving_models().serving_versions() == world.versions
+    assert serving_models().serving_versions() == world.model_versions
     ModelVersion.objects.filter(algorithm="two_tower", status="active").update(artifact_path=str(tmp_path))
     models = serving_models()
     assert "two_tower" not in models.serving.components and "cannot be loaded" in models.unavailable["two_tower"]
@@ -42,7 +42,7 @@ def test_weights_saved_in_this_process_serve_from_the_next_request_however_check
         hybrid_weights_set(weights={"content_based": 1, "collaborative": 0, "two_tower": 0})
         assert serving_models() is held  # not before the save is committed
     models = serving_models()
-    assert models.weights == {"content_based": 1.0, "collaborative": 0.0, "two_tower": 0.0}
+    assert models.weights == {**dict.fromkeys(BLENDED, 0.0), "content_based": 1.0}
     assert models.serving.components is held.serving.components  # new weights, same loaded models: nothing reloaded
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.models import ModelVersion
+from ml.models import BLENDED, Algorithm, ModelVersion
 from ml.services import hybrid_weights_set
 from profiles.models import Developer, Founder, Interaction, Investor, Position
 from recommendations.selectors import recommendable_titles
@@ -13,6 +13,8 @@ from tests.factories import DeveloperFactory, FounderFactory, InvestorFactory, P
 
 URL = "/api/v1/recommendations"
 ALGORITHMS = {"content_based", "collaborative", "two_tower"}
+
+NO_WEIGHTS = dict.fromkeys(BLENDED, 0.0)
 
 
 def ask(client, user_id: int, user_type: str, **options):
@@ -49,16 +51,18 @@ def test_the_answer_has_every_field_of_the_contract(world, developer_client):
     assert answer["user_id"] == world.developer_id and answer["user_type"] == "developer"
     assert answer["fallback"] == "none"
     assert answer["algorithms_used"] == ["content_based", "collaborative", "two_tower"]
-    assert answer["model_versions"] == world.versions
-    assert set(answer["weights"]) == ALGORITHMS and sum(answer["weights"].values()) == pytest.approx(1)
+    assert answer["model_versions"] == world.model_versions
+    assert set(answer["weights"]) == set(BLENDED) and sum(answer["weights"].values()) == pytest.approx(1)
     assert [item["rank"] for item in answer["results"]] == [1, 2, 3, 4, 5]
     for item in answer["results"]:
         assert set(item) == {"rank", "item_type", "item_id", "title", "score", "scores", "reasons", "explanations"}
         assert item["item_type"] in {"position", "startup"} and isinstance(item["item_id"], int)
         assert item["title"]
-        assert set(item["scores"]) == ALGORITHMS
-        assert all(isinstance(value, float) for value in item["scores"].values())
-        blended = sum(answer["weights"][name] * value for name, value in item["scores"].items())
+        assert set(item["scores"]) == set(BLENDED)
+        used = {name: value for name, value in item["scores"].items() if name in answer["algorithms_used"]}
+        assert set(used) == set(ALGORITHMS) and all(isinstance(value, float) for value in used.values())
+        assert all(item["scores"][name] is None for name in set(BLENDED) - set(used))
+        blended = sum(answer["weights"][name] * value for name, value in used.items())
         assert item["score"] == pytest.approx(blended, abs=1e-4)
         assert all(isinstance(reason, str) and reason for reason in item["reasons"])
     scores = [item["score"] for item in answer["results"]]
@@ -253,8 +257,8 @@ def test_a_user_registered_after_training_gets_content_only_from_their_profile(w
 
     assert answer["fallback"] == "cold_start"
     assert answer["algorithms_used"] == ["content_based"]
-    assert answer["weights"] == {"content_based": 1.0, "collaborative": 0.0, "two_tower": 0.0}
-    assert answer["model_versions"] == world.versions
+    assert answer["weights"] == {**NO_WEIGHTS, "content_based": 1.0}
+    assert answer["model_versions"] == world.model_versions
     first = answer["results"][0]
     assert first["scores"]["collaborative"] is None and first["scores"]["two_tower"] is None
     matched = next(item for item in answer["results"] if item["item_id"] == position.pk
@@ -315,13 +319,13 @@ def test_with_no_usable_model_the_answer_is_empty_not_an_error(world, developer_
     answer = recommend(developer_client, world.developer_id, "developer")
     assert answer["results"] == [] and answer["algorithms_used"] == []
     assert answer["fallback"] == "popular"
-    assert answer["model_versions"] == {"content_based": None, "collaborative": None, "two_tower": None}
+    assert answer["model_versions"] == dict.fromkeys(Algorithm.values)
 
 
 def test_weights_in_force_are_the_ones_blended(world, developer_client, staff_user):
     hybrid_weights_set(weights={"content_based": 1, "collaborative": 1, "two_tower": 0}, changed_by=staff_user)
     answer = recommend(developer_client, world.developer_id, "developer")
-    assert answer["weights"] == {"content_based": 0.5, "collaborative": 0.5, "two_tower": 0.0}
+    assert answer["weights"] == {**NO_WEIGHTS, "content_based": 0.5, "collaborative": 0.5}
     assert answer["algorithms_used"] == ["content_based", "collaborative"]
 
 

@@ -3,7 +3,8 @@ POST /models/weights/evaluate, the "served" part of /algorithms/status and "tune
 on the package's small trained world."""
 import pytest
 
-from ml.models import Algorithm, HybridWeights, TrainingRun
+from ml import training
+from ml.models import BLENDED, Algorithm, HybridWeights, TrainingRun
 from ml.services import hybrid_weights_set
 from profiles.models import Developer
 
@@ -18,15 +19,22 @@ ROLES = {"developer", "founder", "investor"}
 SEGMENTS = {"cold", "light", "heavy"}
 
 
+@pytest.fixture(autouse=True)
+def nobody_changed_the_weights(world):
+    """Start from a platform where no one changed the weights (tuned mode, no history), whatever the package's
+    world pinned for the tests of the blend; rolled back with the test."""
+    HybridWeights.objects.all().delete()
+
+
 @pytest.fixture
 def staff(world, client_for, staff_user):
     return client_for(staff_user)
 
 
 def tuned_weights(run: TrainingRun) -> dict[str, float]:
-    """The run's tuned weights over every algorithm (0 for those it did not train), summing to 1."""
+    """The run's tuned weights over everything blended (0 for what it did not tune), summing to 1."""
     total = sum(run.tuned["weights"].values())
-    return {name: run.tuned["weights"].get(name, 0.0) / total for name in Algorithm.values}
+    return {name: run.tuned["weights"].get(name, 0.0) / total for name in BLENDED}
 
 
 def assert_is_m(metrics: dict) -> None:
@@ -63,11 +71,20 @@ def test_weights_start_tuned_by_the_training_that_serves(staff, world):
     assert body["weights"] == body["tuned"]["weights"]
 
 
+def test_a_roles_own_tuned_weights_are_shown_over_everything_blended(staff, world):
+    TrainingRun.objects.filter(pk=world.run.pk).update(
+        tuned={**world.run.tuned, "by_role": {"founder": {"collaborative": 3, "popularity": 1}}})
+    by_role = staff.get(WEIGHTS).json()["tuned"]["by_role"]
+    assert by_role == {"founder": {"content_based": 0.0, "collaborative": 0.75, "two_tower": 0.0, "ease": 0.0,
+                                   "rp3beta": 0.0, "popularity": 0.25}}
+
+
 def test_manual_weights_are_pinned_normalised_and_kept_with_who_and_when(staff, staff_user, world, client_for):
     response = staff.put(WEIGHTS, {"weights": {"content_based": 3, "collaborative": 1}}, format="json")
     assert response.status_code == 200, response.content
     body = response.json()
-    pinned = {"content_based": 0.75, "collaborative": 0.25, "two_tower": 0.0, "ease": 0.0, "rp3beta": 0.0}
+    pinned = {"content_based": 0.75, "collaborative": 0.25, "two_tower": 0.0, "ease": 0.0, "rp3beta": 0.0,
+              "popularity": 0.0}
     assert body["mode"] == "manual" and body["weights"] == pinned
     assert body["tuned"]["weights"] == pytest.approx(tuned_weights(world.run))  # still shown beside them
     [change] = body["history"]
@@ -119,32 +136,47 @@ def test_an_unknown_mode_is_refused(staff, mode):
 
 
 def test_a_manual_weight_for_an_unknown_algorithm_is_named(staff):
-    response = staff.put(WEIGHTS, {"weights": {"popularity": 1}}, format="json")
-    assert response.status_code == 400 and "popularity" in response.json()["detail"]
+    response = staff.put(WEIGHTS, {"weights": {"random": 1}}, format="json")
+    assert response.status_code == 400 and "random" in response.json()["detail"]
     assert not HybridWeights.objects.exists()
 
 
 # ---------------------------------------------------------------- evaluating weights as served
 
 
-def test_proposed_weights_are_measured_beside_the_tuned_ones_on_the_latest_holdout(staff, world):
+@pytest.fixture
+def measured_run(world) -> TrainingRun:
+    """A run measured as served whose held-out split is on disk now. A training keeps only the newest
+    measured run's split, and other tests' trainings (rolled back in the database, not on disk) may have
+    removed the world's; two quick algorithms suffice to measure weights on."""
+    run = training.training_run_create(algorithms=["content_based", "collaborative"], force_retrain=True,
+                                       trigger="command")
+    run = training.training_run_execute(run_id=run.pk, algorithms=run.algorithms)
+    assert run.status == "succeeded" and run.served, run.error
+    return run
+
+
+def test_proposed_weights_are_measured_beside_the_tuned_ones_on_the_latest_holdout(staff, measured_run):
     response = staff.post(EVALUATE, {"weights": {"content_based": 1}}, format="json")
     assert response.status_code == 200, response.content
     body = response.json()
     assert set(body) == {"proposed", "current"}
     assert_is_m(body["proposed"]) and assert_is_m(body["current"])
     # In tuned mode "current" is the run's own served evaluation; content alone ranks differently.
-    assert body["current"] == world.run.served["metrics"]
-    assert body["proposed"]["all"]["users"] == world.run.served["holdout"]["users"]
+    assert body["current"] == measured_run.served["metrics"]
+    assert body["proposed"]["all"]["users"] == measured_run.served["holdout"]["users"]
     assert body["proposed"] != body["current"]
     assert not HybridWeights.objects.exists()  # measuring saves nothing
 
 
-def test_in_manual_mode_current_is_the_pinned_weights(staff):
+def test_in_manual_mode_current_is_the_pinned_weights(staff, measured_run):
     pinned = {"content_based": 1, "collaborative": 1}
     hybrid_weights_set(weights=pinned)
-    body = staff.post(EVALUATE, {"weights": pinned}, format="json").json()
-    assert body["proposed"] == body["current"]
+    response = staff.post(EVALUATE, {"weights": pinned}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["proposed"] == response.json()["current"]
+    other = staff.post(EVALUATE, {"weights": {"collaborative": 1}}, format="json").json()
+    assert other["current"] == response.json()["current"] and other["proposed"] != other["current"]
 
 
 def test_evaluating_before_any_served_evaluation_is_409(staff):
@@ -156,7 +188,7 @@ def test_evaluating_before_any_served_evaluation_is_409(staff):
 
 @pytest.mark.parametrize(("body", "field"), [
     ({"weights": {"content_based": 0}}, "greater than 0"),
-    ({"weights": {"popularity": 1}}, "popularity"),
+    ({"weights": {"random": 1}}, "random"),
     ({"weights": {"content_based": -1, "collaborative": 1}}, "content_based"),
     ({}, "weights"),
     ({"weights": {"content_based": 1}, "mode": "tuned"}, "mode"),
@@ -192,9 +224,10 @@ def test_a_training_run_shows_what_it_tuned_and_how_it_measured_as_served(staff,
     body = staff.get(f"/api/v1/models/training-runs/{world.run.pk}").json()
     assert body["tuned"]["weights"] == world.run.tuned["weights"]
     assert body["tuned"]["validation_ndcg"] == world.run.tuned["validation_ndcg"]
-    assert set(body["tuned"]["settings"]) == set(world.run.algorithms)
+    assert set(world.run.algorithms) <= set(body["tuned"]["settings"])
+    assert body["tuned"]["by_role"] == world.run.tuned["by_role"]
     served = body["served"]
-    assert set(served) == {"metrics", "popularity", "oracle", "weights", "holdout", "seconds"}
+    assert set(served) == {"metrics", "popularity", "oracle", "weights", "weights_by_role", "holdout", "seconds"}
     assert served == world.run.served
     assert served["oracle"] is None  # seed 5 is not the demo world's seed
     assert body["not_activated"] == ""
@@ -226,6 +259,8 @@ def test_the_schema_describes_the_weights_modes_and_the_served_evaluation(api_cl
     assert "served" in components["AlgorithmsStatus"]["properties"]
     assert set(components["ServedStatus"]["properties"]) == {"training_run_id", "metrics", "popularity"}
     assert {"tuned", "served", "not_activated"} <= set(components["TrainingRun"]["properties"])
-    assert set(components["Weights"]["properties"]) == set(Algorithm.values)
+    assert set(components["BlendWeights"]["properties"]) == set(BLENDED)
+    assert components["TunedWeights"]["properties"]["by_role"]["additionalProperties"] == {
+        "$ref": "#/components/schemas/BlendWeights"}
     fallbacks = components["FallbackEnum"]["enum"]
     assert {"popular", "no_content", "no_collaborative", "no_ease", "no_rp3beta"} <= set(fallbacks)
