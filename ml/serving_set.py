@@ -12,7 +12,7 @@ import numpy as np
 from ml.core.base import Recommender, UserState
 from ml.core.data import IdMap
 from ml.core.features import ContentVocabulary, platform_item_terms
-from ml.core.ranker import Ranker, align, content_vocabulary
+from ml.core.ranker import Ranker, align
 from ml.core.registry import COLLABORATIVE, CONTENT, EASE, RP3BETA, TWO_TOWER
 from ml.core.retrieval import Retrieval
 
@@ -64,7 +64,7 @@ def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str
     loaded = dict(loaded)
     vocabulary = None
     if CONTENT in loaded:
-        vocabulary = content_vocabulary(loaded[CONTENT])
+        vocabulary = loaded[CONTENT].vocabulary()
         if fresh_items:
             keys = list(fresh_items)
             vectors = vocabulary.transform([platform_item_terms(fresh_items[key]) for key in keys])

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from .base import ProgressCallback, Recommender, UserState, load_artifact, save_artifact
 from .data import EngineError, IdMap, InteractionData, as_row, unit_rows
-from .features import TEXT_NAMESPACE
+from .features import TEXT_NAMESPACE, ContentVocabulary
 
 
 @dataclass
@@ -48,6 +48,7 @@ class ContentRecommender(Recommender):
         self.history: sp.csr_matrix | None = None  # (n_users, v), content of what they interacted with
         self.prior: np.ndarray | None = None  # (n_items,) popularity prior in [0, 1]
         self.vocab: list[str] = []
+        self.idf: np.ndarray | None = None  # (v,) the vocabulary's IDF, to encode profiles and new items alike
         self._transposed: tuple[sp.csr_matrix, sp.csr_matrix] | None = None  # (item_vectors, their transpose)
         self._scaled_prior: tuple[np.ndarray, np.ndarray] | None = None  # (prior, popularity_weight * prior)
 
@@ -57,6 +58,7 @@ class ContentRecommender(Recommender):
             raise EngineError("content_based needs item content (item_content): the items have no terms")
         n_terms = data.item_content.shape[1]
         self.vocab = list(data.content_vocab or [f"term{n}" for n in range(n_terms)])
+        self.idf = _catalog_idf(data.item_content)
         self.item_vectors = self._weighted(data.item_content)
         declared = data.user_content if data.user_content is not None else sp.csr_matrix((data.n_users, n_terms))
         self.declared = self._weighted(declared)
@@ -133,6 +135,13 @@ class ContentRecommender(Recommender):
             self._transposed = (self.item_vectors, sp.csr_matrix(self.item_vectors.T))
         return self._transposed[1]
 
+    def vocabulary(self) -> ContentVocabulary:
+        """The TF-IDF vocabulary the model was fitted with: what encodes a user's declared terms, or a new
+        item's, as training encoded them."""
+        if self.idf is None:
+            raise EngineError("content_based is not fitted")
+        return ContentVocabulary(list(self.vocab), self.idf.tolist())
+
     def with_items(self, keys: list[str], vectors: sp.csr_matrix) -> ContentRecommender:
         """A copy that also scores the items ``keys`` (created or edited since fitting) by their content
         ``vectors`` ((len(keys), v), in this model's vocabulary): an edited item's vector is replaced, a new
@@ -181,7 +190,7 @@ class ContentRecommender(Recommender):
     def save(self, path: Path) -> None:
         meta = self._common_meta(asdict(self.config)) | {"vocab": self.vocab}
         arrays = {"item_vectors": self.item_vectors, "declared": self.declared, "history": self.history,
-                  "prior": self.prior}
+                  "prior": self.prior, "idf": self.idf}
         save_artifact(path, meta, arrays)
 
     @classmethod
@@ -192,7 +201,18 @@ class ContentRecommender(Recommender):
         model.vocab = list(meta["vocab"])
         model.item_vectors, model.declared = arrays["item_vectors"], arrays["declared"]
         model.history, model.prior = arrays["history"], arrays["prior"]
+        # artifacts saved before the IDF was kept: recovered from the item vectors (see _catalog_idf)
+        model.idf = arrays["idf"] if "idf" in arrays else _catalog_idf(model.item_vectors)
         return model
+
+
+def _catalog_idf(item_content) -> np.ndarray:
+    """(v,) the IDF the vocabulary was fitted with on the item catalog, ``log((1 + n) / (1 + df)) + 1``
+    (``features.ContentVocabulary.fit``): the items' nonzero terms give each term's df exactly."""
+    content = sp.csr_matrix(item_content)
+    n_items, n_terms = content.shape
+    df = np.bincount(content.indices[content.data != 0], minlength=n_terms)
+    return (np.log((1.0 + n_items) / (1.0 + df)) + 1.0).astype(np.float32)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

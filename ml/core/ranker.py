@@ -28,7 +28,6 @@ from threadpoolctl import ThreadpoolController
 
 from .base import Recommender, UserScores, UserState, top_k
 from .data import EngineError, IdMap
-from .features import ContentVocabulary
 from .registry import COLLABORATIVE, CONTENT, DEFAULT_WEIGHTS, EASE, POPULARITY, RP3BETA, TWO_TOWER
 from .retrieval import Retrieval, kept_rows
 
@@ -283,20 +282,3 @@ def align(model: Recommender, user_ids: IdMap, item_ids: IdMap) -> Recommender |
     if model.user_ids.ids == user_ids.ids and model.item_ids.ids == item_ids.ids:
         return model
     return AlignedComponent(model, user_ids, item_ids)
-
-
-def content_vocabulary(content) -> ContentVocabulary:
-    """The TF-IDF vocabulary the content model was fitted with, to encode a user's declared terms today.
-
-    The artifact keeps the terms but not their IDF. Both were fitted on the item catalog, with
-    ``idf = log((1 + n_items) / (1 + df)) + 1`` (``features.ContentVocabulary.fit``), and the item vectors
-    still show which items carry each term, so the IDF is recovered exactly: a term no item carries
-    (a user-only skill) has df 0, as it had then.
-    """
-    if content.item_vectors is None:
-        raise EngineError("content_based is not fitted")
-    vectors = sp.csr_matrix(content.item_vectors)
-    n_items, n_terms = vectors.shape
-    df = np.bincount(vectors.indices[vectors.data != 0], minlength=n_terms)
-    idf = np.log((1.0 + n_items) / (1.0 + df)) + 1.0
-    return ContentVocabulary(list(content.vocab), idf.tolist())

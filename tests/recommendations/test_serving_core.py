@@ -9,7 +9,7 @@ from ml.core.collaborative import ALSConfig, CollaborativeRecommender
 from ml.core.content import ContentRecommender
 from ml.core.data import IdMap, InteractionData
 from ml.core.features import platform_content, platform_user_terms
-from ml.core.ranker import AlignedComponent, Ranker, align, content_vocabulary
+from ml.core.ranker import AlignedComponent, Ranker, align
 
 USERS = [
     {"role": "developer", "skills": ["python", "django"], "industries": ["fintech"], "remote_preference": "remote",
@@ -41,12 +41,13 @@ def platform_world(matrix: np.ndarray, items: list[dict] = ITEMS, item_ids=None)
 HISTORY = np.asarray([[1, 0, 2, 0], [0, 4, 0, 1], [0, 0, 0, 0]])
 
 
-def test_the_rebuilt_vocabulary_encodes_users_exactly_as_training_did():
+def test_the_content_artifact_keeps_the_vocabulary_that_encodes_users_exactly_as_training_did(tmp_path):
     data = platform_world(HISTORY)
     _, _, trained_vocabulary = platform_content(USERS, ITEMS)
-    content = ContentRecommender().fit(data)
+    ContentRecommender().fit(data).save(tmp_path / "content")
+    content = ContentRecommender.load(tmp_path / "content")
 
-    rebuilt = content_vocabulary(content)
+    rebuilt = content.vocabulary()
     assert rebuilt.terms == trained_vocabulary.terms
     np.testing.assert_allclose(rebuilt.idf, trained_vocabulary.idf, rtol=1e-6)
     encoded = rebuilt.transform([platform_user_terms(user) for user in USERS])
