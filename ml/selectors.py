@@ -29,11 +29,15 @@ def tuned_weights() -> dict[str, float]:
 
 
 def tuned_run() -> TrainingRun | None:
-    """The newest succeeded run with tuned weights among those whose versions are active: its weights were
-    tuned for the models that serve. A run whose versions were kept ready (not better) does not count."""
-    return (TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, tuned__isnull=False,
+    """The newest succeeded run with tuned weights among those whose versions are active, and whose weights
+    were tuned over every active algorithm: they were tuned for the models that serve. A run whose versions
+    were kept ready (not better) does not count, nor one that retrained a few algorithms and tuned only
+    them (its weights would give the other active ones none)."""
+    active = set(ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("algorithm", flat=True))
+    runs = (TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, tuned__isnull=False,
                                        model_versions__status=ModelVersion.Status.ACTIVE)
-            .order_by("-created_at", "-id").first())
+            .distinct().order_by("-created_at", "-id"))
+    return next((run for run in runs if active <= set(run.tuned.get("weights", {}))), None)
 
 
 def weights_state() -> dict:

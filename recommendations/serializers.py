@@ -95,7 +95,9 @@ class RecommendationSerializer(serializers.Serializer):
 class RecommendationsSerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
     user_type = serializers.ChoiceField(choices=Role.choices)
-    algorithms_used = serializers.ListField(child=algorithm_choice())
+    algorithms_used = serializers.ListField(
+        child=serializers.ChoiceField(choices=BLENDED),
+        help_text="The components blended for this answer: algorithms, and popularity when it has a weight.")
     fallback = serializers.ChoiceField(choices=[PATH_ALL, *MISSING_PATHS.values(), PATH_COLD_START, PATH_POPULAR])
     weights = BlendWeightsSerializer(help_text="The weights this answer was blended with (0 for unused ones).")
     model_versions = ModelVersionsSerializer()

@@ -136,6 +136,7 @@ SPECTACULAR_SETTINGS = {
         "ItemTypeEnum": "profiles.models.ItemType",
         "InteractionKindEnum": "profiles.models.InteractionKind",
         "AlgorithmEnum": "ml.models.Algorithm",
+        "BlendedComponentEnum": "ml.models.BLENDED",
         "PositionStatusEnum": "profiles.models.Position.Status",
         "RemotePreferenceEnum": "profiles.models.RemotePreference",
     },

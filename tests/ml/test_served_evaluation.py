@@ -70,12 +70,20 @@ def test_a_web_process_serves_the_tuned_weights_of_a_newly_activated_run(trained
     from recommendations.model_store import serving_models
 
     assert serving_models().weights == selectors.current_weights()
-    newer = TrainingRun.objects.create(algorithms=["content_based"], status="succeeded", in_flight=None,
-                                       tuned={"weights": {"content_based": 1.0}, "validation_ndcg": 0.1})
+    in_force = serving_models().weights
     content = ModelVersion.objects.get(training_run=trained, algorithm="content_based")
-    ModelVersion.objects.create(algorithm="content_based", version=content.version + 1, status="ready",
-                                training_run=newer, artifact_path=content.artifact_path)
-    services.model_version_activate(algorithm="content_based", version=content.version + 1)
+
+    def newer_run(version: int, weights: dict) -> None:
+        run = TrainingRun.objects.create(algorithms=["content_based"], status="succeeded", in_flight=None,
+                                         tuned={"weights": weights, "validation_ndcg": 0.1})
+        ModelVersion.objects.create(algorithm="content_based", version=version, status="ready", training_run=run,
+                                    artifact_path=content.artifact_path)
+        services.model_version_activate(algorithm="content_based", version=version)
+
+    # a run that retrained content alone and tuned it alone would give the other active algorithms nothing
+    newer_run(content.version + 1, {"content_based": 1.0})
+    assert serving_models().weights == in_force
+    newer_run(content.version + 2, {**dict.fromkeys(Algorithm.values, 0.0), "content_based": 1.0})
     assert serving_models().weights == {**dict.fromkeys(BLENDED, 0.0), "content_based": 1.0}
 
 

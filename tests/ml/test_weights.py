@@ -43,7 +43,7 @@ def test_manual_weights_stay_pinned_through_trainings_until_tuned_mode_returns(t
     services.hybrid_weights_set(weights={"content_based": 3, "ease": 1}, changed_by=staff)
     pinned = {**dict.fromkeys(BLENDED, 0.0), "content_based": 0.75, "ease": 0.25}
     assert selectors.current_weights() == pinned
-    tuned_run(2, {"rp3beta": 1.0}, status="ready")
+    tuned_run(2, {"collaborative": 0.0, "rp3beta": 1.0}, status="ready")
     services.model_version_activate(algorithm="collaborative", version=2)
     assert selectors.current_weights() == pinned  # a new training does not move pinned weights
     services.hybrid_weights_mode_set(mode="tuned")
