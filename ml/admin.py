@@ -59,9 +59,23 @@ class TrainingRunAdmin(admin.ModelAdmin):
     """Read-only: runs are records of what happened (deleting an in-flight one would free the training
     lock under a running worker). "Retrain now" queues a new one."""
 
-    list_display = ["id", "status", "algorithms", "trigger", "requested_by", "created_at", "finished_at"]
+    list_display = ["id", "status", "algorithms", "trigger", "requested_by", "created_at", "finished_at",
+                    "served_ndcg", "tuned_validation_ndcg"]
     list_filter = ["status", "trigger"]
     actions = ["retrain"]
+
+    @admin.display(description="served NDCG@10 (popularity)")
+    def served_ndcg(self, run: TrainingRun) -> str:
+        """The set measured as the API serves it, beside popularity on the same held-out events."""
+        if not run.served:
+            return "—"
+        served, popular = run.served["metrics"]["all"]["ndcg"], run.served["popularity"]["all"]["ndcg"]
+        return "—" if served is None or popular is None else f"{served:.4f} ({popular:.4f})"
+
+    @admin.display(description="tuned weights' validation NDCG")
+    def tuned_validation_ndcg(self, run: TrainingRun) -> str:
+        value = (run.tuned or {}).get("validation_ndcg")
+        return "—" if value is None else f"{value:.4f}"
 
     def changelist_view(self, request, extra_context=None):
         training.release_stale_runs()  # a run whose worker died is listed as failed, not running for ever

@@ -108,3 +108,13 @@ def test_runs_and_weights_history_cannot_be_deleted(admin_client, model):
                                   "/admin/auth/user/"])
 def test_admin_pages_render(admin_client, path):
     assert admin_client.get(path).status_code == 200
+
+
+def test_the_runs_list_shows_each_runs_served_ndcg_beside_popularity_and_its_tuned_validation_ndcg(admin_client):
+    group = {"ndcg": 0.1234, "recall": 0.2, "coverage": 0.3, "diversity": 0.4, "users": 10}
+    TrainingRun.objects.create(algorithms=["content_based"], status="succeeded", in_flight=None,
+                               tuned={"weights": {"content_based": 1.0}, "validation_ndcg": 0.4321},
+                               served={"metrics": {"all": group}, "popularity": {"all": {**group, "ndcg": 0.05}}})
+    page = admin_client.get("/admin/ml/trainingrun/").content.decode()
+    assert "0.1234 (0.0500)" in page and "0.4321" in page
+
