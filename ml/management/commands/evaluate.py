@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from ml import evaluation
 from ml.core.data import EngineError
-from ml.models import Algorithm
+from ml.models import BLENDED, Algorithm
 
 ROWS = [("all", None), *((role, "by_role") for role in evaluation.ROLES),
         *((segment, "by_segment") for segment in evaluation.SEGMENTS)]
@@ -46,6 +46,8 @@ class Command(BaseCommand):
         self.stdout.write(f"\nServed with weights {_weights(result['weights'])}; {result['holdout']['users']} users, "
                           f"{result['holdout']['events']} held-out events ({result['holdout']['fraction']:.0%} of "
                           f"each user's latest), K = {evaluation.K}; {result['total_seconds']} s in all")
+        for role, weights in result["weights_by_role"].items():
+            self.stdout.write(f"  {role}s' own weights: {_weights(weights)}")
         if result["oracle"] is None:
             self.stdout.write("No oracle: the data is not the demo world of seed "
                               f"{demo_seed} (pass --demo-seed for another).")
@@ -135,4 +137,4 @@ def _number(value, digits: int = 4) -> str:
 
 def _weights(weights: dict) -> str:
     return ", ".join(f"{name} {w:.2f}" for name, w in weights.items()
-                     if isinstance(w, float) and name in Algorithm.values and w > 0)
+                     if isinstance(w, float) and name in BLENDED and w > 0)
