@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ml.core.data import IdMap, InteractionData  # noqa: E402
-from ml.core.two_tower import TwoTowerConfig, TwoTowerRecommender, resolve_device  # noqa: E402
+from ml.core.train import TwoTowerRecommender  # noqa: E402
+from ml.core.two_tower import TwoTowerConfig, resolve_device  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "ml-100k"
 

@@ -361,10 +361,13 @@ def _remove_other_runs_files(run_id: int) -> None:
 def _why_not_activated(run: TrainingRun) -> str:
     """Why the run's set must not replace the active one ("" when it may): its served NDCG@10 is below
     popularity's on the same evaluation, or lower than the active set's by more than ACTIVATION_TOLERANCE
-    of it. With nothing active, any set is better than none; an unmeasured set is not held back."""
+    of it. With nothing active, any set is better than none; an unmeasured set is not held back, nor a
+    run that retrained only some of the active algorithms: it measured those alone, not the set that would
+    serve (its new versions beside the other active ones), so neither comparison would be fair to it."""
     active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exclude(training_run=run)
     new = _served_ndcg(run.served, "metrics")
-    if not active.exists() or new is None:
+    partial = not set(active.values_list("algorithm", flat=True)) <= set(run.algorithms)
+    if not active.exists() or new is None or partial:
         return ""
     popularity = _served_ndcg(run.served, "popularity")
     if popularity is not None and new < popularity:

@@ -16,7 +16,7 @@ CONTENT, COLLABORATIVE, TWO_TOWER, EASE, RP3BETA, POPULARITY = (
 COMPONENTS: dict[str, str] = {
     CONTENT: "ml.core.content:ContentRecommender",
     COLLABORATIVE: "ml.core.collaborative:CollaborativeRecommender",
-    TWO_TOWER: "ml.core.two_tower:TwoTowerRecommender",
+    TWO_TOWER: "ml.core.train:TwoTowerRecommender",
     EASE: "ml.core.collaborative:EaseRecommender",
     RP3BETA: "ml.core.collaborative:RP3BetaRecommender",
     POPULARITY: "ml.core.collaborative:PopularityRecommender",

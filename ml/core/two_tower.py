@@ -1,8 +1,8 @@
-"""The Two-Tower recommender: a user tower and an item tower whose L2-normalised outputs meet in a dot product.
+"""The Two-Tower model: a user tower and an item tower whose L2-normalised outputs meet in a dot product.
 
-Model, training and serving are kept apart: this module holds the config, the towers and the serving side
-(item embeddings precomputed after fit, exact dot-product scoring); the loss and the loop live in
-``ml.core.train``.
+Model and training are kept apart: this module holds the config, the towers and how their inputs are
+read; the losses, the loop and the engine's component that fits and serves them live in ``ml.core.train``,
+which imports this one.
 
 Inputs of each tower (each optional, concatenated, then the seed's MLP):
 - user: dense user features (d_u), a user id embedding, and the mean embedding of the user's history items;
@@ -14,17 +14,14 @@ sampled negatives, MLP head scoring), kept selectable because it is what the pla
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .base import ProgressCallback, Recommender, UserScores, UserState, load_artifact, save_artifact
-from .data import EngineError, IdMap, InteractionData
-from .train import split_examples, train_two_tower
+from .data import EngineError, InteractionData
 
 MIN_INTERACTIONS = 500
 WEIGHTS_FILE = "weights.pt"
@@ -225,146 +222,6 @@ class TowerInputs:
         return None if self.item_features is None else self.item_features[rows]
 
 
-class TwoTowerRecommender(Recommender):
-    name = "two_tower"
-
-    def __init__(self, config: TwoTowerConfig | None = None, seed: int = 0):
-        self.config = config or TwoTowerConfig()
-        self.seed = seed
-        self.model: TwoTowerModel | None = None
-        self.user_embeddings: np.ndarray | None = None  # (n_users, embedding_dim)
-        self.item_embeddings: np.ndarray | None = None  # (n_items, embedding_dim)
-        self.training_log: dict = {}  # per-epoch losses of the last fit
-
-    def fit(self, data: InteractionData, *, progress: ProgressCallback | None = None) -> TwoTowerRecommender:
-        _check_data(data)
-        self.config = replace(
-            self.config,
-            user_feature_dim=0 if data.user_features is None else data.user_features.shape[1],
-            item_feature_dim=0 if data.item_features is None else data.item_features.shape[1],
-        )
-        torch.manual_seed(self.seed)
-        device = resolve_device(self.config.device)
-        self.model = TwoTowerModel(self.config, data.n_users, data.n_items).to(device)
-        train, val, history = split_examples(data.matrix, self.config.val_fraction, self.seed, device)
-        if len(val) == 0:
-            raise EngineError(f"val_fraction {self.config.val_fraction} leaves no interactions for validation")
-        self.training_log = train_two_tower(self.model, TowerInputs(data, history, device), train, val, data.matrix,
-                                            self.config, seed=self.seed, progress=progress)
-        self.model = self.model.cpu().eval()
-        self._remember_data(data)
-        self._precompute(TowerInputs(data, data.matrix, torch.device("cpu")))
-        return self
-
-    @torch.no_grad()
-    def _precompute(self, inputs: TowerInputs) -> None:
-        n_users, n_items = len(self.user_ids), len(self.item_ids)
-        users = [self.model.user_embedding(inputs.users(rows)) for rows in _chunks(n_users)]
-        items = [self.model.item_embedding(rows, inputs.item_features_of(rows)) for rows in _chunks(n_items)]
-        self.user_embeddings = torch.cat(users).numpy()
-        self.item_embeddings = torch.cat(items).numpy()
-
-    def score(self, user_rows: np.ndarray) -> np.ndarray:
-        return self._score_embeddings(self.user_embeddings[self._check_rows(user_rows)])
-
-    def linear_items(self) -> tuple[np.ndarray, None] | None:
-        return (self.item_embeddings, None) if self.config.scoring == "dot" else None
-
-    def user_scores(self, user: UserState) -> UserScores:
-        if self.config.scoring == "dot":
-            return super().user_scores(user)
-        return UserScores.dense(self._score_embeddings(self._query(user)[None, :])[0])
-
-    def _query(self, user: UserState) -> np.ndarray:
-        """The user tower's embedding of the current history where the model can embed one (no user
-        features needed), else the user's embedding as of training."""
-        try:
-            return self.history_embedding(user.history.indices, user.features)
-        except EngineError:
-            if user.row is None:
-                raise
-            return self.user_embeddings[self._check_rows([user.row])[0]]
-
-    def history_embedding(self, item_rows: np.ndarray, user_feature_row: np.ndarray | None = None) -> np.ndarray:
-        """(embedding_dim,) the user tower's output for a history of item rows (and features)."""
-        if self.model is None:
-            raise EngineError("the Two-Tower model is not fitted")
-        if self.model.user_ids is not None:
-            raise EngineError("this Two-Tower learns one embedding per known user; it cannot score a new history")
-        item_rows = np.asarray(item_rows, dtype=np.int64)
-        if item_rows.size and (item_rows.min() < 0 or item_rows.max() >= len(self.item_ids)):
-            raise EngineError("item row out of range")
-        features = None
-        if self.config.user_feature_dim:
-            if user_feature_row is None:
-                raise EngineError(f"this model needs a user feature row of width {self.config.user_feature_dim}")
-            features = np.asarray(user_feature_row, dtype=np.float32).reshape(1, -1)
-            _check_features(features, "user", self.config.user_feature_dim)
-        history = sp.csr_matrix((np.ones(len(item_rows), np.float32), item_rows, [0, len(item_rows)]),
-                                shape=(1, len(self.item_ids)))
-        one_user = InteractionData(IdMap(["new"]), self.item_ids, history, user_features=features)
-        with torch.no_grad():
-            user = self.model.user_embedding(TowerInputs(one_user, history, torch.device("cpu")).users(
-                torch.zeros(1, dtype=torch.int64)))
-        return user.numpy()[0]
-
-    def _score_embeddings(self, users: np.ndarray) -> np.ndarray:
-        # (n, D) user embeddings -> (n, n_items) scores
-        if self.config.scoring == "dot":
-            return (users @ self.item_embeddings.T).astype(np.float32)
-        return self._head_scores(torch.from_numpy(users))
-
-    @torch.no_grad()
-    def _head_scores(self, users: torch.Tensor) -> np.ndarray:
-        items = torch.from_numpy(self.item_embeddings)  # (n_items, D)
-        out = np.empty((len(users), len(items)), dtype=np.float32)
-        for n, user in enumerate(users):
-            out[n] = torch.sigmoid(self.model.head(user.expand(len(items), -1), items)).numpy()
-        return out
-
-    def save(self, path: Path) -> None:
-        """The shared artifact plus the towers' weights.
-
-        meta.json holds the config, id maps, metrics, fingerprint and training log; arrays.npz the embeddings
-        that scoring reads; weights.pt the towers' state_dict, which embedding a current history needs.
-        """
-        if self.model is None:
-            raise EngineError("the Two-Tower model is not fitted")
-        meta = {**self._common_meta(self.config.to_json()), "seed": self.seed, "training": self.training_log}
-        save_artifact(path, meta, {"user_embeddings": self.user_embeddings, "item_embeddings": self.item_embeddings})
-        torch.save(self.model.state_dict(), Path(path) / WEIGHTS_FILE)
-
-    @classmethod
-    def load(cls, path: Path) -> TwoTowerRecommender:
-        meta, arrays = load_artifact(path)
-        model = cls(TwoTowerConfig.from_json(meta["config"]), seed=meta["seed"])
-        model._restore_common(meta)
-        model.training_log = meta["training"]
-        model.user_embeddings, model.item_embeddings = arrays["user_embeddings"], arrays["item_embeddings"]
-        model.model = TwoTowerModel(model.config, len(model.user_ids), len(model.item_ids))
-        weights = torch.load(Path(path) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        model.model.load_state_dict(weights)
-        model.model.eval()
-        return model
-
-
-def _check_data(data: InteractionData) -> None:
-    n = data.matrix.nnz
-    if n < MIN_INTERACTIONS:
-        raise EngineError(f"the Two-Tower needs at least {MIN_INTERACTIONS} interactions to learn from; got {n}")
-    if data.user_features is not None:
-        _check_features(data.user_features, "user", data.user_features.shape[1], rows=data.n_users)
-    if data.item_features is not None:
-        _check_features(data.item_features, "item", data.item_features.shape[1], rows=data.n_items)
-
-
-def _check_features(features: np.ndarray, side: str, width: int, rows: int | None = None) -> None:
-    if features.ndim != 2 or features.shape[1] != width or (rows is not None and features.shape[0] != rows):
-        raise EngineError(f"{side} features have shape {features.shape}; expected ({rows or 'n'}, {width})")
-    if not np.isfinite(features).all():
-        raise EngineError(f"{side} features contain NaN or infinite values")
-
-
 def resolve_device(name: str) -> torch.device:
     """"auto" is CUDA when available, else the CPU."""
     if name == "auto":
@@ -376,7 +233,3 @@ def resolve_device(name: str) -> torch.device:
 
 def _tensor(array: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
     return None if array is None else torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
-
-
-def _chunks(n: int) -> list[torch.Tensor]:
-    return list(torch.arange(n).split(EMBEDDING_CHUNK))

@@ -251,3 +251,11 @@ def test_only_the_newest_measured_runs_held_out_split_is_kept_on_disk(world, set
     assert (Path(settings.MODEL_DIR) / "runs" / str(first.pk) / "holdout" / "content_based").is_dir()
     second = train(["content_based"], force=True)
     assert [folder.name for folder in (Path(settings.MODEL_DIR) / "runs").iterdir()] == [str(second.pk)]
+
+
+def test_a_run_that_retrains_some_of_the_active_algorithms_activates_its_versions_beside_the_others(world):
+    first = train(["content_based", "collaborative"])
+    again = train(["collaborative"], force=True)
+    assert again.status == "succeeded" and again.not_activated == ""
+    assert ModelVersion.objects.get(algorithm="collaborative", status="active").training_run_id == again.pk
+    assert ModelVersion.objects.get(algorithm="content_based", status="active").training_run_id == first.pk

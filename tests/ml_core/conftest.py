@@ -59,7 +59,8 @@ def make_world(seed: int = 0, n_users: int = N_USERS) -> InteractionData:
 
 def small_two_tower():
     """The default Two-Tower, trained long enough on small batches for a world of about 1,000 interactions."""
-    from ml.core.two_tower import TwoTowerConfig, TwoTowerRecommender
+    from ml.core.train import TwoTowerRecommender
+    from ml.core.two_tower import TwoTowerConfig
 
     return TwoTowerRecommender(replace(TwoTowerConfig(), epochs=30, batch_size=128, device="cpu"), seed=0)
 

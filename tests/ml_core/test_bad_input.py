@@ -7,7 +7,7 @@ from ml.core.base import load_artifact
 from ml.core.collaborative import CollaborativeRecommender, PopularityRecommender
 from ml.core.content import ContentRecommender
 from ml.core.data import EngineError, IdMap, InteractionData
-from ml.core.two_tower import TwoTowerRecommender
+from ml.core.train import TwoTowerRecommender
 
 from .conftest import make_world
 

@@ -48,7 +48,7 @@ def test_no_history_means_no_anchors():
 
 
 def test_the_two_towers_anchor_is_nearest_by_its_item_embeddings():
-    from ml.core.two_tower import TwoTowerRecommender
+    from ml.core.train import TwoTowerRecommender
 
     model = TwoTowerRecommender()
     model.item_embeddings = VECTORS

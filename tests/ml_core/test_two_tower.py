@@ -8,8 +8,8 @@ import torch
 
 from ml.core.base import UserState
 from ml.core.data import EngineError, IdMap, InteractionData
-from ml.core.train import split_examples
-from ml.core.two_tower import TwoTowerConfig, TwoTowerRecommender
+from ml.core.train import TwoTowerRecommender, split_examples
+from ml.core.two_tower import TwoTowerConfig
 
 N_USERS, N_ITEMS, PER_USER = 120, 60, 10  # 1,200 interactions: above the 500 minimum
 
