@@ -82,10 +82,8 @@ class Snapshot:
 
 
 def platform_snapshot() -> Snapshot:
-    base = platform_data.training_data()
-    events = platform_data.timed_interaction_events(base.user_ids.index, base.item_ids.index)
-    return Snapshot(with_events(base, events), events, platform_data.user_records(),
-                    platform_data.servable_items(base.item_ids))
+    data, events, records = platform_data.training_rows()
+    return Snapshot(data, events, records, platform_data.servable_items(data.item_ids))
 
 
 def with_events(data: InteractionData, events: list[tuple[int, int, str]]) -> InteractionData:

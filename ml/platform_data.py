@@ -253,8 +253,9 @@ def interaction_events(user_index: dict[str, int], item_index: dict[str, int],
     item are known."""
     columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
     types = list(TARGET_FIELDS)
-    if user_id is None:  # the whole table, streamed in chunks
-        events = Interaction.objects.values_list("user_id", "kind", *columns).iterator(chunk_size=20000)
+    if user_id is None:  # the whole table, streamed in chunks, each user's events in the order they happened
+        events = (Interaction.objects.order_by("user_id", "created_at", "id")
+                  .values_list("user_id", "kind", *columns).iterator(chunk_size=20000))
     else:  # one user's few rows, on every request for recommendations: plain SQL (recsys_site.db)
         events = db.rows(f"SELECT user_id, kind, {', '.join(columns)} FROM {db.table(Interaction)} WHERE user_id = %s",
                          [user_id])
@@ -268,22 +269,25 @@ def interaction_events(user_index: dict[str, int], item_index: dict[str, int],
     return rows
 
 
-def training_data() -> InteractionData:
-    """The whole platform as the engine's input."""
+def training_rows() -> tuple[InteractionData, list[tuple[int, int, str]], dict[int, dict]]:
+    """The whole platform as the engine's input, read once: (data, every event (user row, item row, kind)
+    with each user's in the order they happened, which a time-based holdout splits and ``data``'s matrices
+    sum, people's records by user id)."""
     users = user_records()
     items = item_records(users)
     user_ids, item_ids = IdMap(sorted(users)), IdMap(list(items))
     user_list = [users[int(u)] for u in user_ids.ids]
     item_list = [items[i] for i in item_ids.ids]
-    matrix, negatives = interaction_matrices(interaction_events(user_ids.index, item_ids.index),
-                                             len(user_ids), len(item_ids))
+    events = interaction_events(user_ids.index, item_ids.index)
+    matrix, negatives = interaction_matrices(events, len(user_ids), len(item_ids))
     user_content, item_content, vocabulary = features.platform_content(user_list, item_list)
-    return InteractionData(
+    data = InteractionData(
         user_ids=user_ids, item_ids=item_ids, matrix=matrix, negatives=negatives,
         user_features=features.platform_user_features(user_list).astype(np.float32),
         item_features=features.platform_item_features(item_list).astype(np.float32),
         user_content=user_content, item_content=item_content, content_vocab=list(vocabulary.terms),
     )
+    return data, events, users
 
 
 def item_popularity() -> dict[str, int]:
@@ -307,23 +311,6 @@ ROLE_ITEM_TYPES: dict[str, tuple[str, ...]] = {
     Role.INVESTOR: (ItemType.STARTUP,),
     Role.FOUNDER: (ItemType.DEVELOPER, ItemType.INVESTOR),
 }
-
-
-def timed_interaction_events(user_index: dict[str, int], item_index: dict[str, int]) -> list[tuple[int, int, str]]:
-    """(user row, item row, kind) of every interaction whose user and item are known, as
-    :func:`interaction_events` gives them, but each user's events in the order they happened (created_at,
-    then id): what a time-based holdout splits."""
-    columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
-    types = list(TARGET_FIELDS)
-    ordered = Interaction.objects.order_by("user_id", "created_at", "id").values_list("user_id", "kind", *columns)
-    rows = []
-    for user, kind, *targets in ordered.iterator(chunk_size=20000):
-        position = next(n for n, target in enumerate(targets) if target is not None)
-        item = item_index.get(item_key(types[position], targets[position]))
-        row = user_index.get(str(user))
-        if item is not None and row is not None:
-            rows.append((row, item, kind))
-    return rows
 
 
 def servable_items(item_ids: IdMap) -> np.ndarray:

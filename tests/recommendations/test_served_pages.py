@@ -18,13 +18,6 @@ def served_plot(run_id) -> str:
     return f"/staff/training-runs/{run_id}/served.png"
 
 
-@pytest.fixture(autouse=True)
-def nobody_changed_the_weights(world):
-    """Start from a platform where no one changed the weights (tuned mode, no history), whatever the package's
-    world pinned for the tests of the blend; rolled back with the test."""
-    HybridWeights.objects.all().delete()
-
-
 @pytest.fixture
 def staff(world, client, staff_user):
     client.force_login(staff_user)

@@ -19,13 +19,6 @@ ROLES = {"developer", "founder", "investor"}
 SEGMENTS = {"cold", "light", "heavy"}
 
 
-@pytest.fixture(autouse=True)
-def nobody_changed_the_weights(world):
-    """Start from a platform where no one changed the weights (tuned mode, no history), whatever the package's
-    world pinned for the tests of the blend; rolled back with the test."""
-    HybridWeights.objects.all().delete()
-
-
 @pytest.fixture
 def staff(world, client_for, staff_user):
     return client_for(staff_user)
