@@ -3,6 +3,7 @@
 With no environment at all it runs on a laptop: SQLite under var/, Celery tasks
 in-process, DEBUG off unless asked for.
 """
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -30,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
@@ -102,6 +104,30 @@ TRAINING_STALE_AFTER_SECONDS = env_int("TRAINING_STALE_AFTER_SECONDS", 90)
 # How often each web process asks the registry which versions are active (0: on every request).
 MODEL_REGISTRY_CHECK_SECONDS = env_int("MODEL_REGISTRY_CHECK_SECONDS", 2)
 
+# API tokens (django-rest-knox): stored as digests, expiring, revocable; sent as `Authorization: Token <key>`.
+TOKEN_TTL_HOURS = env_int("TOKEN_TTL_HOURS", 720)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=TOKEN_TTL_HOURS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+
+# A reverse proxy in front (README "Production") overwrites X-Forwarded-Proto and X-Forwarded-For; only then
+# may the service believe them. Without it any client could claim HTTPS or another address.
+TRUSTED_PROXY = env_bool("TRUSTED_PROXY", False)
+
+# Request bodies larger than this are refused with 413 before anything reads them.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 2_621_440)
+
+# The cache holds throttle counts: shared by every process in Redis when there is one, per process otherwise.
+REDIS_URL = env_str("REDIS_URL")
+CACHE_URL = env_str("CACHE_URL", REDIS_URL)
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                "KEY_PREFIX": "recsys", "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
+    if CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "recsys_site.authentication.TokenAuthentication",
@@ -123,6 +149,16 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "recsys_site.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Rates per scope (recsys_site.throttling): log-ins and sign-ups per client address, writes and
+    # recommendations per user. "<n>/<second|minute|hour|day>".
+    "DEFAULT_THROTTLE_RATES": {
+        "login": env_str("THROTTLE_LOGIN", "10/minute"),
+        "register": env_str("THROTTLE_REGISTER", "10/hour"),
+        "write": env_str("THROTTLE_WRITE", "300/minute"),
+        "recommendations": env_str("THROTTLE_RECOMMENDATIONS", "300/minute"),
+    },
+    # The client address is X-Forwarded-For's last hop only behind the trusted proxy, REMOTE_ADDR otherwise.
+    "NUM_PROXIES": 1 if TRUSTED_PROXY else 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Startup ecosystem recommendations API",
@@ -143,13 +179,16 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: with no broker configured, tasks run in-process so the embedded default needs nothing else.
-REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# A task is acknowledged when it ends, so a worker that dies mid-training leaves it for another worker.
+# Redis hands an unacknowledged task to another worker after visibility_timeout: it must be longer than
+# the longest training (the Two-Tower on a large catalog, hours), or a second worker starts the same run.
 CELERY_TASK_ACKS_LATE = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 12 * 3600)}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -159,7 +198,8 @@ CELERY_TIMEZONE = TIME_ZONE
 # Production transport security; SECURE_SSL_REDIRECT=0 behind a TLS-terminating proxy or for plain local HTTP.
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    if TRUSTED_PROXY:
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
