@@ -1,6 +1,7 @@
 """List filters of the catalog. A malformed value is a 400 naming the parameter, never ignored."""
 from django import forms
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema_field
 
 from .models import Position, Skill, Stage, Startup
 from .serializers import MAX_ID
@@ -8,6 +9,9 @@ from .serializers import MAX_ID
 BOOLEAN_CHOICES = [("true", "true"), ("false", "false"), ("1", "1"), ("0", "0")]
 
 
+# The schema says boolean: a client sends true or false (1 and 0 are read too); a string enum of the
+# choices would declare the type and its values at odds.
+@extend_schema_field({"type": "boolean", "description": "true or false (1 and 0 are accepted too)."})
 class StrictBooleanFilter(filters.TypedChoiceFilter):
     """django-filter's BooleanFilter reads "maybe" as "no filter"; this one refuses it."""
 
@@ -23,6 +27,11 @@ class IntegerFilter(filters.NumberFilter):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_value", MAX_ID)
         super().__init__(**kwargs)
+        # The schema shows the bounds the form field enforces (for a foreign key's id the generator would
+        # otherwise guess "number").
+        schema = {"type": "integer", "minimum": kwargs.get("min_value"), "maximum": kwargs["max_value"],
+                  "description": kwargs.get("help_text")}
+        extend_schema_field({key: value for key, value in schema.items() if value is not None})(self)
 
 
 class StartupFilter(filters.FilterSet):

@@ -155,7 +155,7 @@ class MeSerializer(serializers.Serializer):
     email = serializers.EmailField()
     is_staff = serializers.BooleanField()
     role = serializers.SerializerMethodField()
-    profile = serializers.SerializerMethodField()
+    profile = serializers.SerializerMethodField(allow_null=True)  # null for a user without a role
 
     def get_role(self, user) -> str | None:
         return role_of(user)

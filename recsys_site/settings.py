@@ -165,6 +165,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Profiles, catalog, interactions and hybrid recommendations.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Every operation lists the error statuses it can answer with (recsys_site/schema.py), after the enums.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "recsys_site.schema.document_error_responses",
+    ],
     # One schema name per vocabulary, however many fields and filters use it.
     "ENUM_NAME_OVERRIDES": {
         "StageEnum": "profiles.models.Stage",
