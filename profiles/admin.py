@@ -1,7 +1,12 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.utils.crypto import salted_hmac
+from knox.models import AuthToken
 
+from . import services
 from .models import Developer, Founder, Industry, Interaction, Investor, Position, Skill, Startup
 
 
@@ -111,3 +116,72 @@ admin.site.unregister(User)
 @admin.register(User)
 class UserWithHistoryAdmin(UserAdmin):
     inlines = [ReadOnlyInteractionInline]
+
+
+# --- API tokens -------------------------------------------------------------------------------------
+# Knox's own admin lists every token's digest and can mint tokens. Here staff see whose token it is and
+# when it expires, and can revoke tokens; nothing else. The digest is the token's primary key, so it would
+# otherwise appear in each row's link and checkbox and in the token's name: there is no page per token, the
+# checkbox carries an opaque handle, and a token is named without it wherever Django names objects (labels,
+# the list of what a user's deletion removes, messages).
+def _token_name(token: AuthToken) -> str:
+    return f"API token of {token.user} created {token.created:%Y-%m-%d %H:%M}"
+
+
+AuthToken.__str__ = _token_name
+admin.site.unregister(AuthToken)
+
+
+def token_handle(digest: str) -> str:
+    """Stands for the token in the page; derived from the digest with the site's secret, reveals nothing of it."""
+    return salted_hmac("profiles.admin.token_handle", digest).hexdigest()[:32]
+
+
+@admin.register(AuthToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["user", "created", "expiry"]
+    list_display_links = None
+    list_select_related = ["user"]
+    search_fields = ["user__username"]
+    ordering = ["-created"]
+    fields = readonly_fields = ["user", "created", "expiry"]
+    actions = ["revoke"]
+
+    def get_urls(self):
+        # No page per token: its address would hold the digest (the primary key), and links to it would appear
+        # wherever Django lists tokens, e.g. in what deleting a user removes.
+        return [url for url in super().get_urls() if url.name and url.name.endswith(("_changelist", "_add"))]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # its confirmation page lists the selected tokens' digests
+        return actions
+
+    def action_checkbox(self, token: AuthToken):
+        # ModelAdmin's, with the handle for the primary key
+        checkbox = forms.CheckboxInput({"class": "action-select", "aria-label": f"Select {token} for an action"},
+                                       lambda value: False)
+        return checkbox.render(ACTION_CHECKBOX_NAME, token_handle(token.digest))
+
+    def response_action(self, request, queryset):
+        # The checkboxes carry handles; the action Django runs wants primary keys.
+        chosen = set(request.POST.getlist(ACTION_CHECKBOX_NAME))
+        post = request.POST.copy()
+        post.setlist(ACTION_CHECKBOX_NAME, [digest for digest in queryset.values_list("digest", flat=True)
+                                            if token_handle(digest) in chosen])
+        request.POST = post
+        return super().response_action(request, queryset)
+
+    @admin.action(description="Revoke the selected API tokens", permissions=["delete"])
+    def revoke(self, request, queryset):
+        tokens = list(queryset)
+        for token in tokens:
+            services.auth_token_revoke(token=token)
+        self.message_user(request, f"Revoked {len(tokens)} API token(s).", messages.SUCCESS)
+

@@ -12,7 +12,9 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from recsys_site.authentication import TokenAuthentication
 from recsys_site.exceptions import DomainError
+from recsys_site.throttling import LoginThrottle, RegisterThrottle
 
 from . import selectors, services
 from .filters import PositionFilter, SkillFilter, StartupFilter
@@ -64,9 +66,22 @@ class IdLookupMixin:
 # --- auth ----------------------------------------------------------------------------------------
 
 class AuthTokenApi(APIView):
-    # No authentication: a stale session must not turn a log-in into a CSRF failure.
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+    """POST logs in (a new token), DELETE logs out (revokes the token the request is made with)."""
+
+    def logging_in(self) -> bool:
+        # The schema generator asks for the authenticators before it gives the view a request.
+        return getattr(self.request, "method", None) == "POST"
+
+    def get_authenticators(self):
+        # Logging in reads no credentials: a stale session must not turn it into a CSRF failure. Logging out
+        # is done with the token being revoked.
+        return [] if self.logging_in() else [TokenAuthentication()]
+
+    def get_permissions(self):
+        return [AllowAny()] if self.logging_in() else super().get_permissions()
+
+    def get_throttles(self):
+        return [LoginThrottle()] if self.logging_in() else super().get_throttles()
 
     @extend_schema(request=TokenRequestSerializer, responses={200: TokenSerializer}, tags=["auth"])
     def post(self, request):
@@ -75,20 +90,28 @@ class AuthTokenApi(APIView):
         user = authenticate(request, **credentials.validated_data)
         if user is None:
             raise DomainError("Unable to log in with that username and password.")
-        return Response({"token": services.auth_token_issue(user=user).key})
+        issued = services.auth_token_issue(user=user)
+        return Response(TokenSerializer({"token": issued.key, "expires_at": issued.token.expiry}).data)
+
+    @extend_schema(request=None, responses={204: None}, tags=["auth"])
+    def delete(self, request):
+        services.auth_token_revoke(token=request.auth)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class RegisterApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [RegisterThrottle]
 
     @extend_schema(request=RegisterSerializer, responses={201: RegisteredSerializer}, tags=["auth"])
     def post(self, request):
         registration = RegisterSerializer(data=request.data)
         registration.is_valid(raise_exception=True)
-        user = services.user_register(**registration.validated_data)
-        body = {"user_id": user.pk, "role": registration.validated_data["role"], "token": user.auth_token.key}
-        return Response(body, status=status.HTTP_201_CREATED)
+        user, issued = services.user_register(**registration.validated_data)
+        body = {"user_id": user.pk, "role": registration.validated_data["role"], "token": issued.key,
+                "expires_at": issued.token.expiry}
+        return Response(RegisteredSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 class MeApi(APIView):

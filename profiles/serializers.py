@@ -95,7 +95,8 @@ class TokenRequestSerializer(serializers.Serializer):
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`; it is shown only once.")
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="When the token stops working.")
 
 
 class RegisterSerializer(serializers.Serializer):
@@ -106,10 +107,9 @@ class RegisterSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class RegisteredSerializer(serializers.Serializer):
+class RegisteredSerializer(TokenSerializer):
     user_id = serializers.IntegerField()
     role = serializers.ChoiceField(choices=Role.choices)
-    token = serializers.CharField()
 
 
 # --- profiles ------------------------------------------------------------------------------------

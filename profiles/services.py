@@ -6,7 +6,7 @@ that names the field, skill names stored lower-case. Failures raise Django ``Val
 by field, which the API's one exception handler turns into a 400 field-error map.
 """
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -14,7 +14,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from recsys_site.exceptions import Conflict
 
@@ -72,9 +72,14 @@ def profile_create(*, user: AbstractBaseUser, role: str) -> Profile:
     return PROFILE_MODELS[role].objects.create(user=user)
 
 
+class IssuedToken(NamedTuple):
+    token: AuthToken
+    key: str  # the secret, shown to the client once: only its digest is stored
+
+
 @transaction.atomic
-def user_register(*, username: str, password: str, email: str, role: str) -> AbstractBaseUser:
-    """Create a user, an empty profile of their role and their API token: all of it or none."""
+def user_register(*, username: str, password: str, email: str, role: str) -> tuple[AbstractBaseUser, IssuedToken]:
+    """Create a user, an empty profile of their role and their first API token: all of it or none."""
     user_model = get_user_model()
     user = user_model(username=username, email=email)
     try:
@@ -86,14 +91,25 @@ def user_register(*, username: str, password: str, email: str, role: str) -> Abs
     user.set_password(password)
     user.save()
     profile_create(user=user, role=role)
-    auth_token_issue(user=user)
-    return user
+    return user, auth_token_issue(user=user)
 
 
-def auth_token_issue(*, user: AbstractBaseUser) -> Token:
-    """The user's API token, created on first use and stable afterwards."""
-    token, _ = Token.objects.get_or_create(user=user)
-    return token
+@transaction.atomic
+def auth_token_issue(*, user: AbstractBaseUser) -> IssuedToken:
+    """A new API token for the user, expiring after TOKEN_TTL_HOURS. Each log-in gets its own, so revoking
+    one (logging out a device) leaves the others; the user's expired tokens are dropped here."""
+    AuthToken.objects.filter(user=user, expiry__lte=timezone.now()).delete()
+    return IssuedToken(*AuthToken.objects.create(user=user))
+
+
+def auth_token_revoke(*, token: AuthToken) -> None:
+    token.delete()
+
+
+def auth_tokens_revoke_all(*, user: AbstractBaseUser) -> int:
+    """Revoke every API token of the user (their password changed); how many there were."""
+    deleted, _ = AuthToken.objects.filter(user=user).delete()
+    return deleted
 
 
 @transaction.atomic

@@ -18,6 +18,7 @@ from ml.services import hybrid_weights_mode_set, hybrid_weights_set
 from profiles.apis import Pagination
 from profiles.serializers import MAX_ID
 from recsys_site.exceptions import NotFound
+from recsys_site.throttling import UserScopedThrottle
 
 from . import selectors, services
 from .serializers import (
@@ -45,6 +46,10 @@ class IsStaff(IsAdminUser):
 
 
 class RecommendationsApi(APIView):
+    # A query, not a write: its own per-user rate instead of "write".
+    throttle_classes = [UserScopedThrottle]
+    throttle_scope = "recommendations"
+
     @extend_schema(request=RecommendationRequestSerializer, responses={200: RecommendationsSerializer},
                    tags=["recommendations"])
     def post(self, request):

@@ -30,7 +30,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "knox",
     "django_filters",
     "drf_spectacular",
@@ -151,6 +150,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Rates per scope (recsys_site.throttling): log-ins and sign-ups per client address, writes and
     # recommendations per user. "<n>/<second|minute|hour|day>".
+    # Every authenticated write counts against the user's "write" rate; log-in, sign-up and recommendations
+    # name their own throttles (profiles.apis, recommendations.apis).
+    "DEFAULT_THROTTLE_CLASSES": ["recsys_site.throttling.WriteThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "login": env_str("THROTTLE_LOGIN", "10/minute"),
         "register": env_str("THROTTLE_REGISTER", "10/hour"),

@@ -1,9 +1,11 @@
-"""Shared fixtures: users of each role, API clients authenticated as them, a broker that refuses connections."""
+"""Shared fixtures: users of each role, API clients authenticated as them, a broker that refuses connections,
+throttles that start empty and out of the way."""
 import socket
 from collections.abc import Callable
 
 import pytest
-from rest_framework.authtoken.models import Token
+from django.core.cache import cache
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from tests.factories import DeveloperFactory, FounderFactory, InvestorFactory, StaffUserFactory
@@ -13,6 +15,16 @@ from tests.factories import DeveloperFactory, FounderFactory, InvestorFactory, S
 def fast_password_hashing(settings):
     # Real hashers cost ~100 ms per user on purpose; tests create hundreds of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def throttles_out_of_the_way(settings):
+    """Every test starts with no throttle counts (the cache holds them: CI's is its own Redis database) and rates
+    no test reaches: hundreds of tests log in, sign up and write from 127.0.0.1, some of them many times.
+    A test of the throttles sets the rates it needs (tests/live/test_throttles.py runs the real server)."""
+    cache.clear()
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
+        scope: "1000000/second" for scope in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]}}
 
 
 @pytest.fixture(autouse=True)
@@ -55,8 +67,8 @@ def client_for() -> Callable[..., APIClient]:
 
     def make(user) -> APIClient:
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        _, key = AuthToken.objects.create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         return client
 
     return make

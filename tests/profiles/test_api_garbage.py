@@ -93,7 +93,7 @@ def snapshot() -> dict:
     """Every row of every profiles table, many-to-many links included, and the users and tokens: to show
     that a refused request wrote nothing."""
     models = [*apps.get_app_config("profiles").get_models(include_auto_created=True),
-              apps.get_model("auth", "User"), apps.get_model("authtoken", "Token")]
+              apps.get_model("auth", "User"), apps.get_model("knox", "AuthToken")]
     return {model._meta.db_table: list(model.objects.order_by("pk").values()) for model in models}
 
 

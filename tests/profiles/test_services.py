@@ -1,8 +1,12 @@
 """The write rules every caller gets, whether it comes through the API or not."""
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
+from knox.crypto import hash_token
+from knox.models import AuthToken
 
 from profiles import services
 from profiles.models import Developer, Founder, Interaction, Investor, Role, Skill, Startup
@@ -27,11 +31,12 @@ User = get_user_model()
 
 @pytest.mark.parametrize("role", Role.values)
 def test_user_register_creates_user_profile_and_token(role):
-    user = services.user_register(username="ada", password=PASSWORD, email="ada@example.com", role=role)
+    user, issued = services.user_register(username="ada", password=PASSWORD, email="ada@example.com", role=role)
 
     assert role_of(user) == role
     assert profile_of(user).user_id == user.pk
-    assert Token.objects.filter(user=user).exists()
+    assert AuthToken.objects.get(user=user) == issued.token
+    assert issued.token.digest == hash_token(issued.key)
 
 
 def test_user_register_writes_nothing_when_the_profile_fails():
@@ -40,7 +45,7 @@ def test_user_register_writes_nothing_when_the_profile_fails():
 
     assert "role" in error.value.message_dict
     assert not User.objects.exists()
-    assert not Token.objects.exists()
+    assert not AuthToken.objects.exists()
 
 
 def test_user_register_names_the_password_when_it_is_weak():
@@ -64,10 +69,26 @@ def test_role_of_a_user_without_a_profile_is_none():
     assert role_of(UserFactory()) is None
 
 
-def test_auth_token_issue_is_stable():
-    user = UserFactory()
+def test_auth_token_issue_gives_each_call_its_own_token_and_drops_the_users_expired_ones():
+    user, other = UserFactory(), UserFactory()
+    expired = services.auth_token_issue(user=user).token
+    others_expired = services.auth_token_issue(user=other).token
+    AuthToken.objects.filter(pk__in=[expired.pk, others_expired.pk]).update(expiry=timezone.now() - timedelta(1))
 
-    assert services.auth_token_issue(user=user) == services.auth_token_issue(user=user)
+    first, second = services.auth_token_issue(user=user), services.auth_token_issue(user=user)
+
+    assert first.key != second.key
+    assert set(AuthToken.objects.filter(user=user)) == {first.token, second.token}
+    assert AuthToken.objects.filter(pk=others_expired.pk).exists()
+
+
+def test_auth_tokens_revoke_all_revokes_only_that_users_tokens():
+    user, other = UserFactory(), UserFactory()
+    for owner in (user, user, other):
+        services.auth_token_issue(user=owner)
+
+    assert services.auth_tokens_revoke_all(user=user) == 2
+    assert list(AuthToken.objects.values_list("user", flat=True)) == [other.pk]
 
 
 def test_investor_update_refuses_an_inverted_check_size_range_and_keeps_the_row():
