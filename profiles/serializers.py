@@ -3,7 +3,13 @@
 Serializers validate types, ranges and names and show rows; they never write. The views hand
 ``validated_data`` to the services in ``services.py``.
 """
+import operator
+from collections import defaultdict
+from functools import cache, reduce
+
+from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.models import CheckConstraint, Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -27,8 +33,9 @@ from .selectors import role_of
 # The largest id a client may send; bigger numbers are refused before they reach the database
 # (SQLite raises OverflowError, not "no such row", on a number wider than 64 bits).
 MAX_ID = 2**63 - 1
-# The models' check constraints allow at most this many years of experience.
-MAX_YEARS_EXPERIENCE = 70
+# The most items a list in a request may hold (names of skills or industries, stages, item types, algorithms):
+# far more than any profile needs, few enough that one request stays one cheap query.
+MAX_LIST_ITEMS = 100
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -44,25 +51,83 @@ class NameField(serializers.SlugRelatedField):
         super().__init__(slug_field="name", **kwargs)
 
     def to_internal_value(self, data):
-        queryset = self.get_queryset()
-        kind = queryset.model._meta.verbose_name
-        listing = f"/api/v1/{queryset.model._meta.verbose_name_plural}/"
+        name = self.clean_name(data)
+        row = rows_by_name(self.get_queryset(), [name]).get(name)
+        if row is None:
+            self.fail("does_not_exist", kind=self.kind(), value=data, listing=self.listing())
+        return row
+
+    def clean_name(self, data) -> str:
         # PostgreSQL cannot compare a string holding NUL, so such a name is refused before the query.
         if not isinstance(data, str) or "\x00" in data:
-            self.fail("invalid", kind=kind)
-        name = data.strip()
-        # Industry names are unique only as typed ("AI" and "ai" may both exist): the exact one wins.
-        matches = {row.name: row for row in queryset.filter(name__iexact=name)}
-        if not matches:
-            self.fail("does_not_exist", kind=kind, value=data, listing=listing)
-        return matches.get(name) or next(iter(matches.values()))
+            self.fail("invalid", kind=self.kind())
+        return data.strip()
+
+    def kind(self, plural: bool = False) -> str:
+        meta = self.get_queryset().model._meta
+        return str(meta.verbose_name_plural if plural else meta.verbose_name)
+
+    def listing(self) -> str:
+        return f"/api/v1/{self.kind(plural=True)}/"
+
+
+def rows_by_name(queryset, names: list[str]) -> dict[str, models.Model]:
+    """The row each name refers to in any letter case, read in one query; unknown names are left out.
+
+    Industry names are unique only as typed ("AI" and "ai" may both exist): the exact one wins.
+    """
+    if not names:
+        return {}
+    rows_by_lower = defaultdict(list)
+    for row in queryset.filter(reduce(operator.or_, (Q(name__iexact=name) for name in set(names)))):
+        rows_by_lower[row.name.lower()].append(row)
+    found = {}
+    for name in names:
+        if matches := rows_by_lower.get(name.lower()):
+            found[name] = next((row for row in matches if row.name == name), matches[0])
+    return found
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}, "maxItems": MAX_LIST_ITEMS})
+class NameListField(serializers.ManyRelatedField):
+    """A list of names as NameField reads one, resolved together in one query, at most MAX_LIST_ITEMS of them;
+    every unknown name is named in one error."""
+
+    default_error_messages = {
+        "too_many": "At most {limit} names per list; got {count}.",
+        "does_not_exist": "Unknown {kind} {names}; see {listing} for the known names.",
+    }
+
+    def __init__(self, *, queryset, **kwargs):
+        super().__init__(child_relation=NameField(queryset=queryset), **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list | tuple):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        if not self.allow_empty and not data:
+            self.fail("empty")
+        if len(data) > MAX_LIST_ITEMS:
+            self.fail("too_many", limit=MAX_LIST_ITEMS, count=len(data))
+        names = [self.child_relation.clean_name(item) for item in data]
+        found = rows_by_name(self.child_relation.get_queryset(), names)
+        unknown = list(dict.fromkeys(item for item, name in zip(data, names, strict=True) if name not in found))
+        if unknown:
+            self.fail("does_not_exist", kind=self.child_relation.kind(plural=len(unknown) > 1),
+                      names=", ".join(map(repr, unknown)), listing=self.child_relation.listing())
+        return [found[name] for name in names]
 
 
 class BoundedModelSerializer(serializers.ModelSerializer):
-    """Integer fields refuse numbers their column cannot hold on PostgreSQL, whatever database runs.
+    """Refuses, as a 400 naming the field, numbers the database would refuse on write (where it would
+    otherwise be an IntegrityError or a 500):
 
-    DRF takes the limits from the current connection, and SQLite claims none: a salary of 10**12
-    would pass on SQLite and fail on PostgreSQL.
+    - numbers their column cannot hold on PostgreSQL, whatever database runs (DRF takes the limits from the
+      current connection, and SQLite claims none: a salary of 10**12 would pass on SQLite and fail on
+      PostgreSQL);
+    - numbers outside the model's check constraints that bound one field (``team_size >= 1``).
+
+    (Ranges the check constraints order, ``salary_min <= salary_max``, need the stored row on a partial
+    update: the services refuse them, as a 400 naming the field, before they write.)
     """
 
     def build_standard_field(self, field_name, model_field):
@@ -71,15 +136,42 @@ class BoundedModelSerializer(serializers.ModelSerializer):
         if limits:
             kwargs["min_value"] = max(kwargs.get("min_value", limits[0]), limits[0])
             kwargs["max_value"] = min(kwargs.get("max_value", limits[1]), limits[1])
+        bounds = constraint_bounds(self.Meta.model).get(model_field.name, {})
+        if "min_value" in bounds:
+            kwargs["min_value"] = max(kwargs.get("min_value", bounds["min_value"]), bounds["min_value"])
+        if "max_value" in bounds:
+            kwargs["max_value"] = min(kwargs.get("max_value", bounds["max_value"]), bounds["max_value"])
         return field_class, kwargs
 
 
-def skill_names(**kwargs) -> serializers.ManyRelatedField:
-    return NameField(many=True, queryset=Skill.objects.all(), required=False, **kwargs)
+BOUND_LOOKUPS = {"gte": "min_value", "lte": "max_value"}
 
 
-def industry_names(**kwargs) -> serializers.ManyRelatedField:
-    return NameField(many=True, queryset=Industry.objects.all(), required=False, **kwargs)
+def _check_conditions(model: type[models.Model]) -> list[Q]:
+    return [constraint.condition for constraint in model._meta.constraints if isinstance(constraint, CheckConstraint)]
+
+
+@cache
+def constraint_bounds(model: type[models.Model]) -> dict[str, dict[str, int]]:
+    """{field: {"min_value" | "max_value": n}} from the check constraints that are one integer bound on one
+    field: ``Q(field__gte=n)``, ``Q(field__lte=n)``."""
+    bounds: dict[str, dict[str, int]] = defaultdict(dict)
+    for condition in _check_conditions(model):
+        if condition.negated or len(condition.children) != 1 or not isinstance(condition.children[0], tuple):
+            continue
+        lookup, value = condition.children[0]
+        field, _, comparison = lookup.rpartition("__")
+        if comparison in BOUND_LOOKUPS and type(value) is int:
+            bounds[field][BOUND_LOOKUPS[comparison]] = value
+    return dict(bounds)
+
+
+def skill_names(**kwargs) -> NameListField:
+    return NameListField(queryset=Skill.objects.all(), required=False, **kwargs)
+
+
+def industry_names(**kwargs) -> NameListField:
+    return NameListField(queryset=Industry.objects.all(), required=False, **kwargs)
 
 
 class UserIdentityMixin(serializers.Serializer):
@@ -122,7 +214,6 @@ class DeveloperSerializer(UserIdentityMixin, BoundedModelSerializer):
         model = Developer
         fields = ["user_id", "username", "headline", "skills", "years_experience", "preferred_industries",
                   "remote_preference", "desired_salary", "location"]
-        extra_kwargs = {"years_experience": {"max_value": MAX_YEARS_EXPERIENCE}}
 
 
 class FounderSerializer(UserIdentityMixin, BoundedModelSerializer):
@@ -132,12 +223,12 @@ class FounderSerializer(UserIdentityMixin, BoundedModelSerializer):
     class Meta:
         model = Founder
         fields = ["user_id", "username", "skills", "years_experience", "location", "startup_ids"]
-        extra_kwargs = {"years_experience": {"max_value": MAX_YEARS_EXPERIENCE}}
 
 
 class InvestorSerializer(UserIdentityMixin, BoundedModelSerializer):
     preferred_industries = industry_names()
-    preferred_stages = serializers.ListField(child=serializers.ChoiceField(choices=Stage.choices), required=False)
+    preferred_stages = serializers.ListField(child=serializers.ChoiceField(choices=Stage.choices), required=False,
+                                             max_length=MAX_LIST_ITEMS)
 
     class Meta:
         model = Investor
@@ -203,7 +294,6 @@ class PositionSerializer(BoundedModelSerializer):
         model = Position
         fields = ["id", "startup", "title", "description", "required_skills", "salary_min", "salary_max", "remote",
                   "years_experience_required", "location", "status", "created_at", "updated_at"]
-        extra_kwargs = {"years_experience_required": {"max_value": MAX_YEARS_EXPERIENCE}}
 
 
 # --- interactions --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from ml.core.registry import COLLABORATIVE, CONTENT, EASE, POPULARITY, RP3BETA, 
 from ml.evaluation import ROLES, SEGMENTS
 from ml.models import BLENDED, Algorithm, HybridWeights, TrainingRun
 from profiles.models import Developer, Founder, InteractionKind, Investor, ItemType, Position, Role, Startup, a_or_an
-from profiles.serializers import MAX_ID
+from profiles.serializers import MAX_ID, MAX_LIST_ITEMS
 
 MAX_TRAINING_INTERACTIONS = 100_000
 PERSON_ITEM_TYPES = {ItemType.DEVELOPER, ItemType.INVESTOR}
@@ -60,7 +60,8 @@ class RecommendationRequestSerializer(StrictSerializer):
     user_type = serializers.ChoiceField(choices=Role.choices)
     limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
     item_types = serializers.ListField(child=serializers.ChoiceField(choices=ItemType.choices), allow_empty=False,
-                                       required=False, help_text="Narrow the answer to some of your item types.")
+                                       max_length=MAX_LIST_ITEMS, required=False,
+                                       help_text="Narrow the answer to some of your item types.")
     exclude_seen = serializers.BooleanField(default=True, help_text="Leave out items you interacted with.")
     explain = serializers.BooleanField(default=True, help_text="Give reasons with each item.")
 
@@ -163,8 +164,8 @@ def _event_error(event: dict, roles: dict[int, str], existing: set[tuple[str, in
 class TrainRequestSerializer(StrictSerializer):
     training_data = TrainingDataSerializer(required=False)
     force_retrain = serializers.BooleanField(default=False)
-    algorithms = serializers.ListField(child=algorithm_choice(), allow_empty=False, required=False,
-                                       help_text="Default: all of them.")
+    algorithms = serializers.ListField(child=algorithm_choice(), allow_empty=False, max_length=MAX_LIST_ITEMS,
+                                       required=False, help_text="Default: all of them.")
 
     def validate_algorithms(self, algorithms: list[str]) -> list[str]:
         return list(dict.fromkeys(algorithms))
@@ -339,7 +340,13 @@ class ModelLoadSerializer(serializers.Serializer):
 @extend_schema_field({"type": "object", "additionalProperties": {"type": "number"},
                       "example": {"content_based": 0.4, "collaborative": 0.35, "two_tower": 0.25}})
 class WeightsInputField(serializers.DictField):
-    """Raw values: ml.services.normalised_weights decides what a valid weight is, for API and admin alike."""
+    """Raw values: ml.services.normalised_weights decides what a valid weight is, for API and admin alike.
+    Only their number is capped here, so that an answer listing unknown keys stays short."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping) and len(data) > MAX_LIST_ITEMS:
+            raise serializers.ValidationError(f"At most {MAX_LIST_ITEMS} weights; got {len(data)}.")
+        return super().to_internal_value(data)
 
 
 class WeightsRequestSerializer(StrictSerializer):

@@ -2,19 +2,25 @@
 
 Domain code raises :class:`DomainError` subclasses; this handler maps them and DRF's own
 exceptions to one JSON shape: ``{"detail": "..."}`` or DRF's field-error map. Database
-integrity errors that slip past validation become 400/409 instead of 500s.
+integrity errors that slip past validation become 400/409 instead of 500s, and a lost
+database connection a 503.
 """
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
+
+DATABASE_UNAVAILABLE = "The database is unavailable; try again in a moment."
+# The driver's errors for a connection that is gone or cannot be made (psycopg, sqlite3 "database is locked").
+DATABASE_DOWN_ERRORS = (OperationalError, InterfaceError)
 
 
 class DomainError(Exception):
@@ -44,9 +50,17 @@ class ServiceUnavailable(DomainError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
 
+def body_too_large_detail() -> str:
+    return (f"The request body is larger than the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes "
+            "(MAX_REQUEST_BODY_BYTES).")
+
+
 def api_exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response({"detail": exc.detail, **exc.extra}, status=exc.status_code)
+    if isinstance(exc, DATABASE_DOWN_ERRORS):
+        logger.error("database unavailable during %s: %s", context.get("view").__class__.__name__, exc)
+        return Response({"detail": DATABASE_UNAVAILABLE}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": " ".join(exc.messages)}
         exc = exceptions.ValidationError(detail)

@@ -1,7 +1,5 @@
 from django.contrib import admin
-from django.http import JsonResponse
 from django.urls import include, path
-from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .health import HealthApi
@@ -20,12 +18,3 @@ urlpatterns = [
     path("staff/", include("recommendations.staff_urls")),
 ]
 
-
-def not_found(request, exception=None):
-    """JSON 404 for API paths that match no route; Django's page for everything else."""
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": f"No endpoint at {request.path}. See /api/docs/ for the API."}, status=404)
-    return page_not_found(request, exception)
-
-
-handler404 = not_found

@@ -2,6 +2,7 @@
 import pytest
 
 from profiles.models import Position, Skill, Startup
+from profiles.serializers import MAX_LIST_ITEMS
 from tests.factories import (
     FounderFactory,
     IndustryFactory,
@@ -112,6 +113,27 @@ def test_staff_edit_any_startup(client_for, staff_user):
 
     assert response.status_code == 200
     assert Startup.objects.get().team_size == 9
+
+
+@pytest.mark.parametrize(("payload", "field", "said"), [
+    ({"team_size": 0}, "team_size", "greater than or equal to 1"),
+    ({"required_skills": ["python"] * (MAX_LIST_ITEMS + 1)}, "required_skills", f"At most {MAX_LIST_ITEMS} names"),
+    ({"required_skills": ["python", "cobol", "ada"]}, "required_skills", "Unknown skills 'cobol', 'ada'"),
+])
+def test_a_startup_the_database_would_refuse_is_a_400_naming_the_field(client_for, founder, payload, field, said):
+    IndustryFactory(name="Fintech")
+    SkillFactory(name="python")
+    startup = StartupFactory(founders=[founder], team_size=4)
+    client = client_for(founder.user)
+
+    created = client.post("/api/v1/startups/", {"name": "New", "industry": "fintech", **payload}, format="json")
+    updated = client.patch(f"/api/v1/startups/{startup.pk}/", payload, format="json")
+
+    for response in (created, updated):
+        assert response.status_code == 400
+        assert list(response.json()) == [field]
+        assert said in response.json()[field][0]
+    assert list(Startup.objects.values_list("pk", "team_size")) == [(startup.pk, 4)]
 
 
 def test_startups_filter_by_industry_stage_remote_and_skill(client_for, developer):
@@ -285,7 +307,7 @@ def test_founder_updates_and_deletes_their_position(client_for, founder):
     ({"salary_max": 10**12}, "salary_max"),
     ({"status": "hiring"}, "status"),
     ({"title": ""}, "title"),
-    ({"years_experience_required": 99}, "years_experience_required"),
+    ({"years_experience_required": 71}, "years_experience_required"),
     ({"startup": 10**30}, "startup"),
     ({"startup": "abc"}, "startup"),
     ({"required_skills": ["not-a-skill"]}, "required_skills"),

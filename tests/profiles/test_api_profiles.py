@@ -1,7 +1,10 @@
 """Profiles by user id: each user reads and edits only their own; staff read and edit any."""
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from profiles.models import Developer, Investor, Stage
+from profiles.serializers import MAX_LIST_ITEMS
 from tests.factories import (
     DeveloperFactory,
     FounderFactory,
@@ -213,3 +216,58 @@ def test_investor_check_size_min_above_max_is_a_400_naming_the_field(client_for,
     assert response.status_code == 400
     assert "check_size_min" in response.json()["check_size_max"][0]
     assert Investor.objects.filter(pk=investor.pk, check_size_min=100_000, check_size_max=1_000_000).exists()
+
+
+# --- lists of names: one query, a cap, every unknown name in one error ---------------------------
+
+def patch_queries(client, url: str, body: dict) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.patch(url, body, format="json")
+    assert response.status_code == 200, response.content
+    return len(queries)
+
+
+def test_a_list_of_names_is_read_in_one_query_however_long_it_is(client_for, developer):
+    names = [SkillFactory(name=f"skill-{n:03}").name for n in range(MAX_LIST_ITEMS)]
+    client, url = client_for(developer.user), f"/api/v1/developers/{developer.user_id}/"
+
+    one = patch_queries(client, url, {"skills": names[:1]})
+    all_of_them = patch_queries(client, url, {"skills": [name.upper() for name in names]})
+
+    assert all_of_them == one
+    assert sorted(developer.skills.values_list("name", flat=True)) == names
+
+
+@pytest.mark.parametrize("field", ["skills", "preferred_industries", "preferred_stages"])
+def test_a_list_longer_than_the_cap_is_a_400_that_says_the_cap(client_for, developer, investor, field):
+    user = investor.user if field == "preferred_stages" else developer.user
+    url = f"/api/v1/{'investors' if field == 'preferred_stages' else 'developers'}/{user.pk}/"
+
+    response = client_for(user).patch(url, {field: ["seed"] * (MAX_LIST_ITEMS + 1)}, format="json")
+
+    assert response.status_code == 400
+    assert str(MAX_LIST_ITEMS) in response.json()[field][0]
+
+
+def test_every_unknown_name_is_listed_in_one_error(client_for):
+    developer = DeveloperFactory(skills=[SkillFactory(name="python")])
+
+    response = client_for(developer.user).patch(f"/api/v1/developers/{developer.user_id}/", {
+        "skills": ["python", "cobol-on-cogs", "Fortran 77", "cobol-on-cogs"]}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"skills": [
+        "Unknown skills 'cobol-on-cogs', 'Fortran 77'; see /api/v1/skills/ for the known names."]}
+    assert list(developer.skills.values_list("name", flat=True)) == ["python"]
+
+
+@pytest.mark.parametrize("value", [{"python": 1}, "python", 7, [None], ["a\x00b"]])
+def test_names_must_come_as_a_list_of_strings(client_for, developer, value):
+    SkillFactory(name="python")
+
+    response = client_for(developer.user).patch(f"/api/v1/developers/{developer.user_id}/", {"skills": value},
+                                                format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["skills"]
+    assert not developer.skills.exists()
