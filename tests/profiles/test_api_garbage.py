@@ -19,10 +19,11 @@ pytestmark = pytest.mark.django_db
 
 # Raw bodies that are not a JSON object, or not JSON at all.
 MALFORMED_BODIES = [b'{"name": ', b"not json", b"[1, 2]", b'"a string"', b"null", b"42", b'{"name": NaN}',
-                    b'{"name": "\\ud800"}', b"\xff\xfe", b""]
+                    b'{"name": "\\ud800"}', b"\xff\xfe", b"", b'{"name": 1e309}', b'{"name": ' + b"9" * 400 + b"}",
+                    b"[" * 1_000 + b"]" * 1_000, b'{"name": ' + b"[" * 100_000]
 # Values that are wrong for most fields; a few of them are fine for some (a long description).
 GARBAGE = [None, -1, 0, 10**30, -(10**30), 1.5, "", "x" * 5000, "\x00", "\ud800", "💥", [], {}, [None], [{}],
-           ["x" * 5000], True, "2147483648", 2**63]
+           ["x" * 5000], True, "2147483648", 2**63, ["python"] * 1_000]
 # The subset tried one field at a time inside an otherwise valid body (every field x every value is slow).
 FIELD_GARBAGE = [None, -1, 10**30, 1.5, "x" * 5000, "\x00", "\ud800", [], {}, True]
 
