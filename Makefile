@@ -16,7 +16,7 @@ DEMO_TWO_TOWER_EPOCHS ?= 10
 TEST_ENV := SECRET_KEY=test-only-secret-key-not-for-production SECURE_SSL_REDIRECT=0 DEBUG=0
 DEMO_ENV := DEBUG=1 TWO_TOWER_MAX_EPOCHS=$(DEMO_TWO_TOWER_EPOCHS)
 
-.PHONY: demo test lint serve clean
+.PHONY: demo test schemathesis lint serve clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ demo: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# schemathesis against gunicorn on a fresh seeded world, as a developer and as staff (.ci/schemathesis).
+schemathesis: $(VENV)/.dev
+	$(PY) .ci/schemathesis
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

@@ -243,7 +243,8 @@ PROFILE_SERIALIZERS = {Role.DEVELOPER: DeveloperSerializer, Role.FOUNDER: Founde
 class MeSerializer(serializers.Serializer):
     user_id = serializers.IntegerField(source="pk")
     username = serializers.CharField()
-    email = serializers.EmailField()
+    # Not EmailField: an account made without an address (createsuperuser, the admin) has "", no e-mail format.
+    email = serializers.CharField(help_text="The account's e-mail address; empty when it has none.")
     is_staff = serializers.BooleanField()
     role = serializers.SerializerMethodField()
     profile = serializers.SerializerMethodField(allow_null=True)  # null for a user without a role

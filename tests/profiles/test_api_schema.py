@@ -112,6 +112,14 @@ def test_unsafe_operations_document_409(schema):
     assert lacking(schema, "409", lambda method, operation: method in UNSAFE) == []
 
 
+def test_throttled_operations_document_429_and_reads_do_not(schema):
+    # every write counts against the write rate; log-in, sign-up and recommendations have their own
+    assert lacking(schema, "429", lambda method, operation: method in UNSAFE) == []
+    assert "429" not in schema["paths"]["/api/v1/startups/"]["get"]["responses"]
+    throttled = schema["paths"]["/api/v1/auth/token"]["post"]["responses"]["429"]
+    assert throttled["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+
+
 def test_error_responses_have_the_handlers_body(schema):
     components = schema["components"]["schemas"]
     assert components["ErrorDetail"]["properties"]["detail"] == {"type": "string"}
@@ -138,6 +146,13 @@ def test_me_profile_is_nullable_and_null_without_a_role(schema, client_for):
     response = client_for(UserFactory()).get("/api/v1/me")
     assert response.status_code == 200
     assert response.json()["profile"] is None
+
+
+def test_me_email_may_be_empty(schema, client_for):
+    from tests.factories import UserFactory
+
+    assert "format" not in schema["components"]["schemas"]["Me"]["properties"]["email"]
+    assert client_for(UserFactory(email="")).get("/api/v1/me").json()["email"] == ""
 
 
 @pytest.mark.parametrize(("path", "name"), [("/api/v1/positions/", "remote"),
