@@ -46,6 +46,9 @@ class ModelVersion(models.Model):
                                      related_name="model_versions")
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+    # Why the version is failed: its training broke, or serving could not load it while it was active
+    # (recommendations.model_store then activated the newest earlier readable version in its place).
+    failure_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["algorithm", "-version"]

@@ -67,3 +67,14 @@ def _every_algorithm(weights: dict[str, float]) -> dict[str, float]:
     full = {name: float(weights.get(name, 0.0)) for name in default_weights()}
     total = sum(full.values())
     return {name: value / total for name, value in full.items()} if total > 0 else default_weights()
+
+
+def failed_over_versions() -> dict[str, ModelVersion]:
+    """{algorithm: its newest version that was failed while active (serving could not load it)}; the
+    serving state compares it with the version that serves now (recsys_site.health, /algorithms/status)."""
+    failed = (ModelVersion.objects.filter(status=ModelVersion.Status.FAILED, activated_at__isnull=False)
+              .exclude(failure_reason="").order_by("algorithm", "-version"))
+    newest: dict[str, ModelVersion] = {}
+    for version in failed:
+        newest.setdefault(version.algorithm, version)
+    return newest

@@ -77,6 +77,31 @@ def model_version_activate(*, algorithm: str, version: int) -> ModelVersion:
 
 
 @transaction.atomic
+def model_version_fail_over(*, algorithm: str, version: int, reason: str) -> ModelVersion | None:
+    """Serving could not load the active ``version`` of ``algorithm``: mark it failed with ``reason`` and
+    activate the newest earlier version that loads (ready or archived, verified as activation verifies);
+    returns it, or None when none does (the algorithm then has no active version and does not serve).
+
+    Nothing happens when ``version`` is no longer the active one: another process failed it over first,
+    or someone activated another version meanwhile. Its row is locked, so two processes never both do.
+    """
+    broken = (ModelVersion.objects.select_for_update()
+              .filter(algorithm=algorithm, version=version, status=ModelVersion.Status.ACTIVE).first())
+    if broken is None:
+        return None
+    broken.status, broken.failure_reason = ModelVersion.Status.FAILED, f"Could not be loaded to serve: {reason}"
+    broken.save(update_fields=["status", "failure_reason"])
+    earlier = ModelVersion.objects.filter(algorithm=algorithm, version__lt=version, status__in=[
+        ModelVersion.Status.READY, ModelVersion.Status.ARCHIVED]).order_by("-version")
+    for candidate in earlier:
+        try:
+            return model_version_activate(algorithm=algorithm, version=candidate.version)
+        except Conflict:  # its files do not load either: the next earlier one
+            continue
+    return None
+
+
+@transaction.atomic
 def model_version_roll_back(*, algorithm: str) -> ModelVersion:
     """Re-activate the version that was active before the current one."""
     current = ModelVersion.objects.filter(algorithm=algorithm, status=ModelVersion.Status.ACTIVE).first()

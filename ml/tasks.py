@@ -6,6 +6,7 @@ that asks for both is a chain: the default-queue part first, then the GPU part c
 from celery import chain, shared_task
 from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
 
 from recsys_site.celery import app
 from recsys_site.exceptions import Conflict, ServiceUnavailable
@@ -16,9 +17,17 @@ from .models import Algorithm, TrainingRun
 GPU_ALGORITHMS = {Algorithm.TWO_TOWER}
 
 
-@shared_task(name="ml.train_algorithms", acks_late=True)
-def train_algorithms(run_id: int, algorithms: list[str], finish: bool = True) -> str:
-    return training.training_run_execute(run_id=run_id, algorithms=algorithms, finish=finish).status
+# A part that loses the database is sent again, after 5 s, 10 s, 20 s (each shortened at random, so that
+# the workers of a restarted database do not all come back at once); the last attempt records the failure.
+DATABASE_RETRIES = 3
+
+
+@shared_task(bind=True, name="ml.train_algorithms", acks_late=True, autoretry_for=training.DATABASE_BLIPS,
+             max_retries=DATABASE_RETRIES, retry_backoff=5, retry_backoff_max=60, retry_jitter=True)
+def train_algorithms(self, run_id: int, algorithms: list[str], finish: bool = True) -> str:
+    last_attempt = self.request.retries >= self.max_retries
+    return training.training_run_execute(run_id=run_id, algorithms=algorithms, finish=finish,
+                                         raise_database_blips=not last_attempt).status
 
 
 @shared_task(name="ml.scheduled_retrain")
@@ -43,9 +52,27 @@ def signature_for(run: TrainingRun):
     return chain(*parts) if len(parts) > 1 else parts[0]
 
 
-# A broker that refuses the connection is dialled once more straight away, and for no longer than this in
-# all: the caller then gets 503 rather than a request that hangs while kombu keeps redialling.
-BROKER_CONNECT_TIMEOUT_SECONDS = 5
+# How long a request waits on the broker, to connect and then for each reply: a broker that is down, or
+# that drops packets or never answers, costs the caller this once (no retries), then 503, rather than a
+# sync worker held for seconds while kombu or redis-py dial again.
+BROKER_TIMEOUT_SECONDS = 0.5
+
+
+def broker_connection(url: str):
+    """A new connection to the broker at ``url`` that gives up after BROKER_TIMEOUT_SECONDS at every
+    step (connecting, each command, the publish), and never retries: for requests, not for workers."""
+    timeout = BROKER_TIMEOUT_SECONDS
+    return app.connection_for_write(url, connect_timeout=timeout, transport_options={
+        "socket_connect_timeout": timeout, "socket_timeout": timeout, "retry_on_timeout": False,
+        "max_retries": 0})
+
+
+def broker_reachable(url: str) -> None:
+    """Returns when the broker at ``url`` answers within BROKER_TIMEOUT_SECONDS; raises BrokerError or
+    OSError otherwise (the health check's probe)."""
+    with broker_connection(url) as connection:
+        connection.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)
+        connection.default_channel.client.ping()
 
 
 def enqueue(run: TrainingRun) -> TrainingRun:
@@ -59,12 +86,11 @@ def enqueue(run: TrainingRun) -> TrainingRun:
         result = signature.apply()
     else:
         try:
-            with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
-                connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
-                                             timeout=BROKER_CONNECT_TIMEOUT_SECONDS)
+            with broker_connection(settings.CELERY_BROKER_URL) as connection:
+                connection.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)
                 result = signature.apply_async(connection=connection, retry=False)
-        except (BrokerError, OSError) as exc:
-            training.training_run_fail(run=run, error=f"Broker unreachable: {exc}")
+        except (BrokerError, OSError, RedisError) as exc:
+            training.training_run_fail(run=run, error=f"Broker unreachable: {type(exc).__name__}: {exc}")
             raise ServiceUnavailable("The task broker is unreachable; training was not queued. Try again later.") \
                 from exc
     run.refresh_from_db()

@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, models, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -38,7 +38,7 @@ from ml.core.tuning import Tuned
 from profiles.models import Developer, Founder, Interaction, Investor, Position, Startup
 from recsys_site.exceptions import Conflict, DomainError
 
-from . import evaluation
+from . import artifacts, evaluation
 from .models import Algorithm, ModelVersion, TrainingRun
 from .services import model_version_activate
 
@@ -172,11 +172,12 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self) -> None:
-        from django.db import connection
-
         try:
             while not self._stop.wait(_heartbeat_seconds()):
-                TrainingRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
+                try:
+                    TrainingRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
+                except DATABASE_BLIPS:  # beat again on a new connection: the worker is alive, the link was not
+                    connection.close()
         finally:
             connection.close()
 
@@ -190,14 +191,22 @@ class _Heartbeat:
         self._thread.join(timeout=_heartbeat_seconds() + 5)
 
 
+# A lost or refused database connection (a restart, a failover, a network blip): the part is worth another
+# attempt (ml/tasks.py retries it), where any other error would only fail the same way again.
+DATABASE_BLIPS = (OperationalError, InterfaceError)
+
+
 def training_run_execute(*, run_id: int, algorithms: list[str], finish: bool = True,
-                         progress: Callable[[str, str, dict], None] | None = None) -> TrainingRun:
+                         progress: Callable[[str, str, dict], None] | None = None,
+                         raise_database_blips: bool = False) -> TrainingRun:
     """Train ``algorithms`` for the run; with ``finish`` the run is closed afterwards (the weights tuned over
     every algorithm the run trained, the set measured as served and activated unless worse, the lock freed);
     without it the run is queued again for its next part (the Two-Tower, on another queue).
 
     ``progress(algorithm, event, info)`` also hears every engine event (a console, say). A failure is
-    recorded on the run and the active versions keep serving.
+    recorded on the run and the active versions keep serving; with ``raise_database_blips`` a
+    DATABASE_BLIPS error is raised instead, the run left running for the caller's next attempt (whose
+    retry starts the part afresh: what the broken attempt left of it is failed first).
     """
     run = TrainingRun.objects.get(pk=run_id)
     if run.status not in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING):
@@ -205,26 +214,49 @@ def training_run_execute(*, run_id: int, algorithms: list[str], finish: bool = T
         return run
     TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
         status=TrainingRun.Status.RUNNING, started_at=Coalesce("started_at", models.Value(timezone.now())))
+    _fail_earlier_attempts(run_id, algorithms)
     try:
         with _Heartbeat(run_id):
             fingerprint = data_fingerprint()
             TrainingRun.objects.filter(pk=run_id).update(data_fingerprint=fingerprint)
             _train_part(run_id, algorithms, fingerprint, finish, _progress(run_id, progress))
     except Exception as exc:  # any failure is the run's, recorded for the operator; serving carries on
+        _drop_broken_connection()
+        if raise_database_blips and isinstance(exc, DATABASE_BLIPS):
+            logger.warning("training run %s lost the database (%s: %s); it will be retried",
+                           run_id, type(exc).__name__, exc)
+            raise
         logger.exception("training run %s failed", run_id)
         run.refresh_from_db()
+        reason = f"{type(exc).__name__}: {exc}"
         ModelVersion.objects.filter(training_run=run, status=ModelVersion.Status.TRAINING).update(
-            status=ModelVersion.Status.FAILED)
-        _finish(run, TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+            status=ModelVersion.Status.FAILED, failure_reason=f"Its training run failed: {reason}")
+        _finish(run, TrainingRun.Status.FAILED, error=reason)
         return run
     run.refresh_from_db()
     if finish:
-        trained = ModelVersion.objects.filter(training_run=run).exists()
+        trained = ModelVersion.objects.filter(training_run=run).exclude(status=ModelVersion.Status.FAILED).exists()
         _finish(run, TrainingRun.Status.SUCCEEDED if trained else TrainingRun.Status.SKIPPED)
     else:  # no heartbeat until a worker of the next queue takes it: running would soon look dead
         run.status, run.heartbeat_at = TrainingRun.Status.QUEUED, timezone.now()
         run.save(update_fields=["status", "heartbeat_at"])
     return run
+
+
+def _fail_earlier_attempts(run_id: int, algorithms: list[str]) -> None:
+    """A part never starts with versions of its own algorithms in its run, unless an earlier attempt of it
+    made them before a database error stopped it: those are failed, and this attempt trains them afresh."""
+    ModelVersion.objects.filter(training_run_id=run_id, algorithm__in=algorithms, status__in=[
+        ModelVersion.Status.TRAINING, ModelVersion.Status.READY]).update(
+        status=ModelVersion.Status.FAILED,
+        failure_reason="A database error interrupted its training; the run's next attempt trained it again.")
+
+
+def _drop_broken_connection() -> None:
+    """After a lost connection, Django keeps the dead one: close it, so that the failure can be written (and a
+    retry's queries run) on a new one. Inside a transaction (a test's) it is left alone."""
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
 
 
 def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bool, report) -> None:
@@ -298,6 +330,7 @@ def _fit_version(version: ModelVersion, make, data, report) -> None:
     shutil.rmtree(path, ignore_errors=True)
     model.save(path)
     (path / "feature_spec.json").write_text(json.dumps(PLATFORM_FEATURE_SPEC, indent=1))
+    artifacts.write_manifest(path)  # after the version's last file: activation and serving check every one
     version.status, version.artifact_path = ModelVersion.Status.READY, str(path)
     version.training_seconds = round(time.perf_counter() - started, 2)
     version.device, version.config = _device_of(model), evaluation.config_of(model)
@@ -329,8 +362,9 @@ def _record_metrics(version: ModelVersion, metrics: dict) -> None:
     """The version's metrics, on its row and in its artifact (which describes itself: ml.core.base)."""
     version.metrics = metrics
     version.save(update_fields=["metrics"])
-    meta_file = Path(version.artifact_path) / META_FILE
-    meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "metrics": metrics}, indent=1))
+    path = Path(version.artifact_path)
+    meta = json.loads((path / META_FILE).read_text())
+    artifacts.rewrite_file(path, META_FILE, json.dumps({**meta, "metrics": metrics}, indent=1))
 
 
 def _measure(run_id: int, snapshot, outer, held_out: dict[str, Recommender], tuned: Tuned,

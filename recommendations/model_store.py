@@ -12,8 +12,11 @@ its text and skills, the other components give it their mean until the next trai
 this process serves from its next request (:func:`recheck_serving_models`, called on every save of a
 version or of weights).
 
-Loading never fails a request: an artifact that is missing or unreadable leaves its algorithm
-unavailable, with the reason kept for ``/algorithms/status``.
+Loading never fails a request. An active version whose artifact is missing, damaged or unverifiable
+(ml.artifacts) is failed over (ml.services.model_version_fail_over): marked failed with the reason, and the
+newest earlier version of its algorithm that loads becomes the active one, in the registry, so that every
+process serves it; this process loads it at once. Without one, the algorithm is unavailable, with the
+reason kept for ``/algorithms/status``.
 """
 import logging
 import threading
@@ -27,7 +30,8 @@ from ml.artifacts import ArtifactUnreadable, load_version
 from ml.core.registry import CONTENT
 from ml.models import Algorithm, ModelVersion
 from ml.platform_data import catalog_records_changed_since, catalog_version, item_popularity
-from ml.selectors import weights_in_force
+from ml.selectors import failed_over_versions, weights_in_force
+from ml.services import model_version_fail_over
 from ml.serving_set import ServingSet, build_serving_set
 
 logger = logging.getLogger(__name__)
@@ -42,6 +46,7 @@ class ServingModels:
     versions: dict[str, int] = field(default_factory=dict)  # active version of each algorithm, serving or not
     weights: dict[str, float] = field(default_factory=dict)  # the hybrid weights in force at the last check
     role_weights: dict[str, dict[str, float]] = field(default_factory=dict)  # a role's own, where tuning found one
+    broken: dict[str, tuple[int, str]] = field(default_factory=dict)  # active versions that failed to load: why
 
     def weights_for(self, role: str) -> dict[str, float]:
         return self.role_weights.get(role, self.weights)
@@ -73,28 +78,34 @@ class _DatabaseInputs:
 
     popularity: dict[str, int]  # item key -> users who interacted with it
     fresh_items: dict[str, dict]  # positions and startups changed since the content model's training
+    failed_over: dict[str, str] = field(default_factory=dict)  # algorithm -> why its last active version failed
 
 
 def _database_inputs(key: tuple) -> _DatabaseInputs:
     content = [snapshot for algorithm, *_, snapshot in key[0] if algorithm == CONTENT]
     fresh = catalog_records_changed_since(content[0]) if content else {}
-    return _DatabaseInputs(item_popularity(), fresh)
+    failed = {algorithm: f"v{version.version} failed ({version.failure_reason})"
+              for algorithm, version in failed_over_versions().items()}
+    return _DatabaseInputs(item_popularity(), fresh, failed)
 
 
 def _load(key: tuple, weights: dict[str, float], inputs: _DatabaseInputs) -> ServingModels:
     versions = {algorithm: version for algorithm, version, *_ in key[0]}
-    loaded, unavailable = {}, {}
+    loaded, unavailable, broken = {}, {}, {}
     for algorithm, version, path, *_ in key[0]:
         try:
             loaded[algorithm] = load_version(algorithm, path)
         except ArtifactUnreadable as exc:
             logger.error("%s v%s does not serve: %s", algorithm, version, exc)
             unavailable[algorithm] = str(exc)
+            broken[algorithm] = (version, str(exc))
     for algorithm in Algorithm.values:
         if algorithm not in versions:
-            unavailable[algorithm] = f"no active {algorithm} version: train one (POST /api/v1/models/train)"
+            failed = f"{inputs.failed_over[algorithm]}; " if algorithm in inputs.failed_over else ""
+            unavailable[algorithm] = (f"no active {algorithm} version: {failed}train one (POST /api/v1/models/train)"
+                                      " or activate a readable one")
     serving = build_serving_set(loaded, unavailable, inputs.popularity, inputs.fresh_items)
-    return ServingModels(key, serving, versions, weights)
+    return ServingModels(key, serving, versions, weights, broken=broken)
 
 
 class _Store:
@@ -130,7 +141,32 @@ class _Store:
             loader = self._loader
         if loader is not None:
             loader.join(self.SWAP_WAIT_SECONDS)
-        return self._models
+        models = self._models
+        if models.broken:
+            return self._fail_over(models)
+        return models
+
+    def _fail_over(self, models: ServingModels) -> ServingModels:
+        """Fail over each active version that did not load, then load what the registry then has active,
+        here and now: the request that found the damage waits for the
+        repair (a rare event), and a process preloading its models before forking loads no stale set.
+        A registry that cannot be written (the database down) leaves the models as loaded."""
+        try:
+            for _ in range(len(Algorithm.values) + 1):  # each round fails a version or more, so it ends
+                if not models.broken:
+                    break
+                for algorithm, (version, reason) in sorted(models.broken.items()):
+                    replacement = model_version_fail_over(algorithm=algorithm, version=version, reason=reason)
+                    logger.error("%s v%s failed over to %s", algorithm, version, replacement)
+                key, (weights, role_weights) = _active_key(), weights_in_force()
+                models = replace(_load(key, weights, _database_inputs(key)), role_weights=role_weights)
+        except Exception:  # the held models keep serving what they can; the next check tries again
+            logger.exception("failing over the unreadable versions %s failed", models.broken)
+            return models
+        with self._lock:
+            self._models, self._loading_key, self._loader = models, None, None  # a load in flight is stale now
+            self._checked_at = time.monotonic()
+        return models
 
     def _start_loading(self, key: tuple, weights: dict[str, float]) -> None:
         """Load ``key`` in the background (once) and serve it when it is ready; called under the lock."""

@@ -13,7 +13,7 @@ from ml.core import features
 from ml.core.data import KIND_WEIGHTS, IdMap, interaction_matrices
 from ml.models import Algorithm, ModelVersion, TrainingRun
 from ml.platform_data import interaction_events, item_key, parse_item_key, user_records
-from ml.selectors import current_weights
+from ml.selectors import current_weights, failed_over_versions
 from profiles.models import Developer, Founder, Interaction, Investor, ItemType, Position, Startup
 from profiles.selectors import role_of
 from recsys_site import db
@@ -179,9 +179,12 @@ def algorithms_status() -> dict:
     """Per algorithm: does it serve in this process, which version is active, its metrics and why not."""
     models: ServingModels = serving_models()
     active = {v.algorithm: v for v in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)}
+    failed = failed_over_versions()
     algorithms = {}
     for name in Algorithm.values:
-        version = active.get(name)
+        version, newest_failed = active.get(name), failed.get(name)
+        if newest_failed is not None and newest_failed.version < getattr(version, "version", 0):
+            newest_failed = None  # a newer version serves since: that failure is history
         algorithms[name] = {
             "available": name in models.serving.components,
             "active_version": getattr(version, "version", None),
@@ -189,6 +192,9 @@ def algorithms_status() -> dict:
             "metrics": getattr(version, "metrics", {}),
             "device": getattr(version, "device", None) or None,
             "reason": models.unavailable.get(name),
+            # The version that was active until serving could not load it (an earlier one serves instead).
+            "failed_version": getattr(newest_failed, "version", None),
+            "failure_reason": getattr(newest_failed, "failure_reason", None),
         }
     return {"algorithms": algorithms, "weights": current_weights(), "data": data_counts(),
             "latest_training_run": training_run_list().first(), "served": _served_status()}

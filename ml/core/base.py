@@ -84,6 +84,13 @@ class Recommender(ABC):
         """The query ``q`` of :meth:`linear_items` for one user."""
         raise EngineError(f"{self.name} does not score as a product of item vectors and a user query")
 
+    def non_finite_parameters(self) -> list[str]:
+        """Names of the model's weights that hold NaN or infinity (none for a sound model): every numpy
+        array, sparse matrix, tensor and torch module it holds as a public attribute. A model loaded from
+        damaged files can parse and still hold them, and would serve NaN scores."""
+        return [label for name, value in vars(self).items() if not name.startswith("_")
+                for label in _non_finite_arrays(name, value)]
+
     @abstractmethod
     def save(self, path: Path) -> None:
         """Write weights, config, id maps and metrics to the directory ``path``."""
@@ -177,6 +184,21 @@ class UserScores:
         """A linear component's scores of the items given by their vectors (and offsets)."""
         scores = np.asarray(items @ self.query, dtype=np.float32).ravel()
         return scores if offsets is None else scores + offsets
+
+
+def _non_finite_arrays(name: str, value: Any) -> list[str]:
+    """``[name]`` (or a module's ``name.<parameter>``) for each array in ``value`` that is not all finite.
+    Tensors and modules are recognised by their methods, so that this module never imports torch."""
+    if sp.issparse(value):
+        value = value.data
+    if hasattr(value, "state_dict") and callable(value.state_dict):  # a torch module: its parameters and buffers
+        return [label for key, tensor in value.state_dict().items()
+                for label in _non_finite_arrays(f"{name}.{key}", tensor)]
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a tensor
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.inexact) and not np.isfinite(value).all():
+        return [name]
+    return []
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

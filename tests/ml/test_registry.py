@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from ml import selectors, services
+from ml.artifacts import write_manifest
 from ml.core.registry import DEFAULT_WEIGHTS
 from ml.models import HybridWeights, ModelVersion
 from recsys_site.exceptions import Conflict, DomainError, NotFound
@@ -21,16 +22,22 @@ def make_version(collaborative_artifact):
 
 def test_a_version_whose_files_are_missing_or_corrupt_is_not_activated(make_version, tmp_path):
     make_version(1, "active")
+    (tmp_path / "unverifiable").mkdir()
+    (tmp_path / "unverifiable" / "meta.json").write_text("{not json")
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / "meta.json").write_text("{not json")
-    for version, folder in ((2, "gone"), (3, "corrupt")):
+    write_manifest(tmp_path / "corrupt")  # its digests match: the file was saved so, and cannot be parsed
+    for version, folder in ((2, "gone"), (3, "unverifiable"), (4, "corrupt")):
         ModelVersion.objects.create(algorithm="collaborative", version=version, status="ready",
                                     artifact_path=str(tmp_path / folder))
     with pytest.raises(Conflict, match="v2 was not activated: the collaborative artifact is missing"):
         services.model_version_activate(algorithm="collaborative", version=2)
-    with pytest.raises(Conflict, match="v3 was not activated: .* cannot be loaded"):
+    with pytest.raises(Conflict, match="v3 was not activated: .*manifest.json is missing"):
         services.model_version_activate(algorithm="collaborative", version=3)
-    assert dict(ModelVersion.objects.values_list("version", "status")) == {1: "active", 2: "ready", 3: "ready"}
+    with pytest.raises(Conflict, match="v4 was not activated: .* cannot be loaded"):
+        services.model_version_activate(algorithm="collaborative", version=4)
+    assert dict(ModelVersion.objects.values_list("version", "status")) == {1: "active", 2: "ready", 3: "ready",
+                                                                           4: "ready"}
 
 
 def test_the_database_refuses_two_active_versions_of_one_algorithm(make_version):

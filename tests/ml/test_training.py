@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from ml import tasks, training
+from ml.artifacts import verify_manifest
 from ml.models import Algorithm, ModelVersion, TrainingRun
 from profiles.models import Interaction
 from recsys_site.exceptions import Conflict, DomainError
@@ -45,6 +46,8 @@ def test_training_records_a_ready_version_with_metrics_and_activates_the_first(w
         artifact = Path(version.artifact_path)
         assert json.loads((artifact / "meta.json").read_text())["metrics"]["ndcg"] == version.metrics["ndcg"]
         assert json.loads((artifact / "feature_spec.json").read_text())["user_features"]["dims"] == 20
+        # The manifest was written after the last file, the metrics rewritten into meta.json included.
+        assert set(verify_manifest(artifact)) == {"arrays.npz", "meta.json", "feature_spec.json"}
     assert set(run.metrics) == {"content_based", "collaborative"}
 
 

@@ -12,6 +12,7 @@ from ml.models import Algorithm, HybridWeights, ModelVersion, TrainingRun
 from ml.selectors import current_weights
 from profiles.models import Developer, Interaction, Position
 from recsys_site.celery import app as celery_app
+from tests.recsys_site.test_health_and_services import dropping_broker, silent_broker  # noqa: F401
 
 from .test_recommendations_api import recommend, user
 
@@ -163,6 +164,19 @@ def test_train_with_the_broker_down_is_503_and_nothing_is_left_queued(world, sta
     assert Interaction.objects.count() == before
 
 
+@pytest.mark.parametrize("broker", ["silent_broker", "dropping_broker"])
+def test_train_gives_up_at_once_on_a_broker_that_never_answers(world, staff, broker, request):
+    """A broker that accepts and never replies, or whose connections are never established: 503, the run
+    failed with the timeout, and the broker dialled once (no retry loop holds the request)."""
+    connections_made = request.getfixturevalue(broker)
+    response = staff.post(TRAIN, {"force_retrain": True}, format="json")
+    assert response.status_code == 503, response.content
+    refused = TrainingRun.objects.exclude(pk=world.run.pk).get()
+    assert refused.status == "failed" and "Timeout" in refused.error
+    if broker == "silent_broker":
+        assert connections_made() == 1
+
+
 # ---------------------------------------------------------------- training runs
 
 
@@ -247,8 +261,10 @@ def copy_as_new_version(algorithm: str, tmp_path, corrupt: bool = False) -> Mode
     """A ready version of ``algorithm`` whose artifact is a copy of the active one's (or a broken copy)."""
     active = ModelVersion.objects.get(algorithm=algorithm, status="active")
     path = shutil.copytree(active.artifact_path, tmp_path / f"{algorithm}-copy")
-    if corrupt:
-        (path / "arrays.npz").write_bytes(b"\x00 truncated")
+    if corrupt:  # one byte of its weights flipped: the file still parses, its digest no longer matches
+        weights = bytearray((path / "arrays.npz").read_bytes())
+        weights[len(weights) // 2] ^= 0x01
+        (path / "arrays.npz").write_bytes(bytes(weights))
     return ModelVersion.objects.create(algorithm=algorithm, version=active.version + 1, status="ready",
                                        artifact_path=str(path), metrics=active.metrics)
 
@@ -277,7 +293,7 @@ def test_a_corrupt_artifact_is_refused_and_the_active_version_keeps_serving(worl
     broken = copy_as_new_version("collaborative", tmp_path, corrupt=True)
     response = staff.post(LOAD, {"algorithm": "collaborative", "version": broken.version}, format="json")
     assert response.status_code == 409
-    assert "cannot be loaded" in response.json()["detail"]
+    assert "arrays.npz is damaged" in response.json()["detail"]
     assert ModelVersion.objects.get(algorithm="collaborative", status="active").version == \
         world.versions["collaborative"]
     answer = recommend(client_for(user(Developer, world.developer_id)), world.developer_id, "developer")

@@ -1,5 +1,9 @@
 """The per-process store of active models: it follows the registry, and spaces its checks out on request."""
+import shutil
 import threading
+from pathlib import Path
+
+from django.utils import timezone
 
 from ml.models import BLENDED, ModelVersion
 from ml.services import hybrid_weights_set
@@ -11,8 +15,63 @@ def test_the_store_follows_the_registrys_active_versions(world, tmp_path):
     assert serving_models().serving_versions() == world.model_versions
     ModelVersion.objects.filter(algorithm="two_tower", status="active").update(artifact_path=str(tmp_path))
     models = serving_models()
-    assert "two_tower" not in models.serving.components and "cannot be loaded" in models.unavailable["two_tower"]
-    assert models.ready
+    # No earlier two_tower version to fall back to: it is failed, with the reason, and does not serve.
+    assert "two_tower" not in models.serving.components and models.ready
+    failed = ModelVersion.objects.get(algorithm="two_tower", version=world.versions["two_tower"])
+    assert failed.status == "failed" and "manifest.json is missing" in failed.failure_reason
+    assert "manifest.json is missing" in models.unavailable["two_tower"]
+
+
+def _earlier_readable_and_damaged_active(world, tmp_path, algorithm: str, damage) -> ModelVersion:
+    """The world's version of ``algorithm`` made an earlier, ready one, and a copy of its files, damaged by
+    ``damage(directory)``, the active version after it (as a training that wrote bad files would leave it)."""
+    earlier = ModelVersion.objects.get(algorithm=algorithm, status="active")
+    copy = shutil.copytree(earlier.artifact_path, tmp_path / f"{algorithm}-next")
+    damage(copy)
+    ModelVersion.objects.filter(pk=earlier.pk).update(status="ready")
+    return ModelVersion.objects.create(algorithm=algorithm, version=earlier.version + 1, status="active",
+                                       artifact_path=str(copy), activated_at=timezone.now())
+
+
+def _flip_a_byte(name: str):
+    def damage(directory: Path) -> None:
+        data = bytearray((directory / name).read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (directory / name).write_bytes(bytes(data))
+    return damage
+
+
+def test_an_active_version_that_cannot_load_fails_over_to_the_earlier_readable_one(world, tmp_path, api_client):
+    broken = _earlier_readable_and_damaged_active(world, tmp_path, "content_based", _flip_a_byte("arrays.npz"))
+    recheck_serving_models()
+    models = serving_models()
+    assert models.serving_versions()["content_based"] == world.versions["content_based"]
+    assert "content_based" in models.serving.components and not models.broken
+    broken.refresh_from_db()
+    assert broken.status == "failed" and "arrays.npz is damaged" in broken.failure_reason
+    # The registry says so too, so that every other process serves the earlier version as well.
+    assert ModelVersion.objects.get(algorithm="content_based", status="active").version == world.versions[
+        "content_based"]
+
+    health = api_client.get("/api/v1/health").json()
+    assert health["status"] == "degraded"
+    assert health["models"]["content_based"]["state"] == "earlier version"
+    assert health["models"]["content_based"]["serving_version"] == world.versions["content_based"]
+    assert any(f"content_based v{broken.version} failed" in problem and "arrays.npz" in problem
+               for problem in health["problems"])
+
+
+def test_the_fail_over_skips_earlier_versions_that_do_not_load_either(world, tmp_path):
+    first = ModelVersion.objects.get(algorithm="collaborative", status="active")
+    unreadable = ModelVersion.objects.create(algorithm="collaborative", version=first.version + 1, status="archived",
+                                             artifact_path=str(tmp_path / "gone"), activated_at=timezone.now())
+    ModelVersion.objects.filter(pk=first.pk).update(status="archived")
+    broken = ModelVersion.objects.create(algorithm="collaborative", version=first.version + 2, status="active",
+                                         artifact_path=str(tmp_path / "also-gone"), activated_at=timezone.now())
+    recheck_serving_models()
+    assert serving_models().serving_versions()["collaborative"] == first.version
+    assert ModelVersion.objects.get(pk=broken.pk).status == "failed"
+    assert ModelVersion.objects.get(pk=unreadable.pk).status == "archived"  # refused, left as it was
 
 
 def test_checks_can_be_spaced_out_and_the_store_told_to_forget(world, settings, tmp_path):
@@ -30,6 +89,7 @@ def test_without_a_content_model_the_others_serve_and_content_says_why(world):
     models = serving_models()
     assert models.ready and set(models.serving.components) == {"collaborative", "two_tower"}
     assert models.unavailable["content_based"].startswith("no active content_based version")
+    assert "failed" not in models.unavailable["content_based"]
     assert models.serving.vocabulary is None and len(models.serving.item_ids) > 0
 
 
@@ -64,4 +124,7 @@ def test_a_slow_load_happens_in_the_background_while_the_held_models_keep_servin
     loader = model_store._store._loader
     release.set()
     loader.join(10)
-    assert "two_tower" in serving_models().unavailable and len(loads) == 1
+    # That load found two_tower unreadable and failed it over (no earlier version): the set without it was
+    # then loaded once more, in the request, so that no load of the failed set could still be in flight.
+    assert "two_tower" in serving_models().unavailable and len(loads) == 2
+    assert [algorithm for algorithm, *_ in loads[1][0]] == ["collaborative", "content_based"]
