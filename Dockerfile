@@ -24,4 +24,5 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --no-input \
 USER app
 
 EXPOSE 8000
-CMD ["gunicorn", "recsys_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]
+# gunicorn.conf.py in /app sets the app, workers (WEB_CONCURRENCY), timeout (GUNICORN_TIMEOUT), max_requests.
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]

@@ -13,6 +13,16 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 wsgi_app = "recsys_site.wsgi:application"
 preload_app = True
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# A sync worker silent for this long is killed and replaced: a request stuck on a dead dependency frees its
+# worker rather than holding it for good. Every request is far below it (recommendations take
+# milliseconds, the broker and health probes give up after 0.5 s), so only a hang reaches it.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# Each worker is replaced after about this many requests, so whatever memory a long-lived process creeps
+# up to (allocator fragmentation, caches) is given back. The jitter spreads the restarts, so that the
+# workers are never all replaced at once; a new worker forks from the master's loaded models.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "200"))
 
 
 def when_ready(server) -> None:
