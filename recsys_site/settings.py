@@ -150,11 +150,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "recsys_site.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    # Rates per scope (recsys_site.throttling): log-ins and sign-ups per client address, writes and
-    # recommendations per user. "<n>/<second|minute|hour|day>".
     # Every authenticated write counts against the user's "write" rate; log-in, sign-up and recommendations
     # name their own throttles (profiles.apis, recommendations.apis).
     "DEFAULT_THROTTLE_CLASSES": ["recsys_site.throttling.WriteThrottle"],
+    # Rates per scope (recsys_site.throttling): log-ins and sign-ups per client address, writes and
+    # recommendations per user. "<n>/<second|minute|hour|day>".
     "DEFAULT_THROTTLE_RATES": {
         "login": env_str("THROTTLE_LOGIN", "10/minute"),
         "register": env_str("THROTTLE_REGISTER", "10/hour"),
