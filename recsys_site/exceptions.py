@@ -59,7 +59,7 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response({"detail": exc.detail, **exc.extra}, status=exc.status_code)
     if isinstance(exc, DATABASE_DOWN_ERRORS):
-        logger.error("database unavailable during %s: %s", context.get("view").__class__.__name__, exc)
+        logger.error("database unavailable during %s: %s", context["view"].__class__.__name__, exc, exc_info=exc)
         return Response({"detail": DATABASE_UNAVAILABLE}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": " ".join(exc.messages)}

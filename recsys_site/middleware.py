@@ -40,7 +40,8 @@ class JSONErrorsMiddleware:
         if not request.path.startswith(API_PREFIX):
             return None
         if isinstance(exception, DATABASE_DOWN_ERRORS):
-            logger.error("database unavailable during %s %s: %s", request.method, request.path, exception)
+            logger.error("database unavailable during %s %s: %s", request.method, request.path, exception,
+                         exc_info=exception)
             return JsonResponse({"detail": DATABASE_UNAVAILABLE}, status=HTTPStatus.SERVICE_UNAVAILABLE)
         # Anything else goes on to Django, which logs it with its traceback ("django.request") and renders
         # its page: __call__ then replaces the page with JSON.

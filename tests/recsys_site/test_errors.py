@@ -8,7 +8,7 @@ import logging
 from contextlib import contextmanager
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections
 from django.http import HttpResponse
 from django.urls import include, path
 from rest_framework.views import APIView
@@ -223,7 +223,12 @@ def database_lost_at_next_query(db):
         connection.close()  # the dead connection; whatever comes next opens a new one
 
 
-def test_a_lost_database_connection_in_an_api_view_is_a_json_503(client_for, database_lost_at_next_query):
+def logged_database_errors(caplog) -> list:
+    return [record for record in caplog.records if record.exc_info and isinstance(record.exc_info[1], OperationalError)]
+
+
+def test_a_lost_database_connection_in_an_api_view_is_a_logged_json_503(client_for, database_lost_at_next_query,
+                                                                       caplog):
     client = client_for(DeveloperFactory().user)
 
     with database_lost_at_next_query():
@@ -231,11 +236,14 @@ def test_a_lost_database_connection_in_an_api_view_is_a_json_503(client_for, dat
 
     assert response.status_code == 503
     assert response.json() == {"detail": "The database is unavailable; try again in a moment."}
+    assert logged_database_errors(caplog)
 
 
-def test_a_lost_database_connection_outside_drf_is_a_json_503(client, test_views, database_lost_at_next_query):
+def test_a_lost_database_connection_outside_drf_is_a_logged_json_503(client, test_views, database_lost_at_next_query,
+                                                                    caplog):
     with database_lost_at_next_query():
         response = client.get("/api/test/plain-count")
 
     assert response.status_code == 503
     assert response.json() == {"detail": "The database is unavailable; try again in a moment."}
+    assert logged_database_errors(caplog)
