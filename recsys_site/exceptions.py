@@ -8,7 +8,7 @@ database connection a 503.
 import logging
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404
@@ -61,6 +61,8 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DATABASE_DOWN_ERRORS):
         logger.error("database unavailable during %s: %s", context["view"].__class__.__name__, exc, exc_info=exc)
         return Response({"detail": DATABASE_UNAVAILABLE}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):  # a form body past Django's field or file count
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": " ".join(exc.messages)}
         exc = exceptions.ValidationError(detail)

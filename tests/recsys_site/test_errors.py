@@ -6,6 +6,7 @@ The server's own pages (404, 405, 413 from gunicorn) are tested against gunicorn
 import json
 import logging
 from contextlib import contextmanager
+from urllib.parse import urlencode
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections
@@ -112,6 +113,23 @@ def test_lone_surrogates_anywhere_are_400s(client_for, founder, body):
 
     assert response.status_code == 400
     assert "surrogate" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=B"])
+def test_a_form_with_more_fields_than_django_takes_is_a_400_that_says_so(client_for, developer, content_type):
+    names = [f"s{n}" for n in range(1_500)]
+    if content_type.startswith("multipart"):
+        body = "--B\r\n" + "".join(f'Content-Disposition: form-data; name="skills"\r\n\r\n{name}\r\n--B\r\n'
+                                    for name in names)
+    else:
+        body = urlencode([("skills", name) for name in names])
+
+    response = client_for(developer.user).patch(f"/api/v1/developers/{developer.user_id}/", body,
+                                                content_type=content_type)
+
+    assert response.status_code == 400
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["detail"]
 
 
 # --- uncaught exceptions and Django's own pages --------------------------------------------------
