@@ -249,6 +249,7 @@ class MeSerializer(serializers.Serializer):
     role = serializers.SerializerMethodField()
     profile = serializers.SerializerMethodField(allow_null=True)  # null for a user without a role
 
+    @extend_schema_field(serializers.ChoiceField(choices=Role.choices, allow_null=True))
     def get_role(self, user) -> str | None:
         return role_of(user)
 

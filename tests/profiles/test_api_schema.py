@@ -142,10 +142,14 @@ def test_responses_views_declare_are_kept(schema):
 def test_me_profile_is_nullable_and_null_without_a_role(schema, client_for):
     from tests.factories import UserFactory
 
-    assert schema["components"]["schemas"]["Me"]["properties"]["profile"]["nullable"] is True
+    me = schema["components"]["schemas"]["Me"]["properties"]
+    assert me["profile"]["nullable"] is True
+    assert me["role"]["nullable"] is True
+    assert {"$ref": "#/components/schemas/RoleEnum"} in me["role"]["oneOf"]
     response = client_for(UserFactory()).get("/api/v1/me")
     assert response.status_code == 200
     assert response.json()["profile"] is None
+    assert response.json()["role"] is None
 
 
 def test_me_email_may_be_empty(schema, client_for):
