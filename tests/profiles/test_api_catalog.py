@@ -423,3 +423,14 @@ def test_industries_are_a_read_only_list(client_for, staff_user):
 
     assert [row["name"] for row in results(client.get("/api/v1/industries/"))] == ["Fintech"]
     assert client.post("/api/v1/industries/", {"name": "New"}, format="json").status_code == 405
+
+
+def test_a_search_of_more_words_than_the_limit_is_a_400_naming_it(client_for, developer):
+    from recsys_site.filters import MAX_SEARCH_WORDS
+
+    client = client_for(developer.user)
+    words = " ".join(f"w{n}" for n in range(MAX_SEARCH_WORDS))
+    assert client.get("/api/v1/positions/", {"search": words}).status_code == 200
+    answer = client.get("/api/v1/positions/", {"search": words + " one-more"})
+    assert answer.status_code == 400
+    assert f"At most {MAX_SEARCH_WORDS} search words" in answer.json()["search"]
