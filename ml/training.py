@@ -447,7 +447,13 @@ def _progress(run_id: int, echo: Callable[[str, str, dict], None] | None = None)
             run.progress.update(epoch=info.get("epoch"), epochs=info.get("epochs"))
             run.progress["train_loss"].append(info.get("train_loss"))
             run.progress["val_loss"].append(info.get("val_loss"))
-        _update_run(run_id, record)
+        try:
+            _update_run(run_id, record)
+        except DATABASE_BLIPS as exc:
+            # An epoch's losses are for watching the run: one lost to a blip is skipped. Raised, it would fail
+            # the fit that reported it, which tuning counts as the component failing on the data.
+            logger.warning("training run %s: an epoch's progress was not recorded: %s", run_id, exc)
+            _drop_broken_connection()
     return report
 
 

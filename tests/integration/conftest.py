@@ -52,6 +52,26 @@ def stalling_worker_process(model_dir, tmp_path, transactional_db):
         channel.client.delete(channel.unacked_key, channel.unacked_index_key)
 
 
+@pytest.fixture
+def pausing_worker_process(model_dir, tmp_path, transactional_db):
+    """The same worker, pausing at each attempt's first epoch (see pausing_worker.py) and retrying a part once;
+    yields the folder of its pause and resume markers."""
+    folder = tmp_path / "pauses"
+    folder.mkdir()
+    with _worker("tests.integration.pausing_worker", model_dir, tmp_path / "worker.log", PAUSE_DIR=str(folder),
+                 TRAINING_RETRIES="1"):
+        yield folder
+
+
+def terminate_other_backends() -> int:
+    """Kill every other connection to the test database (the worker's), as a database restart or
+    failover would; returns how many were killed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
 @contextmanager
 def _worker(app_module: str, model_dir: Path, log: Path, **extra_env):
     if not settings.CELERY_BROKER_URL:
