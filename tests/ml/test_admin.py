@@ -1,4 +1,5 @@
 """Staff manage the registry from Django admin: activate, roll back, retrain now, weights with history."""
+import shutil
 from datetime import timedelta
 
 import pytest
@@ -31,6 +32,26 @@ def test_activate_action_swaps_the_active_version(admin_client, collaborative_ar
                                         artifact_path=collaborative_artifact)
     run_action(admin_client, "modelversion", "activate", [newer.pk])
     assert dict(ModelVersion.objects.values_list("version", "status")) == {1: "ready", 2: "active"}
+
+
+def test_the_versions_list_shows_why_a_version_failed(admin_client):
+    ModelVersion.objects.create(algorithm="content_based", version=3, status="failed",
+                                failure_reason="Could not be loaded to serve: arrays.npz is damaged")
+    page = admin_client.get("/admin/ml/modelversion/").content.decode()
+    assert "Could not be loaded to serve: arrays.npz is damaged" in page
+
+
+def test_a_damaged_version_is_refused_by_the_admin_action_naming_the_file(admin_client, collaborative_artifact,
+                                                                           tmp_path):
+    ModelVersion.objects.create(algorithm="collaborative", version=1, status="active")
+    damaged = shutil.copytree(collaborative_artifact, tmp_path / "damaged")
+    (damaged / "meta.json").write_text((damaged / "meta.json").read_text().replace('"collaborative"', '"ease"', 1))
+    version = ModelVersion.objects.create(algorithm="collaborative", version=2, status="ready",
+                                          artifact_path=str(damaged))
+    response = admin_client.post("/admin/ml/modelversion/", {"action": "activate", "_selected_action": [version.pk]})
+    [message] = get_messages(response.wsgi_request)
+    assert "meta.json is damaged" in str(message)
+    assert dict(ModelVersion.objects.values_list("version", "status")) == {1: "active", 2: "ready"}
 
 
 def test_activating_a_version_whose_files_are_gone_says_why_and_keeps_the_active_one(admin_client, tmp_path):
