@@ -39,12 +39,12 @@ def server_env(url: str, redis: str, model_dir: Path, **extra: str) -> dict:
 
 class Server:
     def __init__(self, env: dict):
-        self.process = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "--bind",
+        self.process = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "--no-control-socket", "--bind",
                                          f"127.0.0.1:{PORT}"], cwd=ROOT, env=env)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:
-                requests.get(API + "/health", timeout=5)
+                requests.get(API + "/health", timeout=5, allow_redirects=False)
                 return
             except requests.ConnectionError:
                 time.sleep(0.3)
@@ -98,6 +98,9 @@ def request_checks(dev: str, founder: str, dev_id: int) -> None:
         body = {"skills": [f"skill-{n}" for n in range(names)]}
         answer, seconds = timed("PATCH", f"{API}/developers/{dev_id}/", json=body, headers=auth(dev))
         show(f"PATCH own profile, {names:,} skill names ({len(json.dumps(body)) // 1000} KB)", answer, seconds)
+    deep = '{"username": ' + "[" * 1000 + "]" * 1000 + ', "password": "x"}'
+    answer, seconds = timed("POST", API + "/auth/token", data=deep, headers={"Content-Type": "application/json"})
+    show("JSON nested 1,000 deep, anonymous /auth/token", answer, seconds)
     statuses = []
     for _ in range(30):
         answer, seconds = timed("POST", API + "/auth/token", json={"username": "bench-admin", "password": "wrong"})
@@ -116,9 +119,6 @@ def request_checks(dev: str, founder: str, dev_id: int) -> None:
     show("DELETE /auth/token", answer, seconds)
     answer, seconds = timed("GET", API + "/me", headers=auth(founder))
     show("the revoked token again", answer, seconds)
-    deep = '{"username": ' + "[" * 1000 + "]" * 1000 + ', "password": "x"}'
-    answer, seconds = timed("POST", API + "/auth/token", data=deep, headers={"Content-Type": "application/json"})
-    show("JSON nested 1,000 deep, anonymous /auth/token", answer, seconds)
     answer, seconds = timed("POST", API + "/positions", data='{"startup": 1e309, "title": "x"}',
                             headers={**auth(dev), "Content-Type": "application/json"})
     show('POST /positions {"startup": 1e309}', answer, seconds)
@@ -169,15 +169,19 @@ def damaged_artifact_check(url: str, admin: str) -> None:
     show(f"activate two_tower v{version} with 4 KB of noise in {weights.name}", answer, seconds)
 
 
-def unreadable_active_check(url: str, env: dict, dev: str, dev_id: int) -> None:
+def unreadable_active_check(url: str, env: dict, admin: str) -> None:
+    with psycopg.connect(url) as connection:  # a seeded developer with a history, so every component has a say
+        seeded_dev_id = connection.execute(
+            "SELECT d.user_id FROM profiles_developer d JOIN profiles_interaction i ON i.user_id = d.user_id "
+            "GROUP BY d.user_id ORDER BY COUNT(*) DESC LIMIT 1").fetchone()[0]
     version, path = artifact_dir(url, "content_based", "active")
     path.rename(path.with_name(path.name + ".gone"))  # (chmod would not stop a process running as root)
     server = Server(env)
     try:
         answer, seconds = timed("GET", API + "/health")
         show(f"/health, active content_based v{version} unreadable", answer, seconds, answer.text[:300])
-        answer, seconds = timed("POST", API + "/recommendations", headers=auth(dev),
-                                json={"user_id": dev_id, "user_type": "developer", "limit": 5})
+        answer, seconds = timed("POST", API + "/recommendations", headers=auth(admin),
+                                json={"user_id": seeded_dev_id, "user_type": "developer", "limit": 5})
         results = answer.json().get("results", []) if answer.ok else []
         show("  recommendations meanwhile", answer, seconds,
              f"{len(results)} results, fallback {answer.json().get('fallback') if answer.ok else None}")
@@ -223,7 +227,7 @@ def main() -> None:
         server.stop()
     forged_proto_check(env)
     broker_down_check(env, admin)
-    unreadable_active_check(url, env, dev, dev_id)
+    unreadable_active_check(url, env, admin)
 
 
 if __name__ == "__main__":

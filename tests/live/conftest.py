@@ -84,7 +84,8 @@ def _servers(tmp_path: Path):
         server.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         with server.log.open("w") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--bind", f"fd://{listener.fileno()}"],
+                # No control socket: its one path per user would be another server's too.
+                [sys.executable, "-m", "gunicorn", "--bind", f"fd://{listener.fileno()}", "--no-control-socket"],
                 cwd=REPO, env=full_env, stdout=output, stderr=subprocess.STDOUT, pass_fds=[listener.fileno()])
         started.append((process, listener))
         _wait_until_serving(server, process)
