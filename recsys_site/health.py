@@ -83,7 +83,10 @@ class HealthApi(APIView):
                     "problems": [f"database {database}"]}
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         broker = broker_state()
-        models, problems = models_state()
+        try:
+            models, problems = models_state()
+        except Exception as exc:  # the registry unreadable past the probe (a table missing, a lost link)
+            models, problems = None, [f"models unknown: {type(exc).__name__}: {exc}"]
         if broker.startswith("unavailable"):
             problems.insert(0, f"broker {broker}")
         body = {"status": "degraded" if problems else "ok", "database": database, "broker": broker,
