@@ -296,6 +296,10 @@ class AlgorithmStatusSerializer(serializers.Serializer):
     metrics = serializers.DictField(help_text="Held-out metrics@10 of the active version.")
     device = serializers.CharField(allow_null=True)
     reason = serializers.CharField(allow_null=True, help_text="Why it does not serve; null when it does.")
+    failed_version = serializers.IntegerField(
+        allow_null=True, help_text="The version that was active until serving could not load it; an earlier one "
+                                   "serves instead. Null when none.")
+    failure_reason = serializers.CharField(allow_null=True, help_text="Why that version failed; null when none.")
 
 
 class DataCountsSerializer(serializers.Serializer):
