@@ -7,6 +7,8 @@ request only fight the other workers for the cores.
 """
 import os
 
+from recsys_site.env import env_bool
+
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")  # before numpy is first imported, by the preloaded app
 
@@ -23,6 +25,11 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 # workers are never all replaced at once; a new worker forks from the master's loaded models.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "200"))
+# gunicorn itself believes X-Forwarded-Proto (and so tells Django a request was HTTPS) from the addresses in
+# forwarded_allow_ips, loopback by default: any local process could claim HTTPS. The service believes
+# forwarded headers only behind the trusted proxy (settings.TRUSTED_PROXY, README "Production"), which every
+# request passes through, wherever it runs (another container): then from anyone, otherwise from no one.
+forwarded_allow_ips = "*" if env_bool("TRUSTED_PROXY", False) else ""
 
 
 def when_ready(server) -> None:

@@ -111,7 +111,7 @@ def _wait_until_serving(server: LiveServer, process: subprocess.Popen) -> None:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited early:\n{server.log.read_text()}")
         try:
-            server.request("GET", "/api/v1/health", timeout=deadline - time.monotonic())
+            server.request("GET", "/api/v1/health", timeout=deadline - time.monotonic(), allow_redirects=False)
             return
         except requests.ConnectionError:
             time.sleep(0.2)
