@@ -73,4 +73,7 @@ def api_exception_handler(exc, context):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or "You do not have permission to perform this action.")
+    elif isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, list):
+        # A bare list of messages (raised without a field, e.g. by a library's filter) keeps the one body shape.
+        exc = exceptions.ValidationError({"detail": " ".join(map(str, exc.detail))})
     return exception_handler(exc, context)

@@ -12,7 +12,10 @@ MAX_SEARCH_WORDS = 10
 
 class BoundedSearchFilter(SearchFilter):
     def get_search_terms(self, request):
-        terms = super().get_search_terms(request)
+        try:
+            terms = super().get_search_terms(request)
+        except ValidationError as error:  # DRF's own refusal (a null character) names no parameter
+            raise ValidationError({self.search_param: error.detail}) from error
         if len(terms) > MAX_SEARCH_WORDS:
             raise ValidationError({self.search_param: f"At most {MAX_SEARCH_WORDS} search words; got {len(terms)}."})
         return terms

@@ -434,3 +434,9 @@ def test_a_search_of_more_words_than_the_limit_is_a_400_naming_it(client_for, de
     answer = client.get("/api/v1/positions/", {"search": words + " one-more"})
     assert answer.status_code == 400
     assert f"At most {MAX_SEARCH_WORDS} search words" in answer.json()["search"]
+
+
+def test_a_search_holding_a_null_character_is_a_400_naming_the_parameter(client_for, developer):
+    answer = client_for(developer.user).get("/api/v1/positions/", {"search": "a\x00b"})
+    assert answer.status_code == 400
+    assert "Null characters are not allowed" in str(answer.json()["search"])

@@ -235,7 +235,9 @@ def test_algorithm_status_describes_each_algorithm_the_weights_and_the_data(worl
     assert set(body) == {"algorithms", "weights", "data", "latest_training_run", "served"}
     assert set(body["algorithms"]) == set(Algorithm.values)
     for name, state in body["algorithms"].items():
-        assert set(state) == {"available", "active_version", "trained_at", "metrics", "device", "reason"}
+        assert set(state) == {"available", "active_version", "trained_at", "metrics", "device", "reason",
+                              "failed_version", "failure_reason"}
+        assert state["failed_version"] is None and state["failure_reason"] is None  # nothing failed over
         if name not in world.versions:  # the world trains three of the five
             assert state["available"] is False and state["active_version"] is None and state["reason"]
             continue

@@ -265,3 +265,13 @@ def test_a_lost_database_connection_outside_drf_is_a_logged_json_503(client, tes
     assert response.status_code == 503
     assert response.json() == {"detail": "The database is unavailable; try again in a moment."}
     assert logged_database_errors(caplog)
+
+
+def test_a_validation_error_raised_as_a_bare_list_answers_the_one_body_shape():
+    from rest_framework.exceptions import ValidationError
+
+    from recsys_site.exceptions import api_exception_handler
+
+    answer = api_exception_handler(ValidationError(["First problem.", "Second problem."]), {"view": None})
+    assert answer.status_code == 400
+    assert answer.data == {"detail": "First problem. Second problem."}
