@@ -52,7 +52,10 @@ def database_from_url(url: str) -> dict:
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path)
         # sqlite:///rel/path is relative to the working directory; sqlite:////abs/path is absolute.
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path[1:] or ":memory:"}
+        # Writers take the lock when their transaction begins and wait up to 20 s for it: two gunicorn workers
+        # (or runserver's threads) writing at once then queue instead of failing with "database is locked".
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path[1:] or ":memory:",
+                "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20}}
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
         if not parsed.path.strip("/"):
             raise ImproperlyConfigured(f"DATABASE_URL names no database: {url!r}")

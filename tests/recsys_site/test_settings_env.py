@@ -49,6 +49,11 @@ def test_sqlite_urls_are_relative_or_absolute():
     assert database_from_url("sqlite:////tmp/db.sqlite3")["NAME"] == "/tmp/db.sqlite3"
 
 
+def test_sqlite_writers_queue_for_the_lock_instead_of_failing():
+    options = database_from_url("sqlite:///var/db.sqlite3")["OPTIONS"]
+    assert options["transaction_mode"] == "IMMEDIATE" and options["timeout"] >= 5
+
+
 @pytest.mark.parametrize("url", ["mysql://root@localhost/x", "postgres://localhost"])
 def test_unsupported_or_incomplete_database_urls_are_refused(url):
     with pytest.raises(ImproperlyConfigured):
