@@ -8,7 +8,7 @@ cache, REDIS_URL, default db 12). It seeds a small world and trains twice (so ea
 version), then sends the requests that used to fail and prints status, content type and time for each:
 oversized name lists, password guessing, sign-up floods, token revocation, deep and non-finite JSON, check
 constraints, oversized bodies, unknown paths and methods, a forged X-Forwarded-Proto, a damaged artifact, an
-unreadable active model at start, and a broker that is down.
+unreadable active model at start, a broker that is down and a database that is.
 """
 import json
 import os
@@ -200,6 +200,17 @@ def broker_down_check(env: dict, admin: str) -> None:
         server.stop()
 
 
+def database_down_check(env: dict, dev: str) -> None:
+    server = Server({**env, "DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere"})
+    try:
+        answer, seconds = timed("GET", API + "/health")
+        show("/health, database unreachable", answer, seconds, answer.text[:200])
+        answer, seconds = timed("GET", API + "/me", headers=auth(dev))
+        show("  GET /me meanwhile", answer, seconds)
+    finally:
+        server.stop()
+
+
 def main() -> None:
     url = os.environ.get("DATABASE_URL", DEFAULT_URL)
     redis = os.environ.get("REDIS_URL", DEFAULT_REDIS)
@@ -228,6 +239,7 @@ def main() -> None:
     forged_proto_check(env)
     broker_down_check(env, admin)
     unreadable_active_check(url, env, admin)
+    database_down_check(env, dev)
 
 
 if __name__ == "__main__":
