@@ -203,6 +203,27 @@ class InteractionKind(models.TextChoices):
     DISMISS = "dismiss", "Dismiss"
 
 
+class Outcome(models.TextChoices):
+    """What an event says about the recommendation it answers (docs/api-v1.md, "The online loop")."""
+
+    CLICK = "click", "Click"
+    POSITIVE = "positive", "Positive"
+    CONVERSION = "conversion", "Conversion"
+    DISMISSAL = "dismissal", "Dismissal"
+
+
+OUTCOME_OF_KIND = {
+    InteractionKind.VIEW: Outcome.CLICK,
+    InteractionKind.LIKE: Outcome.POSITIVE,
+    InteractionKind.SAVE: Outcome.POSITIVE,
+    InteractionKind.FOLLOW: Outcome.POSITIVE,
+    InteractionKind.APPLY: Outcome.CONVERSION,
+    InteractionKind.INVEST_INTEREST: Outcome.CONVERSION,
+    InteractionKind.CONTACT: Outcome.CONVERSION,
+    InteractionKind.DISMISS: Outcome.DISMISSAL,
+}
+
+
 class ItemType(models.TextChoices):
     POSITION = "position", "Position"
     STARTUP = "startup", "Startup"
@@ -241,6 +262,11 @@ class Interaction(models.Model):
     investor = models.ForeignKey(Investor, null=True, blank=True, on_delete=models.CASCADE,
                                  related_name="interactions_received")
     created_at = models.DateTimeField(db_index=True)
+    # The recommendation this event answers (sent, or the latest one that showed the item within
+    # ATTRIBUTION_WINDOW_HOURS), and what the event means for it; null and "" for an unattributed event.
+    impression = models.ForeignKey("recommendations.Impression", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="interactions")
+    outcome = models.CharField(max_length=20, blank=True, db_default="", choices=Outcome.choices)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -304,10 +304,14 @@ class InteractionSerializer(BoundedModelSerializer):
     item_type = serializers.ChoiceField(choices=ItemType.choices)
     item_id = serializers.IntegerField(min_value=1, max_value=MAX_ID,
                                        help_text="The target's id; for a developer or investor, their user_id.")
+    recommendation_id = serializers.UUIDField(
+        source="impression_id", required=False, allow_null=True, write_only=True,
+        help_text="The recommendation answer (its recommendation_id) that showed this item. Without it, the event "
+                  "is attributed to the latest recommendation that showed the item within the attribution window.")
 
     class Meta:
         model = Interaction
-        fields = ["id", "user_id", "item_type", "item_id", "kind", "created_at"]
+        fields = ["id", "user_id", "item_type", "item_id", "kind", "recommendation_id", "created_at"]
         read_only_fields = ["id", "user_id", "created_at"]
 
 

@@ -5,9 +5,12 @@ the database cannot express live here once: one role per user, ordered ranges ch
 that names the field, skill names stored lower-case. Failures raise Django ``ValidationError`` keyed
 by field, which the API's one exception handler turns into a 400 field-error map.
 """
+import uuid
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
@@ -16,9 +19,12 @@ from django.db import models, transaction
 from django.utils import timezone
 from knox.models import AuthToken
 
+from ml.platform_data import item_key
+from recommendations.models import Impression
 from recsys_site.exceptions import Conflict
 
 from .models import (
+    OUTCOME_OF_KIND,
     TARGET_FIELDS,
     Developer,
     Founder,
@@ -243,10 +249,19 @@ def skill_delete(*, skill: Skill) -> None:
 
 # --- interactions ---------------------------------------------------------------------------------
 
-def interaction_record(*, user: AbstractBaseUser, item_type: str, item_id: int, kind: str) -> Interaction:
-    """Record that ``user`` did ``kind`` to one item, now.
+# Attribution reads at most this many of the user's latest impressions in the window: a bound on its cost
+# however often the user asks for recommendations.
+ATTRIBUTION_CANDIDATES = 100
+
+
+def interaction_record(*, user: AbstractBaseUser, item_type: str, item_id: int, kind: str,
+                       impression_id: uuid.UUID | None = None) -> Interaction:
+    """Record that ``user`` did ``kind`` to one item, now, attributed to the recommendation it answers.
 
     People (developers, investors) are recommended to founders only, so only founders act on them.
+    ``impression_id`` (the API's recommendation_id) names the impression the event answers (the user's, and
+    it must show the item);
+    without it, the latest impression within ATTRIBUTION_WINDOW_HOURS that showed the item, if any.
     """
     if item_type in PERSON_ITEM_TYPES and role_of(user) != Role.FOUNDER:
         raise ValidationError({"item_type": f"Only founders may record interactions with a {item_type}; "
@@ -254,5 +269,27 @@ def interaction_record(*, user: AbstractBaseUser, item_type: str, item_id: int, 
     target = TARGET_MODELS[item_type].objects.filter(pk=item_id).first()
     if target is None:
         raise ValidationError({"item_id": f"No {item_type} has id {item_id}."})
+    key = item_key(item_type, item_id)
+    impression_id = (_named_impression(user, key, impression_id) if impression_id is not None
+                     else _latest_impression_showing(user, key))
     return Interaction.objects.create(user=user, kind=kind, created_at=timezone.now(),
+                                      impression_id=impression_id,
+                                      outcome=OUTCOME_OF_KIND.get(kind, "") if impression_id else "",
                                       **{TARGET_FIELDS[item_type]: target})
+
+
+def _named_impression(user: AbstractBaseUser, key: str, recommendation_id: uuid.UUID) -> uuid.UUID:
+    items = Impression.objects.filter(pk=recommendation_id, user=user).values_list("items", flat=True).first()
+    if items is None:
+        raise ValidationError({"recommendation_id": f"No recommendation {recommendation_id} was made to you."})
+    if key not in items:
+        raise ValidationError({"recommendation_id": f"Recommendation {recommendation_id} did not show {key}."})
+    return recommendation_id
+
+
+def _latest_impression_showing(user: AbstractBaseUser, key: str) -> uuid.UUID | None:
+    """One bounded read on (user, created_at): the user's latest impressions in the window, newest first."""
+    since = timezone.now() - timedelta(hours=settings.ATTRIBUTION_WINDOW_HOURS)
+    recent = (Impression.objects.filter(user=user, created_at__gte=since).order_by("-created_at")
+              .values_list("id", "items")[:ATTRIBUTION_CANDIDATES])
+    return next((pk for pk, items in recent if key in items), None)

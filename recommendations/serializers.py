@@ -93,7 +93,17 @@ class RecommendationSerializer(serializers.Serializer):
                              "is false, and without a reason from a component that has nothing to name.")
 
 
+class ExperimentAssignmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    variant = serializers.CharField(help_text="The user's variant (\"control\": the weights and versions in force).")
+
+
 class RecommendationsSerializer(serializers.Serializer):
+    recommendation_id = serializers.UUIDField(
+        help_text="This answer's id: send it with an interaction on one of its items to attribute the event.")
+    experiment = ExperimentAssignmentSerializer(allow_null=True,
+                                                help_text="The experiment this answer took part in, or null.")
     user_id = serializers.IntegerField()
     user_type = serializers.ChoiceField(choices=Role.choices)
     algorithms_used = serializers.ListField(

@@ -4,10 +4,14 @@
 user's current interactions and profile (so a new event or edit counts at once, without a retrain),
 the hybrid with the current weights and its fallback chain, then only items that may still be shown.
 """
+import logging
+import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import NoReturn, TypedDict
 
 import numpy as np
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -17,13 +21,16 @@ from ml.core import explain as explainer
 from ml.core.ranker import PATH_POPULAR, Ranking, single_threaded_blas
 from ml.core.registry import CONTENT, POPULARITY
 from ml.models import BLENDED, ModelVersion, TrainingRun, Trigger
-from ml.platform_data import ROLE_ITEM_TYPES, parse_item_key
+from ml.platform_data import ROLE_ITEM_TYPES, item_key, parse_item_key
 from ml.services import model_version_activate
 from profiles.models import TARGET_FIELDS, Interaction, a_or_an
 from recsys_site.exceptions import ServiceUnavailable
 
 from . import selectors
 from .model_store import ServingModels, serving_models
+from .models import Impression
+
+logger = logging.getLogger(__name__)
 
 # Items ranked beyond the limit, so that a few closed or deleted ones do not cost another pass.
 SHORTLIST_MARGIN = 10
@@ -58,6 +65,8 @@ class Recommendations:
     weights: dict[str, float]
     model_versions: dict[str, int | None]
     results: list[Recommendation] = field(default_factory=list)
+    recommendation_id: uuid.UUID = field(default_factory=uuid.uuid4)  # the impression that records this answer
+    experiment: dict | None = None  # {"id", "name", "variant"} once experiments exist
 
 
 def candidate_types(*, role: str, item_types: list[str] | None) -> tuple[str, ...]:
@@ -213,6 +222,35 @@ def _anchored(name: str, n: int, short: _Shortlist, kinds: dict[int, str]) -> li
 
 def _rounded(value) -> float:
     return round(float(value), 6)
+
+
+# ---------------------------------------------------------------- impressions
+
+
+def impression_of(answer: Recommendations) -> Impression:
+    """The row that records ``answer`` (unsaved: ``impression_record`` writes it once the client has it)."""
+    experiment = answer.experiment or {}
+    return Impression(id=answer.recommendation_id, user_id=answer.user_id, user_type=answer.user_type,
+                      created_at=timezone.now(), experiment=experiment.get("name", ""),
+                      variant=experiment.get("variant", ""), model_versions=answer.model_versions,
+                      weights=answer.weights, fallback=answer.fallback,
+                      items=[item_key(item.item_type, item.item_id) for item in answer.results])
+
+
+def impression_record(impression: Impression) -> None:
+    """Write ``impression``; a failure is logged, never raised: the answer it records was already sent."""
+    try:
+        # One INSERT in autocommit (it runs after the view, outside any transaction): nothing to roll back.
+        impression.save(force_insert=True)
+    except Exception:
+        logger.exception("Impression %s (user %s) was not recorded", impression.id, impression.user_id)
+
+
+def impressions_prune(*, now=None) -> int:
+    """Delete impressions older than IMPRESSION_RETENTION_DAYS; how many were deleted. Interactions that
+    answered them stay, unattributed."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.IMPRESSION_RETENTION_DAYS)
+    return Impression.objects.filter(created_at__lt=cutoff).delete()[1].get(Impression._meta.label, 0)
 
 
 # ---------------------------------------------------------------- training

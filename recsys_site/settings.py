@@ -104,6 +104,8 @@ TWO_TOWER_MAX_EPOCHS = env_int("TWO_TOWER_MAX_EPOCHS", 0)
 TRAINING_STALE_AFTER_SECONDS = env_int("TRAINING_STALE_AFTER_SECONDS", 90)
 # How often each web process asks the registry which versions are active (0: on every request).
 MODEL_REGISTRY_CHECK_SECONDS = env_int("MODEL_REGISTRY_CHECK_SECONDS", 2)
+IMPRESSION_RETENTION_DAYS = env_int("IMPRESSION_RETENTION_DAYS", 90)  # older impressions are pruned daily
+ATTRIBUTION_WINDOW_HOURS = env_int("ATTRIBUTION_WINDOW_HOURS", 24)  # an event answers an impression this recent
 
 # API tokens (django-rest-knox): stored as digests, expiring, revocable; sent as `Authorization: Token <key>`.
 TOKEN_TTL_HOURS = env_int("TOKEN_TTL_HOURS", 720)

@@ -1,0 +1,231 @@
+"""Impressions and attributed outcomes (issue 12, points 1-2): every answer of POST /recommendations is one
+recorded impression, written once the client has the answer; interactions name or find the impression they answer."""
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from profiles.models import OUTCOME_OF_KIND, Developer, Interaction, InteractionKind, Outcome, Position
+from recommendations import services
+from recommendations.models import Impression
+from tests.factories import DeveloperFactory
+
+URL = "/api/v1/recommendations"
+EVENTS = "/api/v1/interactions"
+
+
+@pytest.fixture
+def developer(world):
+    return Developer.objects.get(pk=world.developer_id).user
+
+
+@pytest.fixture
+def client(developer, client_for):
+    return client_for(developer)
+
+
+def recommend(client, user_id: int, **options) -> dict:
+    response = client.post(URL, {"user_id": user_id, "user_type": "developer", **options}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def record(client, item: dict, kind: str = "like", **extra):
+    return client.post(EVENTS, {"item_type": item["item_type"], "item_id": item["item_id"], "kind": kind, **extra},
+                       format="json")
+
+
+def age(impression_id, **ago) -> None:
+    Impression.objects.filter(pk=impression_id).update(created_at=timezone.now() - timedelta(**ago))
+
+
+# ---------------------------------------------------------------- impressions
+
+
+def test_an_answer_has_a_recommendation_id_and_no_experiment(world, client):
+    answer = recommend(client, world.developer_id, limit=3)
+
+    assert uuid.UUID(answer["recommendation_id"]).version == 4
+    assert answer["experiment"] is None
+    assert recommend(client, world.developer_id, limit=3)["recommendation_id"] != answer["recommendation_id"]
+
+
+def test_one_row_records_each_answer_once_the_client_has_it(world, client, developer):
+    answer = recommend(client, world.developer_id, limit=5)
+
+    # The test client, like a WSGI server, closes the response after handing it over; the row is there then.
+    impression = Impression.objects.get()
+    assert str(impression.id) == answer["recommendation_id"]
+    assert impression.user == developer and impression.user_type == "developer"
+    assert impression.items == [f"{item['item_type']}:{item['item_id']}" for item in answer["results"]]
+    assert len(impression.items) == 5
+    assert impression.model_versions == answer["model_versions"] == world.model_versions
+    assert impression.weights == answer["weights"]
+    assert impression.fallback == answer["fallback"] == "none"
+    assert (impression.experiment, impression.variant) == ("", "")
+    assert timezone.now() - impression.created_at < timedelta(minutes=5)
+
+
+def test_the_impression_is_written_after_the_answer_is_built(world, client, monkeypatch):
+    seen_when_writing = []
+    original = services.impression_record
+
+    def spy(impression):
+        seen_when_writing.append(Impression.objects.filter(pk=impression.pk).exists())
+        original(impression)
+
+    monkeypatch.setattr(services, "impression_record", spy)
+    answer = recommend(client, world.developer_id, limit=2)
+
+    assert seen_when_writing == [False]  # written once, by the response's closer
+    assert Impression.objects.filter(pk=answer["recommendation_id"]).exists()
+
+
+def test_a_failing_write_is_logged_and_the_answer_still_succeeds(world, client, monkeypatch, caplog):
+    def broken_save(self, *args, **kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(Impression, "save", broken_save)
+    answer = recommend(client, world.developer_id, limit=2)
+
+    assert answer["results"] and not Impression.objects.exists()
+    assert f"Impression {answer['recommendation_id']}" in caplog.text and "database gone" in caplog.text
+
+
+def test_pruning_deletes_only_impressions_past_retention(world, client, settings):
+    settings.IMPRESSION_RETENTION_DAYS = 30
+    old, recent, fresh = (recommend(client, world.developer_id, limit=1)["recommendation_id"] for _ in range(3))
+    age(old, days=31)
+    age(recent, days=29)
+    event = Interaction.objects.create(user=Impression.objects.get(pk=old).user, kind="view", created_at=timezone.now(),
+                                       position=Position.objects.first(), impression_id=old, outcome=Outcome.CLICK)
+
+    call_command("prune_impressions", verbosity=0)
+
+    assert {str(pk) for pk in Impression.objects.values_list("pk", flat=True)} == {recent, fresh}
+    event.refresh_from_db()
+    assert event.impression_id is None  # the event stays, unattributed
+
+
+@pytest.mark.django_db
+def test_pruning_is_scheduled_daily_out_of_the_box():
+    from django_celery_beat.models import PeriodicTask
+
+    from recsys_site.celery import app
+
+    task = PeriodicTask.objects.get(task="recommendations.prune_impressions")
+    assert task.enabled and (task.crontab.minute, task.crontab.hour) == ("0", "4")
+    app.loader.import_default_modules()  # what a worker does when it starts: autodiscovers the apps' tasks
+    assert task.task in app.tasks  # beat sends it by name: the worker must know that name
+
+
+# ---------------------------------------------------------------- outcomes
+
+
+def test_an_event_naming_the_recommendation_that_showed_the_item_is_attributed_to_it(world, client):
+    first = recommend(client, world.developer_id, limit=5)
+    recommend(client, world.developer_id, limit=5)  # a later answer that shows the same items
+    item = first["results"][2]
+
+    response = record(client, item, "apply", recommendation_id=first["recommendation_id"])
+
+    assert response.status_code == 201, response.content
+    event = Interaction.objects.get(pk=response.json()["id"])
+    assert str(event.impression_id) == first["recommendation_id"]
+    assert event.outcome == Outcome.CONVERSION
+
+
+def test_a_recommendation_id_of_another_user_is_refused(world, client, client_for):
+    other = DeveloperFactory()
+    theirs = recommend(client_for(other.user), other.pk, limit=3)
+
+    response = record(client, theirs["results"][0], recommendation_id=theirs["recommendation_id"])
+
+    assert response.status_code == 400
+    assert "was made to you" in response.json()["recommendation_id"][0]
+    assert not Interaction.objects.filter(user__developer__pk=world.developer_id, kind="like",
+                                          created_at__gte=timezone.now() - timedelta(minutes=1)).exists()
+
+
+def test_a_recommendation_id_that_did_not_show_the_item_is_refused(world, client):
+    answer = recommend(client, world.developer_id, limit=2)
+    unshown = recommend(client, world.developer_id, limit=10)["results"][-1]
+    assert unshown["item_id"] not in {item["item_id"] for item in answer["results"]} or \
+        unshown["item_type"] not in {item["item_type"] for item in answer["results"]}
+
+    response = record(client, unshown, recommendation_id=answer["recommendation_id"])
+
+    assert response.status_code == 400
+    assert response.json()["recommendation_id"] == [
+        f"Recommendation {answer['recommendation_id']} did not show {unshown['item_type']}:{unshown['item_id']}."]
+
+
+@pytest.mark.parametrize(("sent", "message"), [
+    (str(uuid.uuid4()), "was made to you"),
+    ("not-a-uuid", "valid UUID"),
+    ("12", "valid UUID"),
+    ({"id": 1}, "valid UUID"),
+])
+def test_an_unknown_or_malformed_recommendation_id_is_a_400_naming_it(world, client, sent, message):
+    item = recommend(client, world.developer_id, limit=1)["results"][0]
+
+    response = record(client, item, recommendation_id=sent)
+
+    assert response.status_code == 400
+    assert message in response.json()["recommendation_id"][0]
+
+
+def test_without_an_id_the_latest_impression_in_the_window_that_showed_the_item_is_chosen(world, client, settings):
+    settings.ATTRIBUTION_WINDOW_HOURS = 24
+    older = recommend(client, world.developer_id, limit=5)
+    latest = recommend(client, world.developer_id, limit=5)
+    other = recommend(client, world.developer_id, limit=5, item_types=["startup"])  # newest; shows other items
+    age(older["recommendation_id"], hours=3)
+    age(latest["recommendation_id"], hours=2)
+    item = latest["results"][0]
+    assert (item["item_type"], item["item_id"]) in {(i["item_type"], i["item_id"]) for i in older["results"]}
+    assert item["item_type"] == "position" or item not in other["results"]
+
+    event = Interaction.objects.get(pk=record(client, item, "view").json()["id"])
+
+    assert str(event.impression_id) == latest["recommendation_id"]
+    assert event.outcome == Outcome.CLICK
+
+
+def test_without_an_id_an_impression_outside_the_window_is_not_chosen(world, client, settings):
+    settings.ATTRIBUTION_WINDOW_HOURS = 24
+    answer = recommend(client, world.developer_id, limit=3)
+    age(answer["recommendation_id"], hours=25)
+
+    event = Interaction.objects.get(pk=record(client, answer["results"][0], "like").json()["id"])
+
+    assert event.impression_id is None and event.outcome == ""
+
+
+def test_an_event_on_an_item_never_shown_is_not_attributed(world, client):
+    answer = recommend(client, world.developer_id, limit=1)
+    unshown = recommend(client, world.developer_id, limit=10)["results"][-1]
+    Impression.objects.exclude(pk=answer["recommendation_id"]).delete()
+
+    event = Interaction.objects.get(pk=record(client, unshown, "save").json()["id"])
+
+    assert event.impression_id is None and event.outcome == ""
+
+
+@pytest.mark.parametrize(("kind", "outcome"), [
+    ("view", "click"), ("like", "positive"), ("save", "positive"), ("follow", "positive"),
+    ("apply", "conversion"), ("invest_interest", "conversion"), ("contact", "conversion"), ("dismiss", "dismissal"),
+])
+def test_each_kind_has_its_outcome_class(world, client, kind, outcome):
+    answer = recommend(client, world.developer_id, limit=1)
+
+    response = record(client, answer["results"][0], kind, recommendation_id=answer["recommendation_id"])
+
+    assert response.status_code == 201, response.content
+    assert Interaction.objects.get(pk=response.json()["id"]).outcome == outcome
+
+
+def test_every_kind_is_classified():
+    assert set(OUTCOME_OF_KIND) == set(InteractionKind)
