@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
+from rest_framework.test import APIRequestFactory, force_authenticate
 
 from profiles.models import OUTCOME_OF_KIND, Developer, Interaction, InteractionKind, Outcome, Position
-from recommendations import services
+from recommendations.apis import RecommendationsApi
 from recommendations.models import Impression
 from tests.factories import DeveloperFactory
 
@@ -68,19 +69,17 @@ def test_one_row_records_each_answer_once_the_client_has_it(world, client, devel
     assert timezone.now() - impression.created_at < timedelta(minutes=5)
 
 
-def test_the_impression_is_written_after_the_answer_is_built(world, client, monkeypatch):
-    seen_when_writing = []
-    original = services.impression_record
+def test_the_impression_is_written_only_once_the_response_is_closed_after_sending(world, developer):
+    """The WSGI server closes a response after its last byte: until then the client's wait has no INSERT in it."""
+    request = APIRequestFactory().post(URL, {"user_id": world.developer_id, "user_type": "developer"}, format="json")
+    force_authenticate(request, user=developer)
 
-    def spy(impression):
-        seen_when_writing.append(Impression.objects.filter(pk=impression.pk).exists())
-        original(impression)
+    response = RecommendationsApi.as_view()(request)
+    response.render()
 
-    monkeypatch.setattr(services, "impression_record", spy)
-    answer = recommend(client, world.developer_id, limit=2)
-
-    assert seen_when_writing == [False]  # written once, by the response's closer
-    assert Impression.objects.filter(pk=answer["recommendation_id"]).exists()
+    assert response.status_code == 200 and not Impression.objects.exists()
+    response.close()
+    assert Impression.objects.get().id == response.data["recommendation_id"]
 
 
 def test_a_failing_write_is_logged_and_the_answer_still_succeeds(world, client, monkeypatch, caplog):
