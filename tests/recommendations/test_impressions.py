@@ -228,3 +228,18 @@ def test_each_kind_has_its_outcome_class(world, client, kind, outcome):
 
 def test_every_kind_is_classified():
     assert set(OUTCOME_OF_KIND) == set(InteractionKind)
+
+
+def test_staff_can_read_impressions_in_the_admin_but_not_change_them(world, client):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    impression = recommend(client, world.developer_id, limit=2)["recommendation_id"]
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss-123"))
+
+    assert admin.get("/admin/recommendations/impression/").status_code == 200
+    page = admin.get(f"/admin/recommendations/impression/{impression}/change/")
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+    assert admin.post(f"/admin/recommendations/impression/{impression}/delete/", {"post": "yes"}).status_code == 403
+    assert Impression.objects.filter(pk=impression).exists()
