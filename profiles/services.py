@@ -259,9 +259,9 @@ def interaction_record(*, user: AbstractBaseUser, item_type: str, item_id: int, 
     """Record that ``user`` did ``kind`` to one item, now, attributed to the recommendation it answers.
 
     People (developers, investors) are recommended to founders only, so only founders act on them.
-    ``impression_id`` (the API's recommendation_id) names the impression the event answers (the user's, and
-    it must show the item);
-    without it, the latest impression within ATTRIBUTION_WINDOW_HOURS that showed the item, if any.
+    ``impression_id`` (the API's recommendation_id) names the impression the event answers: the user's, and
+    it must have shown the item. Without it, the latest impression within ATTRIBUTION_WINDOW_HOURS that
+    showed the item, if any. The outcome (click, positive, ...) is stored only for an attributed event.
     """
     if item_type in PERSON_ITEM_TYPES and role_of(user) != Role.FOUNDER:
         raise ValidationError({"item_type": f"Only founders may record interactions with a {item_type}; "
