@@ -5,6 +5,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.core.signals import request_finished
+from django.db import close_old_connections
 from django.utils import timezone
 from rest_framework.test import APIRequestFactory, force_authenticate
 
@@ -78,7 +80,12 @@ def test_the_impression_is_written_only_once_the_response_is_closed_after_sendin
     response.render()
 
     assert response.status_code == 200 and not Impression.objects.exists()
-    response.close()
+    # As the test client does: keep the test's transaction (request_finished would close its connection).
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
     assert Impression.objects.get().id == response.data["recommendation_id"]
 
 
