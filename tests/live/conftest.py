@@ -2,14 +2,11 @@
 its own migrated SQLite database, answering real HTTP.
 
 For what lives in the server rather than in a view: throttles shared between workers, body limits, error pages.
-The listening socket is bound here and handed to gunicorn (``fd://``), so no other process can take the port
-between choosing it and serving on it, and a request sent before the workers are up waits in the backlog.
+gunicorn starts on a socket this process binds (tests/live/gunicorn.py), so no port can be taken in between.
 """
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,8 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT_SECONDS = 120
+from tests.live.gunicorn import REPO, Gunicorn, start_gunicorn
 
 
 @dataclass
@@ -66,7 +62,7 @@ def live_server_factory(tmp_path) -> Iterator[Callable[..., LiveServer]]:
 
 @contextmanager
 def _servers(tmp_path: Path):
-    started: list[tuple[subprocess.Popen, socket.socket]] = []
+    started: list[Gunicorn] = []
 
     def start(**env: str) -> LiveServer:
         number = len(started)
@@ -78,41 +74,12 @@ def _servers(tmp_path: Path):
                     "MODEL_DIR": str(tmp_path / f"models-{number}"), "WEB_CONCURRENCY": "2", **env}
         server = LiveServer(url="", env=full_env, log=tmp_path / f"gunicorn-{number}.log")
         server.manage("migrate", "--no-input", "-v", "0")
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        server.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        with server.log.open("w") as output:
-            process = subprocess.Popen(
-                # No control socket: its one path per user would be another server's too.
-                [sys.executable, "-m", "gunicorn", "--bind", f"fd://{listener.fileno()}", "--no-control-socket"],
-                cwd=REPO, env=full_env, stdout=output, stderr=subprocess.STDOUT, pass_fds=[listener.fileno()])
-        started.append((process, listener))
-        _wait_until_serving(server, process)
+        started.append(start_gunicorn(full_env, server.log))
+        server.url = started[-1].url
         return server
 
     try:
         yield start
     finally:
-        for process, listener in started:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            listener.close()
-
-
-def _wait_until_serving(server: LiveServer, process: subprocess.Popen) -> None:
-    """Health answers once a worker is up; until then the request waits in the socket's backlog."""
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited early:\n{server.log.read_text()}")
-        try:
-            server.request("GET", "/api/v1/health", timeout=deadline - time.monotonic(), allow_redirects=False)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer within {START_TIMEOUT_SECONDS} s:\n{server.log.read_text()}")
+        for server in started:
+            server.stop()
