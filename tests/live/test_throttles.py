@@ -36,7 +36,7 @@ def assert_throttled(answer) -> None:
 
 def test_the_fourth_log_in_from_an_address_is_429_however_the_header_claims_another(live_server_factory,
                                                                                     throttle_cache_url):
-    server = live_server_factory(CACHE_URL=throttle_cache_url, THROTTLE_LOGIN="3/minute")
+    server = live_server_factory(CACHE_URL=throttle_cache_url, THROTTLE_LOGIN="3/hour")
     server.create_user("admin", PASSWORD, role=None, staff=True)
 
     def log_in(password, **headers):
@@ -69,7 +69,7 @@ def test_sign_ups_from_an_address_are_limited(live_server_factory, throttle_cach
 
 def test_a_users_writes_are_limited_another_users_are_not_and_reads_never_count(live_server_factory,
                                                                                 throttle_cache_url):
-    server = live_server_factory(CACHE_URL=throttle_cache_url, THROTTLE_WRITE="3/minute")
+    server = live_server_factory(CACHE_URL=throttle_cache_url, THROTTLE_WRITE="3/hour")
     for name in ("ada", "bob"):
         server.create_user(name, PASSWORD)
     ada = {"Authorization": f"Token {server.token('ada', PASSWORD)}"}
@@ -91,8 +91,8 @@ def test_a_users_writes_are_limited_another_users_are_not_and_reads_never_count(
 
 
 def test_recommendations_have_their_own_per_user_rate(live_server_factory, throttle_cache_url):
-    server = live_server_factory(CACHE_URL=throttle_cache_url, THROTTLE_RECOMMENDATIONS="2/minute",
-                                 THROTTLE_WRITE="1/minute")
+    server = live_server_factory(CACHE_URL=throttle_cache_url, THROTTLE_RECOMMENDATIONS="2/hour",
+                                 THROTTLE_WRITE="1/hour")
     server.create_user("ada", PASSWORD)
     ada = {"Authorization": f"Token {server.token('ada', PASSWORD)}"}
     ada_id = server.request("GET", "/api/v1/me", headers=ada).json()["user_id"]
@@ -100,5 +100,5 @@ def test_recommendations_have_their_own_per_user_rate(live_server_factory, throt
     answers = [server.request("POST", "/api/v1/recommendations", headers=ada,
                               json={"user_id": ada_id, "user_type": "developer", "limit": 5}) for _ in range(3)]
 
-    assert all(code not in (429, 500) for code in statuses(answers[:2]))  # not counted as writes (1/minute)
+    assert all(code not in (429, 500) for code in statuses(answers[:2]))  # not counted as writes (1/hour)
     assert_throttled(answers[2])
