@@ -1,3 +1,5 @@
+import copy
+
 from django import forms
 from django.contrib import admin, messages
 
@@ -5,6 +7,7 @@ from ml.core.registry import POPULARITY
 
 from . import selectors, services, tasks, training
 from .models import BLENDED, Algorithm, HybridWeights, ModelVersion, TrainingRun, Trigger
+from .templatetags.what_if import what_if
 
 
 def retrain_now(modeladmin, request, algorithms: list[str]) -> None:
@@ -145,9 +148,11 @@ HybridWeightsForm = type("HybridWeightsForm", (_HybridWeightsForm,), {
 @admin.register(HybridWeights)
 class HybridWeightsAdmin(admin.ModelAdmin):
     """Saving creates a new row, so the list is the history of who changed the weights, when, and to which
-    mode; rows are neither changed nor deleted, so that history stays whole."""
+    mode; rows are neither changed nor deleted, so that history stays whole. "Preview" measures the weights
+    entered beside those in force (the what-if) and shows the form again, saving nothing."""
 
     form = HybridWeightsForm
+    PREVIEW = "_preview"  # the name of the form's Preview button
     list_display = ["changed_at", "mode", "weights_shown", "changed_by", "note"]
     list_filter = ["mode"]
 
@@ -164,3 +169,14 @@ class HybridWeightsAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         obj.changed_by = request.user
         super().save_model(request, obj, form, change)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if request.method == "POST" and self.PREVIEW in request.POST:
+            form = self.get_form(request)(request.POST)
+            if form.is_valid():  # invalid weights take the usual path: the form with its errors, nothing saved
+                # The add form again, filled in with what was entered (admin fills a new form from the query
+                # string), with the measured weights: the ones clean() normalised, or tuned mode's.
+                request = copy.copy(request)
+                request.method, request.GET = "GET", request.POST.copy()
+                extra_context = {**(extra_context or {}), "what_if": what_if(form.instance.weights)}
+        return super().add_view(request, form_url, extra_context)

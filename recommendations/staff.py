@@ -26,6 +26,7 @@ from ml.models import BLENDED, Algorithm, HybridWeights, ModelVersion, TrainingR
 from ml.platform_data import user_records
 from ml.selectors import current_weights, weights_state
 from ml.services import hybrid_weights_mode_set, hybrid_weights_set, normalised_weights
+from ml.templatetags.what_if import what_if
 from profiles.models import Role
 from profiles.selectors import interaction_list, profile_of, role_of
 from profiles.serializers import MAX_ID
@@ -306,7 +307,8 @@ def user_detail(request, user_id: int):
 
 @staff_member_required
 def weights_trial(request, user_id: int):
-    """GET tries the weights in the query string on this user; POST saves them as the hybrid's weights."""
+    """GET tries the weights in the query string on this user, and measures them offline beside those in force
+    (the what-if); POST saves them as the hybrid's weights."""
     user = user_or_404(user_id)
     if request.method == "POST":
         form = WeightsForm(request.POST)
@@ -324,7 +326,8 @@ def weights_trial(request, user_id: int):
     return render(request, "recommendations/staff/weights.html", {
         "subject": user, "role": role_of(user), "form": form, "saved_weights": current_weights(),
         "weights": weights_panel(), "trial_weights": trial_weights, "current": current, "trial": trial,
-        "moves": rank_moves(current, trial) if trial else [], "fallbacks": FALLBACK_EXPLAINED})
+        "moves": rank_moves(current, trial) if trial else [], "fallbacks": FALLBACK_EXPLAINED,
+        "what_if": what_if(trial_weights) if trial_weights else None})
 
 
 def _weights_text(weights: dict[str, float]) -> str:

@@ -8,8 +8,9 @@ from django.contrib.messages import get_messages
 from django.core.management import call_command
 from django.utils import timezone
 
-from ml import selectors, services
+from ml import evaluation, selectors, services, training
 from ml.models import HybridWeights, ModelVersion, TrainingRun
+from ml.templatetags.what_if import percent_change
 
 pytestmark = pytest.mark.django_db
 
@@ -139,3 +140,67 @@ def test_the_runs_list_shows_each_runs_served_ndcg_beside_popularity_and_its_tun
     page = admin_client.get("/admin/ml/trainingrun/").content.decode()
     assert "0.1234 (0.0500)" in page and "0.4321" in page
 
+
+
+# ---------------------------------------------------------------- the what-if of the weights form
+
+
+@pytest.fixture
+def measured_run(settings, tmp_path) -> TrainingRun:
+    """A small world trained with two algorithms: its run keeps the held-out split the what-if measures on."""
+    settings.MODEL_DIR = tmp_path
+    call_command("seed_demo", users=40, startups=10, positions=20, interactions=400, seed=0, verbosity=0)
+    run = training.training_run_create(algorithms=["content_based", "collaborative"], force_retrain=True,
+                                       trigger="command")
+    run = training.training_run_execute(run_id=run.pk, algorithms=run.algorithms)
+    assert run.status == "succeeded" and run.served, run.error
+    return run
+
+
+ADD_WEIGHTS = "/admin/ml/hybridweights/add/"
+CONTENT_ONLY = {"mode": "manual", "content_based": "3", "collaborative": "0", "note": "content only?"}
+
+
+def test_preview_measures_the_entered_weights_beside_those_in_force_and_saves_nothing(admin_client, measured_run):
+    response = admin_client.post(ADD_WEIGHTS, {**CONTENT_ONLY, "_preview": "Preview"})
+    assert response.status_code == 200
+    assert not HybridWeights.objects.exists()
+    measured = evaluation.evaluate_weights({"content_based": 1})
+    assert response.context["what_if"]["measured"] == measured
+    page = " ".join(response.content.decode().split())
+    proposed, current = measured["proposed"]["all"], measured["current"]["all"]
+    assert (f'<td>all users</td><td>{proposed["users"]}</td> <td class="first">{proposed["ndcg"]:.3f}</td> '
+            f'<td>{current["ndcg"]:.3f}</td>') in page
+    assert "Nothing has been saved" in page
+    # the form comes back as it was filled in, ready to be saved
+    form = response.context["adminform"].form
+    assert (form["content_based"].value(), form["note"].value(), form["mode"].value()) == ("3", "content only?",
+                                                                                            "manual")
+
+
+def test_saving_after_a_preview_saves_the_weights(admin_client, measured_run):
+    admin_client.post(ADD_WEIGHTS, {**CONTENT_ONLY, "_preview": "Preview"})
+    response = admin_client.post(ADD_WEIGHTS, CONTENT_ONLY)
+    assert response.status_code == 302
+    assert HybridWeights.objects.get().as_dict()["content_based"] == 1.0
+
+
+def test_preview_without_a_held_out_split_says_so_and_saves_nothing(admin_client):
+    response = admin_client.post(ADD_WEIGHTS, {**CONTENT_ONLY, "_preview": "Preview"})
+    assert response.status_code == 200
+    assert "No what-if: No training run has a held-out split to evaluate weights on yet" in response.content.decode()
+    assert not HybridWeights.objects.exists()
+
+
+def test_preview_of_bad_weights_shows_the_error_and_measures_nothing(admin_client):
+    response = admin_client.post(ADD_WEIGHTS, {"mode": "manual", "content_based": "0", "_preview": "Preview"})
+    assert response.status_code == 200
+    assert b"At least one weight must be greater than 0" in response.content
+    assert response.context.get("what_if") is None
+    assert not HybridWeights.objects.exists()
+
+
+@pytest.mark.parametrize(("change", "shown"), [(0.12, "+12%"), (-0.034, "−3%"), (0.004, "+0.4%"), (0.0001, "±0%"),
+                                               (None, "—")])
+def test_changes_are_shown_as_signed_percentages(change, shown):
+    assert percent_change(change) == shown

@@ -7,6 +7,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
+from ml import evaluation
 from ml.models import BLENDED, HybridWeights, TrainingRun
 from ml.selectors import current_weights
 from profiles.models import Developer, Founder, Interaction, Investor
@@ -215,6 +216,34 @@ def test_bad_weights_show_the_error_and_change_nothing(staff, subject, weights, 
         assert error in response.content.decode()
         assert response.context["trial"] is None
     assert no_weights_saved()
+
+
+def test_trial_weights_are_measured_beside_those_in_force_before_anything_is_saved(staff, subject, world):
+    response = staff.get(weights_page(subject.pk), weights_form(content_based="1"))
+    assert response.status_code == 200
+    measured = evaluation.evaluate_weights({"content_based": 1})
+    assert response.context["what_if"]["measured"] == measured
+    page = " ".join(response.content.decode().split())
+    assert "What-if: these weights beside those in force" in page and "Nothing has been saved" in page
+    every = measured["proposed"]["all"], measured["current"]["all"]
+    ndcg = [f"{group['ndcg']:.3f}" for group in every]
+    assert f'<td>all users</td><td>{every[0]["users"]}</td> <td class="first">{ndcg[0]}</td> <td>{ndcg[1]}</td>' in page
+    for group in [*measured["proposed"]["by_role"], *measured["proposed"]["by_segment"]]:
+        assert f"<td>{group}</td>" in page
+    assert no_weights_saved()
+
+
+def test_the_what_if_says_when_no_run_has_a_held_out_split_and_the_trial_still_works(staff, subject, world):
+    TrainingRun.objects.update(served=None)
+    response = staff.get(weights_page(subject.pk), weights_form(content_based="1"))
+    assert response.status_code == 200
+    assert "No what-if: No training run has a held-out split to evaluate weights on yet" in response.content.decode()
+    assert response.context["trial"].algorithms_used == ["content_based"]
+
+
+def test_no_what_if_is_measured_before_weights_are_tried_or_for_bad_ones(staff, subject):
+    assert staff.get(weights_page(subject.pk)).context["what_if"] is None
+    assert staff.get(weights_page(subject.pk), weights_form()).context["what_if"] is None
 
 
 # ---------------------------------------------------------------- training runs
