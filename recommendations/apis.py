@@ -2,6 +2,7 @@
 
 Thin views: a serializer validates, one service or selector does the work, a serializer answers.
 """
+from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
@@ -63,18 +64,9 @@ class RecommendationsApi(APIView):
         # The answer already has the documented shape (RecommendationsSerializer); building it field by
         # field through the serializer would cost more than a millisecond of the hot path, and asdict's
         # deep copy a third of one.
-        response = Response({**vars(answer), "results": [vars(item) for item in answer.results]})
-        record_after_sending(response, services.impression_of(answer))
-        return response
-
-
-def record_after_sending(response: Response, impression) -> None:
-    """Write ``impression`` once ``response`` is sent, so that the client never waits for the INSERT.
-
-    The WSGI server calls the response's close() after its last byte (PEP 3333; Django's test client does
-    too), and close() runs the response's resource closers first, on this request's database connection.
-    """
-    response._resource_closers.append(lambda: services.impression_record(impression))
+        if settings.RECORD_IMPRESSIONS:
+            services.impression_record(services.impression_of(answer))  # buffered: no round trip here
+        return Response({**vars(answer), "results": [vars(item) for item in answer.results]})
 
 
 class TrainApi(APIView):

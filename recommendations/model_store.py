@@ -18,12 +18,16 @@ newest earlier version of its algorithm that loads becomes the active one, in th
 process serves it; this process loads it at once. Without one, the algorithm is unavailable, with the
 reason kept for ``/algorithms/status``.
 """
+from __future__ import annotations
+
 import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db.models import Q
 from django.db.models.functions import Coalesce
 
 from ml.artifacts import ArtifactUnreadable, load_version
@@ -33,6 +37,9 @@ from ml.platform_data import catalog_records_changed_since, catalog_version, ite
 from ml.selectors import failed_over_versions, weights_in_force
 from ml.services import model_version_fail_over
 from ml.serving_set import ServingSet, build_serving_set
+
+if TYPE_CHECKING:  # experiments' writes import this module (its recheck): read it only when called
+    from . import experiments
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +54,21 @@ class ServingModels:
     weights: dict[str, float] = field(default_factory=dict)  # the hybrid weights in force at the last check
     role_weights: dict[str, dict[str, float]] = field(default_factory=dict)  # a role's own, where tuning found one
     broken: dict[str, tuple[int, str]] = field(default_factory=dict)  # active versions that failed to load: why
+    experiment: experiments.RunningExperiment | None = None  # the running experiment at the last check
+    pinned: dict[str, ServingSet] = field(default_factory=dict)  # variant -> its set, where it pins versions
 
     def weights_for(self, role: str) -> dict[str, float]:
         return self.role_weights.get(role, self.weights)
+
+    def serving_for(self, variant: experiments.Variant | None) -> ServingSet:
+        """What serves a user in ``variant`` (None: the control, or no experiment)."""
+        return self.pinned.get(variant.name, self.serving) if variant is not None else self.serving
+
+    def versions_for(self, variant: experiments.Variant | None) -> dict[str, int | None]:
+        """The versions that serve a user in ``variant``, as answers report them (None: not serving)."""
+        serving = self.serving_for(variant)
+        versions = {**self.versions, **((variant.model_versions or {}) if variant is not None else {})}
+        return {a: versions[a] if a in serving.components else None for a in Algorithm.values}
 
     @property
     def ready(self) -> bool:
@@ -60,16 +79,38 @@ class ServingModels:
         return self.serving.unavailable
 
     def serving_versions(self) -> dict[str, int | None]:
-        return {a: self.versions[a] if a in self.serving.components else None for a in Algorithm.values}
+        return self.versions_for(None)
 
 
-def _active_key() -> tuple:
+def _active_key(experiment: experiments.RunningExperiment | None) -> tuple:
     """What the process should serve: the active versions (algorithm, version, artifact, activation time,
-    when its training read the data) and the catalog's version (ml.platform_data.catalog_version)."""
-    versions = tuple(ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by("algorithm")
-                     .annotate(snapshot=Coalesce("training_run__started_at", "created_at"))
-                     .values_list("algorithm", "version", "artifact_path", "activated_at", "snapshot"))
-    return versions, catalog_version()
+    when its training read the data), the catalog's version (ml.platform_data.catalog_version) and, for
+    each variant of ``experiment`` that pins versions, the rows it serves instead (ordered like the first)."""
+    versions = tuple(_version_rows(ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)))
+    return versions, catalog_version(), _pinned_rows(experiment, versions)
+
+
+def _version_rows(queryset) -> list[tuple]:
+    return list(queryset.order_by("algorithm").annotate(snapshot=Coalesce("training_run__started_at", "created_at"))
+                .values_list("algorithm", "version", "artifact_path", "activated_at", "snapshot"))
+
+
+def _pinned_rows(experiment: experiments.RunningExperiment | None, active: tuple) -> tuple:
+    """((variant, rows), ...): the active rows with each pinned algorithm's row replaced by its pinned version."""
+    pinning = [v for v in (experiment.variants if experiment else ()) if v.model_versions]
+    if not pinning:
+        return ()
+    wanted = Q()
+    for variant in pinning:
+        for algorithm, version in variant.model_versions.items():
+            wanted |= Q(algorithm=algorithm, version=version)
+    found = {(row[0], row[1]): row for row in _version_rows(ModelVersion.objects.filter(wanted))}
+    pins = []
+    for variant in pinning:
+        rows = {row[0]: row for row in active}
+        rows.update({a: found[(a, v)] for a, v in variant.model_versions.items() if (a, v) in found})
+        pins.append((variant.name, tuple(rows[a] for a in sorted(rows))))
+    return tuple(pins)
 
 
 @dataclass(frozen=True)
@@ -91,21 +132,30 @@ def _database_inputs(key: tuple) -> _DatabaseInputs:
 
 def _load(key: tuple, weights: dict[str, float], inputs: _DatabaseInputs) -> ServingModels:
     versions = {algorithm: version for algorithm, version, *_ in key[0]}
+    serving, broken = _serving_set(key[0], inputs)
+    # A pinned version that fails to load leaves its variant without that component (the reason is in
+    # its set's unavailable); only the active versions are failed over.
+    pinned = {variant: _serving_set(rows, inputs)[0] for variant, rows in key[2]}
+    return ServingModels(key, serving, versions, weights, broken=broken, pinned=pinned)
+
+
+def _serving_set(rows: tuple, inputs: _DatabaseInputs) -> tuple[ServingSet, dict[str, tuple[int, str]]]:
+    """The set serving version ``rows``, and {algorithm: (version, why)} of those that did not load."""
     loaded, unavailable, broken = {}, {}, {}
-    for algorithm, version, path, *_ in key[0]:
+    for algorithm, version, path, *_ in rows:
         try:
             loaded[algorithm] = load_version(algorithm, path)
         except ArtifactUnreadable as exc:
             logger.error("%s v%s does not serve: %s", algorithm, version, exc)
             unavailable[algorithm] = str(exc)
             broken[algorithm] = (version, str(exc))
+    present = {algorithm for algorithm, *_ in rows}
     for algorithm in Algorithm.values:
-        if algorithm not in versions:
+        if algorithm not in present:
             failed = f"{inputs.failed_over[algorithm]}; " if algorithm in inputs.failed_over else ""
             unavailable[algorithm] = (f"no active {algorithm} version: {failed}train one (POST /api/v1/models/train)"
                                       " or activate a readable one")
-    serving = build_serving_set(loaded, unavailable, inputs.popularity, inputs.fresh_items)
-    return ServingModels(key, serving, versions, weights, broken=broken)
+    return build_serving_set(loaded, unavailable, inputs.popularity, inputs.fresh_items), broken
 
 
 class _Store:
@@ -128,16 +178,18 @@ class _Store:
         interval = settings.MODEL_REGISTRY_CHECK_SECONDS
         if models is not None and time.monotonic() - self._checked_at < interval:
             return models
-        key, (weights, role_weights) = _active_key(), weights_in_force()
+        experiment = _running_experiment()
+        key, (weights, role_weights) = _active_key(experiment), weights_in_force()
+        in_force = {"weights": weights, "role_weights": role_weights, "experiment": experiment}
         with self._lock:
             self._checked_at = time.monotonic()
             if self._models is None:
-                self._models = replace(_load(key, weights, _database_inputs(key)), role_weights=role_weights)
+                self._models = replace(_load(key, weights, _database_inputs(key)), **in_force)
             else:
                 if self._models.key != key:
                     self._start_loading(key, weights)
-                if (self._models.weights, self._models.role_weights) != (weights, role_weights):
-                    self._models = replace(self._models, weights=weights, role_weights=role_weights)
+                if _in_force(self._models) != in_force:
+                    self._models = replace(self._models, **in_force)
             loader = self._loader
         if loader is not None:
             loader.join(self.SWAP_WAIT_SECONDS)
@@ -158,8 +210,10 @@ class _Store:
                 for algorithm, (version, reason) in sorted(models.broken.items()):
                     replacement = model_version_fail_over(algorithm=algorithm, version=version, reason=reason)
                     logger.error("%s v%s failed over to %s", algorithm, version, replacement)
-                key, (weights, role_weights) = _active_key(), weights_in_force()
-                models = replace(_load(key, weights, _database_inputs(key)), role_weights=role_weights)
+                experiment = _running_experiment()
+                key, (weights, role_weights) = _active_key(experiment), weights_in_force()
+                models = replace(_load(key, weights, _database_inputs(key)), role_weights=role_weights,
+                                 experiment=experiment)
         except Exception:  # the held models keep serving what they can; the next check tries again
             logger.exception("failing over the unreadable versions %s failed", models.broken)
             return models
@@ -184,8 +238,7 @@ class _Store:
             with self._lock:
                 if self._loading_key == key:
                     if loaded is not None:
-                        self._models = replace(loaded, weights=self._models.weights,
-                                               role_weights=self._models.role_weights)
+                        self._models = replace(loaded, **_in_force(self._models))
                     self._loading_key, self._loader = None, None
 
         self._loader = threading.Thread(target=load, name="serving-models-load", daemon=True)
@@ -194,6 +247,17 @@ class _Store:
     def recheck(self) -> None:
         """Check the registry on the next request, however recent the last check (this process changed it)."""
         self._checked_at = float("-inf")
+
+
+def _running_experiment() -> experiments.RunningExperiment | None:
+    from .experiments import running_experiment
+
+    return running_experiment()
+
+
+def _in_force(models: ServingModels) -> dict:
+    """What changes without loading anything: the weights and the running experiment."""
+    return {"weights": models.weights, "role_weights": models.role_weights, "experiment": models.experiment}
 
 
 _store = _Store()

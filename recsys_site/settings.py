@@ -106,6 +106,12 @@ TRAINING_STALE_AFTER_SECONDS = env_int("TRAINING_STALE_AFTER_SECONDS", 90)
 MODEL_REGISTRY_CHECK_SECONDS = env_int("MODEL_REGISTRY_CHECK_SECONDS", 2)
 IMPRESSION_RETENTION_DAYS = env_int("IMPRESSION_RETENTION_DAYS", 90)  # older impressions are pruned daily
 ATTRIBUTION_WINDOW_HOURS = env_int("ATTRIBUTION_WINDOW_HOURS", 24)  # an event answers an impression this recent
+# Each process writes the impressions it answered in one batch this often (0: each at once, on the request's
+# thread; recommendations.services._ImpressionBuffer says why).
+IMPRESSION_FLUSH_SECONDS = env_int("IMPRESSION_FLUSH_SECONDS", 1)
+# Off only to measure what recording costs (bench/api_latency.py --impressions): answers are then not recorded,
+# and events never attributed.
+RECORD_IMPRESSIONS = env_bool("RECORD_IMPRESSIONS", True)
 
 # API tokens (django-rest-knox): stored as digests, expiring, revocable; sent as `Authorization: Token <key>`.
 TOKEN_TTL_HOURS = env_int("TOKEN_TTL_HOURS", 720)

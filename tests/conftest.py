@@ -38,6 +38,13 @@ def registry_checked_on_every_request(settings, monkeypatch):
     monkeypatch.setattr(_Store, "SWAP_WAIT_SECONDS", 120.0)
 
 
+@pytest.fixture(autouse=True)
+def impressions_written_at_once(settings):
+    # A test's rows live in its transaction, which the background writer's own connection cannot see: each
+    # impression is written when it is recorded, on the test's connection. The writer is tested apart.
+    settings.IMPRESSION_FLUSH_SECONDS = 0
+
+
 @pytest.fixture
 def broker_down(settings):
     """The product configured with a Redis broker on a local port where nothing listens: a real refused connection.

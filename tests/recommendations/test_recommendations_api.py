@@ -80,7 +80,7 @@ def test_a_developers_request_reads_the_database_four_times_once_the_models_are_
         world, developer_client, settings, django_assert_num_queries):
     """Token, profile (with its skills and industries), interactions, titles: every read on the hot path
     costs a round trip and PostgreSQL's time, so one more is a regression worth noticing. The fifth query
-    is the impression's INSERT, made once the response is sent (the test client closes it before returning)."""
+    is the impression's INSERT, written at once in tests (a server batches it in the background)."""
     settings.MODEL_REGISTRY_CHECK_SECONDS = 3600
     recommend(developer_client, world.developer_id, "developer")  # the store loads and checks the registry
 
