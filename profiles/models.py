@@ -267,6 +267,9 @@ class Interaction(models.Model):
     impression = models.ForeignKey("recommendations.Impression", null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="interactions")
     outcome = models.CharField(max_length=20, blank=True, db_default="", choices=Outcome.choices)
+    # The item's 1-based position in that impression, stored at attribution so that the online metrics
+    # group by rank with a GROUP BY instead of searching each impression's items; null when unattributed.
+    rank = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -270,26 +270,32 @@ def interaction_record(*, user: AbstractBaseUser, item_type: str, item_id: int, 
     if target is None:
         raise ValidationError({"item_id": f"No {item_type} has id {item_id}."})
     key = item_key(item_type, item_id)
-    impression_id = (_named_impression(user, key, impression_id) if impression_id is not None
-                     else _latest_impression_showing(user, key))
+    impression_id, rank = (_named_impression(user, key, impression_id) if impression_id is not None
+                           else _latest_impression_showing(user, key))
     return Interaction.objects.create(user=user, kind=kind, created_at=timezone.now(),
-                                      impression_id=impression_id,
+                                      impression_id=impression_id, rank=rank,
                                       outcome=OUTCOME_OF_KIND.get(kind, "") if impression_id else "",
                                       **{TARGET_FIELDS[item_type]: target})
 
 
-def _named_impression(user: AbstractBaseUser, key: str, recommendation_id: uuid.UUID) -> uuid.UUID:
+class Attribution(NamedTuple):
+    impression_id: uuid.UUID | None
+    rank: int | None  # the item's 1-based position in that impression
+
+
+def _named_impression(user: AbstractBaseUser, key: str, recommendation_id: uuid.UUID) -> Attribution:
     items = Impression.objects.filter(pk=recommendation_id, user=user).values_list("items", flat=True).first()
     if items is None:
         raise ValidationError({"recommendation_id": f"No recommendation {recommendation_id} was made to you."})
     if key not in items:
         raise ValidationError({"recommendation_id": f"Recommendation {recommendation_id} did not show {key}."})
-    return recommendation_id
+    return Attribution(recommendation_id, items.index(key) + 1)
 
 
-def _latest_impression_showing(user: AbstractBaseUser, key: str) -> uuid.UUID | None:
+def _latest_impression_showing(user: AbstractBaseUser, key: str) -> Attribution:
     """One bounded read on (user, created_at): the user's latest impressions in the window, newest first."""
     since = timezone.now() - timedelta(hours=settings.ATTRIBUTION_WINDOW_HOURS)
     recent = (Impression.objects.filter(user=user, created_at__gte=since).order_by("-created_at")
               .values_list("id", "items")[:ATTRIBUTION_CANDIDATES])
-    return next((pk for pk, items in recent if key in items), None)
+    return next((Attribution(pk, items.index(key) + 1) for pk, items in recent if key in items),
+                Attribution(None, None))

@@ -21,12 +21,18 @@ from profiles.serializers import MAX_ID
 from recsys_site.exceptions import NotFound
 from recsys_site.throttling import UserScopedThrottle
 
-from . import selectors, services
+from . import experiments, online, selectors, services
 from .serializers import (
     AlgorithmsStatusSerializer,
     ConflictSerializer,
+    ExperimentRequestSerializer,
+    ExperimentResultsSerializer,
+    ExperimentSerializer,
     ModelLoadRequestSerializer,
     ModelLoadSerializer,
+    OnlineMetricsQuerySerializer,
+    OnlineMetricsSerializer,
+    PromoteRequestSerializer,
     RecommendationRequestSerializer,
     RecommendationsSerializer,
     TrainingRunSerializer,
@@ -170,3 +176,126 @@ class WeightsEvaluateApi(APIView):
         body.is_valid(raise_exception=True)
         measured = evaluation.evaluate_weights(body.validated_data["weights"])
         return Response(WeightsEvaluationSerializer(measured).data)
+
+
+# ---------------------------------------------------------------- experiments and online metrics
+
+EXPERIMENTS_TAG = ["experiments"]
+
+
+class IsStaffForExperiments(IsAdminUser):
+    message = "Experiments and online metrics are for staff only."
+
+
+class ExperimentListApi(ListAPIView):
+    permission_classes = [IsStaffForExperiments]
+    serializer_class = ExperimentSerializer
+    pagination_class = Pagination
+    filter_backends: list = []
+
+    @extend_schema(tags=EXPERIMENTS_TAG)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=ExperimentRequestSerializer, responses={201: ExperimentSerializer}, tags=EXPERIMENTS_TAG)
+    def post(self, request):
+        body = ExperimentRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        created = experiments.experiment_create(**body.validated_data, created_by=request.user)
+        return Response(ExperimentSerializer(created).data, status=status.HTTP_201_CREATED)
+
+    def get_queryset(self):
+        return experiments.experiment_list()
+
+
+DRAFT_ONLY = OpenApiResponse(ConflictSerializer, description="The experiment is not a draft.")
+
+
+class ExperimentDetailApi(APIView):
+    permission_classes = [IsStaffForExperiments]
+
+    @extend_schema(responses={200: ExperimentSerializer}, tags=EXPERIMENTS_TAG)
+    def get(self, request, experiment_id: int):
+        return Response(ExperimentSerializer(experiments.experiment_get(experiment_id=experiment_id)).data)
+
+    @extend_schema(request=ExperimentRequestSerializer, responses={200: ExperimentSerializer, 409: DRAFT_ONLY},
+                   tags=EXPERIMENTS_TAG)
+    def put(self, request, experiment_id: int):
+        return self._update(request, experiment_id, partial=False)
+
+    @extend_schema(request=ExperimentRequestSerializer(partial=True),
+                   responses={200: ExperimentSerializer, 409: DRAFT_ONLY}, tags=EXPERIMENTS_TAG)
+    def patch(self, request, experiment_id: int):
+        return self._update(request, experiment_id, partial=True)
+
+    @extend_schema(responses={204: None, 409: DRAFT_ONLY}, tags=EXPERIMENTS_TAG)
+    def delete(self, request, experiment_id: int):
+        experiments.experiment_delete(experiment=experiments.experiment_get(experiment_id=experiment_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _update(self, request, experiment_id: int, *, partial: bool) -> Response:
+        experiment = experiments.experiment_get(experiment_id=experiment_id)
+        body = ExperimentRequestSerializer(data=request.data, partial=partial)
+        body.is_valid(raise_exception=True)
+        updated = experiments.experiment_update(experiment=experiment, data=body.validated_data)
+        return Response(ExperimentSerializer(updated).data)
+
+
+class ExperimentStartApi(APIView):
+    permission_classes = [IsStaffForExperiments]
+
+    @extend_schema(request=None, tags=EXPERIMENTS_TAG, responses={
+        200: ExperimentSerializer,
+        400: OpenApiResponse(ConflictSerializer, description="Another experiment is running, or ends_at has passed."),
+        409: OpenApiResponse(ConflictSerializer, description="The experiment is not a draft.")})
+    def post(self, request, experiment_id: int):
+        started = experiments.experiment_start(experiment=experiments.experiment_get(experiment_id=experiment_id))
+        return Response(ExperimentSerializer(started).data)
+
+
+class ExperimentStopApi(APIView):
+    permission_classes = [IsStaffForExperiments]
+
+    @extend_schema(request=None, tags=EXPERIMENTS_TAG, responses={
+        200: ExperimentSerializer, 409: OpenApiResponse(ConflictSerializer, description="It is not running.")})
+    def post(self, request, experiment_id: int):
+        stopped = experiments.experiment_stop(experiment=experiments.experiment_get(experiment_id=experiment_id))
+        return Response(ExperimentSerializer(stopped).data)
+
+
+class ExperimentPromoteApi(APIView):
+    permission_classes = [IsStaffForExperiments]
+
+    @extend_schema(request=PromoteRequestSerializer, tags=EXPERIMENTS_TAG, responses={
+        200: ExperimentSerializer,
+        409: OpenApiResponse(ConflictSerializer, description="A draft, or already promoted, or a pinned version "
+                                                             "cannot be activated; nothing changed.")})
+    def post(self, request, experiment_id: int):
+        experiment = experiments.experiment_get(experiment_id=experiment_id)
+        body = PromoteRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        promoted = experiments.experiment_promote(experiment=experiment, variant=body.validated_data["variant"],
+                                                  promoted_by=request.user)
+        return Response(ExperimentSerializer(promoted).data)
+
+
+class ExperimentResultsApi(APIView):
+    permission_classes = [IsStaffForExperiments]
+
+    @extend_schema(responses={200: ExperimentResultsSerializer}, tags=EXPERIMENTS_TAG)
+    def get(self, request, experiment_id: int):
+        experiment = experiments.experiment_get(experiment_id=experiment_id)
+        return Response(ExperimentResultsSerializer(experiments.experiment_results(experiment=experiment)).data)
+
+
+class OnlineMetricsApi(APIView):
+    permission_classes = [IsStaffForExperiments]
+
+    @extend_schema(parameters=[OnlineMetricsQuerySerializer], responses={200: OnlineMetricsSerializer},
+                   tags=["metrics"])
+    def get(self, request):
+        query = OnlineMetricsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        wanted = query.validated_data
+        groups = online.online_metrics(since=wanted["since"], until=wanted["until"], group_by=wanted["group_by"])
+        return Response(OnlineMetricsSerializer({**wanted, "groups": groups}).data)

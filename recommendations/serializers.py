@@ -2,7 +2,10 @@
 shown here; the services never see unvalidated input."""
 from collections import defaultdict
 from collections.abc import Mapping
+from datetime import UTC, datetime, time, timedelta
 
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -12,6 +15,8 @@ from ml.evaluation import ROLES, SEGMENTS
 from ml.models import BLENDED, Algorithm, HybridWeights, TrainingRun
 from profiles.models import Developer, Founder, InteractionKind, Investor, ItemType, Position, Role, Startup, a_or_an
 from profiles.serializers import MAX_ID, MAX_LIST_ITEMS
+
+from .models import Experiment
 
 MAX_TRAINING_INTERACTIONS = 100_000
 PERSON_ITEM_TYPES = {ItemType.DEVELOPER, ItemType.INVESTOR}
@@ -413,3 +418,230 @@ class WeightsEvaluationSerializer(serializers.Serializer):
     proposed = ServedMetricsSerializer(help_text="The weights sent, measured as served.")
     current = ServedMetricsSerializer(help_text="The weights in force on the same held-out users (in tuned mode, "
                                                 "the weights tuned for the held-out models).")
+
+
+# ---------------------------------------------------------------- experiments and online metrics
+
+EXPERIMENT_RATES = ("click_rate", "positive_rate", "conversion_rate", "dismissal_rate")
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
+                      "example": {"two_tower": 3}})
+class PinnedVersionsField(serializers.DictField):
+    """Algorithm -> version; recommendations.experiments checks that each exists and can serve."""
+
+    child = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping) and len(data) > MAX_LIST_ITEMS:
+            raise serializers.ValidationError(f"At most {MAX_LIST_ITEMS} versions; got {len(data)}.")
+        return super().to_internal_value(data)
+
+
+class VariantRequestSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=100, help_text='Unique in the experiment; not "control".')
+    share = serializers.FloatField(help_text="The part of the users it serves, in (0, 1]; the shares of all "
+                                             "variants sum to at most 1 and the rest is the control.")
+    weights = WeightsInputField(required=False, help_text="The blend's weights it serves (normalised to sum 1).")
+    model_versions = PinnedVersionsField(required=False, help_text="Algorithm -> the version it serves: ready or "
+                                                                   "active. A variant has weights and/or versions.")
+
+
+class ExperimentRequestSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=100)
+    variants = VariantRequestSerializer(many=True, max_length=MAX_LIST_ITEMS)
+    metric = serializers.ChoiceField(choices=Experiment.Metric.choices, default=Experiment.Metric.CLICK_RATE,
+                                     help_text="The rate the results decide the winner on.")
+    starts_at = serializers.DateTimeField(required=False, allow_null=True,
+                                          help_text="When serving starts splitting users; empty: when started.")
+    ends_at = serializers.DateTimeField(required=False, allow_null=True,
+                                        help_text="When it stops serving (excluded); empty: until stopped.")
+
+
+class VariantSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    share = serializers.FloatField()
+    weights = BlendWeightsSerializer(required=False, help_text="Absent: the weights in force.")
+    model_versions = serializers.DictField(child=serializers.IntegerField(), required=False,
+                                           help_text="Algorithm -> pinned version. Absent: the active versions.")
+
+
+class ExperimentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=Experiment.Status.choices)
+    variants = VariantSerializer(many=True, help_text="The rest of the users (1 - their shares) is the control.")
+    metric = serializers.ChoiceField(choices=Experiment.Metric.choices)
+    starts_at = serializers.DateTimeField(allow_null=True)
+    ends_at = serializers.DateTimeField(allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    stopped_at = serializers.DateTimeField(allow_null=True)
+    promoted_variant = serializers.CharField(help_text="The variant made what is in force; empty: none.")
+
+
+class PromoteRequestSerializer(StrictSerializer):
+    variant = serializers.CharField(max_length=100, help_text="The variant whose weights and versions to put "
+                                                              "in force.")
+
+
+RatesSerializer = one_field_each("RatesSerializer", EXPERIMENT_RATES,
+                                 lambda: serializers.FloatField(allow_null=True),
+                                 "Each rate per item shown; null without items shown.")
+
+
+def _interval(**kwargs) -> serializers.ListField:
+    return serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, **kwargs)
+
+
+RateIntervalsSerializer = one_field_each("RateIntervalsSerializer", EXPERIMENT_RATES,
+                                         lambda: _interval(allow_null=True),
+                                         "Each rate's 95% interval [low, high]; null when it cannot be measured.")
+
+
+class DifferenceSerializer(serializers.Serializer):
+    difference = serializers.FloatField(help_text="The variant's rate minus the control's.")
+    interval = _interval(help_text="Its 95% interval.")
+    p_value = serializers.FloatField(help_text="Two-sided z-test of no difference.")
+
+
+DifferencesSerializer = one_field_each("DifferencesSerializer", EXPERIMENT_RATES,
+                                       lambda: DifferenceSerializer(allow_null=True),
+                                       "Per rate; null when either group has fewer than two users.")
+
+
+class GroupResultSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    users = serializers.IntegerField()
+    impressions = serializers.IntegerField()
+    items_shown = serializers.IntegerField()
+    rates = RatesSerializer()
+    intervals = RateIntervalsSerializer(help_text="By the delta method over users (the unit of randomisation).")
+
+
+class VariantResultSerializer(GroupResultSerializer):
+    difference_vs_control = DifferencesSerializer()
+    p_value = serializers.FloatField(allow_null=True, help_text="The primary metric's.")
+    users_needed = serializers.IntegerField(
+        allow_null=True, help_text="Users per group still needed to detect the primary difference seen at alpha "
+                                   "0.05 with 80% power; 0 once reached; null when no difference is seen.")
+
+
+class ExperimentSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    # Not an enum here: a second component with the same choices would leave drf-spectacular no good name.
+    status = serializers.CharField(help_text="As the experiment's: draft, running or stopped.")
+    metric = serializers.ChoiceField(choices=Experiment.Metric.choices)
+
+
+class ExperimentResultsSerializer(serializers.Serializer):
+    experiment = ExperimentSummarySerializer()
+    control = GroupResultSerializer()
+    variants = VariantResultSerializer(many=True)
+    winner = serializers.CharField(allow_null=True, help_text='The variant (or "control") that is best on the '
+                                                              "primary metric at p < alpha; null when none is.")
+    alpha = serializers.FloatField()
+
+
+@extend_schema_field({"type": "string", "example": "2026-11-30"})
+class DayOrTimeField(serializers.Field):
+    """An ISO date or datetime. A date is a whole UTC day: since from its start, until to its end."""
+
+    def __init__(self, *, end_of_day: bool, **kwargs):
+        self.end_of_day = end_of_day
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        text = str(data).strip()
+        try:
+            day = parse_date(text) if len(text) == 10 else None
+            moment = None if day else parse_datetime(text)
+        except ValueError:  # the right shape, an impossible value (2026-02-30)
+            day = moment = None
+        if day is not None:
+            try:
+                moment = datetime.combine(day, time.min, tzinfo=UTC) + timedelta(days=1 if self.end_of_day else 0)
+            except OverflowError:
+                raise serializers.ValidationError(f"{text} is past the last day there is.") from None
+        if moment is None:
+            raise serializers.ValidationError(f"{text!r} is not an ISO date (2026-11-30) or datetime "
+                                              "(2026-11-30T12:00:00Z).")
+        try:
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except OverflowError:  # an offset that moves it past the first or last day there is
+            raise serializers.ValidationError(f"{text} is out of range.") from None
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+ONLINE_DIMENSIONS = ("day", "variant", "role", "rank")
+MAX_ONLINE_DAYS = 366
+DEFAULT_ONLINE_DAYS = 30
+
+
+class OnlineMetricsQuerySerializer(StrictSerializer):
+    since = DayOrTimeField(end_of_day=False, required=False, help_text=f"Default: {DEFAULT_ONLINE_DAYS} days "
+                                                                       "before until.")
+    until = DayOrTimeField(end_of_day=True, required=False, help_text="Excluded; a date includes its day. "
+                                                                      "Default: now.")
+    group_by = serializers.CharField(default="day", max_length=100, help_text=(
+        f"One of {', '.join(ONLINE_DIMENSIONS)}, or several comma-separated (day,variant)."))
+
+    def validate_group_by(self, value: str) -> list[str]:
+        names = [name.strip() for name in value.split(",")]
+        unknown = [name for name in names if name not in ONLINE_DIMENSIONS]
+        if unknown:
+            raise serializers.ValidationError(f"Unknown dimension(s) {', '.join(map(repr, unknown))}; "
+                                              f"expected some of {', '.join(ONLINE_DIMENSIONS)}, comma-separated.")
+        if len(set(names)) < len(names):
+            raise serializers.ValidationError("A dimension is named twice.")
+        return names
+
+    def validate(self, attrs):
+        until = attrs.get("until") or timezone.now()
+        try:
+            since = attrs.get("since") or until - timedelta(days=DEFAULT_ONLINE_DAYS)
+        except OverflowError:
+            raise serializers.ValidationError({"until": "Too early to count 30 days back from; send since."}) from None
+        if since > until:
+            raise serializers.ValidationError({"until": f"until ({until.isoformat()}) is before since "
+                                                        f"({since.isoformat()})."})
+        if until - since > timedelta(days=MAX_ONLINE_DAYS):
+            raise serializers.ValidationError({"since": f"since and until are {(until - since).days} days apart; "
+                                                        f"at most {MAX_ONLINE_DAYS}."})
+        return {**attrs, "since": since, "until": until}
+
+
+class OnlineKeysSerializer(serializers.Serializer):
+    day = serializers.CharField(required=False, help_text="UTC date of the impressions.")
+    variant = serializers.CharField(required=False, help_text='"<experiment>/<variant>", or "none".')
+    role = serializers.ChoiceField(choices=Role.choices, required=False)
+    rank = serializers.IntegerField(required=False, help_text="1-based position in the answer.")
+
+
+class OnlineGroupSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text='The dimensions\' values joined with " / ".')
+    keys = OnlineKeysSerializer()
+    impressions = serializers.IntegerField()
+    items_shown = serializers.IntegerField()
+    clicks = serializers.IntegerField(help_text="(impression, item) pairs clicked; a positive or conversion is a "
+                                                "click too.")
+    positives = serializers.IntegerField()
+    conversions = serializers.IntegerField()
+    dismissals = serializers.IntegerField()
+    click_rate = serializers.FloatField(help_text="Per item shown, as every rate.")
+    positive_rate = serializers.FloatField()
+    conversion_rate = serializers.FloatField()
+    dismissal_rate = serializers.FloatField()
+    intervals = one_field_each("OnlineIntervalsSerializer", EXPERIMENT_RATES, _interval,
+                               "Each rate's 95% Wilson interval [low, high].")()
+
+
+class OnlineMetricsSerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    group_by = serializers.ListField(child=serializers.ChoiceField(choices=ONLINE_DIMENSIONS))
+    groups = OnlineGroupSerializer(many=True)

@@ -12,3 +12,13 @@ urlpatterns = [
     path("models/weights/evaluate", apis.WeightsEvaluateApi.as_view(), name="models-weights-evaluate"),
     path("algorithms/status", apis.AlgorithmsStatusApi.as_view(), name="algorithms-status"),
 ]
+
+urlpatterns += [
+    path("experiments", apis.ExperimentListApi.as_view(), name="experiment-list"),
+    path("experiments/<int:experiment_id>", apis.ExperimentDetailApi.as_view(), name="experiment-detail"),
+    path("experiments/<int:experiment_id>/start", apis.ExperimentStartApi.as_view(), name="experiment-start"),
+    path("experiments/<int:experiment_id>/stop", apis.ExperimentStopApi.as_view(), name="experiment-stop"),
+    path("experiments/<int:experiment_id>/promote", apis.ExperimentPromoteApi.as_view(), name="experiment-promote"),
+    path("experiments/<int:experiment_id>/results", apis.ExperimentResultsApi.as_view(), name="experiment-results"),
+    path("metrics/online", apis.OnlineMetricsApi.as_view(), name="metrics-online"),
+]
