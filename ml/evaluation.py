@@ -524,10 +524,24 @@ def holdout_dir(run_id: int) -> Path:
     return Path(settings.MODEL_DIR) / "runs" / str(run_id) / "holdout"
 
 
+def latest_held_out() -> tuple[TrainingRun, HeldOutModels]:
+    """The newest measured run and its held-out models (fitted on each user's earlier events), as saved by
+    the training; Conflict when no run has a held-out split, or its files cannot be read."""
+    run = TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, served__isnull=False).order_by(
+        "-created_at", "-id").first()
+    if run is None:
+        raise Conflict("No training run has a held-out split to evaluate weights on yet: train the models first.")
+    try:
+        return run, HeldOutModels.load(holdout_dir(run.pk))
+    except (EngineError, OSError, KeyError) as exc:
+        raise Conflict(f"The held-out split of training run {run.pk} cannot be read ({exc}); train again.") from exc
+
+
 def evaluate_weights(weights: dict) -> dict[str, Metrics]:
     """{"proposed": M, "current": M}: ``weights`` and the weights in force, measured as served on the latest
-    run's held-out split (POST /api/v1/models/weights/evaluate). DomainError for invalid weights, Conflict
-    when no run has a held-out split.
+    run's held-out split (POST /api/v1/models/weights/evaluate; ``manage.py evaluate --held-out latest
+    --weights ...`` prints the same numbers). DomainError for invalid weights, Conflict when no run has a
+    held-out split.
 
     "current" is, in manual mode, the pinned weights; in tuned mode, the weights tuning chose for these
     held-out models (the run's ``served["weights"]``): the tuned weights in force were tuned on these very
@@ -536,14 +550,7 @@ def evaluate_weights(weights: dict) -> dict[str, Metrics]:
     from . import selectors, services
 
     proposed = services.normalised_weights(weights)
-    run = TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, served__isnull=False).order_by(
-        "-created_at", "-id").first()
-    if run is None:
-        raise Conflict("No training run has a held-out split to evaluate weights on yet: train the models first.")
-    try:
-        held_out = HeldOutModels.load(holdout_dir(run.pk))
-    except (EngineError, OSError, KeyError) as exc:
-        raise Conflict(f"The held-out split of training run {run.pk} cannot be read ({exc}); train again.") from exc
+    run, held_out = latest_held_out()
     manual = selectors.weights_state()["mode"] == HybridWeights.Mode.MANUAL
     if manual:
         current = held_out.measure(selectors.current_weights())
@@ -552,12 +559,33 @@ def evaluate_weights(weights: dict) -> dict[str, Metrics]:
     return {"proposed": held_out.measure(proposed), "current": current}
 
 
+def evaluate_latest_run(weights: dict | None = None, demo_seed: int = DEMO_SEED) -> dict:
+    """:func:`served_evaluation` of the latest run's held-out models (no fitting: seconds), with ``weights``
+    (validated and normalised), or the run's tuned weights. Conflict as :func:`latest_held_out`."""
+    from . import services
+
+    started = time.perf_counter()
+    run, held_out = latest_held_out()
+    if weights is None:
+        chosen, by_role = run.served["weights"], run.served.get("weights_by_role", {})
+    else:
+        chosen, by_role = services.normalised_weights(weights), {}
+    result = served_evaluation(held_out, chosen, demo_oracle(demo_seed)[0], by_role)
+    result.update(alone=held_out.alone(), skipped={}, total_seconds=round(time.perf_counter() - started, 1),
+                  training_run=run.pk)
+    return result
+
+
 def evaluate_platform(algorithms: list[str] | None = None, demo_seed: int = DEMO_SEED,
-                      progress: Callable[[str, dict], None] | None = None) -> dict:
+                      progress: Callable[[str, dict], None] | None = None, weights: dict | None = None) -> dict:
     """The served evaluation of the current data, on a fresh time-based holdout (``manage.py evaluate``):
     the training procedure run on each user's earlier 80% of events, measured on the latest 20%.
     Returns :func:`served_evaluation`'s dict plus "alone" (each component served alone), "skipped" (what
-    could not learn, and why) and "total_seconds" (reading, fitting and measuring)."""
+    could not learn, and why) and "total_seconds" (reading, fitting and measuring). ``weights``: served
+    with these (validated and normalised) instead of the tuned ones."""
+    from . import services
+
+    fixed = None if weights is None else services.normalised_weights(weights)
     say = progress or (lambda event, info: None)
     started = time.perf_counter()
     snapshot = platform_snapshot()
@@ -572,7 +600,10 @@ def evaluate_platform(algorithms: list[str] | None = None, demo_seed: int = DEMO
     held_out = HeldOutModels(models, holdout_of(snapshot, outer))
     oracle, why_no_oracle = demo_oracle(demo_seed)
     say("ranking", {"users": len(held_out.holdout.users), "oracle": why_no_oracle or "demo world"})
-    result = served_evaluation(held_out, tuned.weights, oracle, tuned.weights_by_group)
+    if fixed is None:
+        result = served_evaluation(held_out, tuned.weights, oracle, tuned.weights_by_group)
+    else:
+        result = served_evaluation(held_out, fixed, oracle)
     result["alone"] = held_out.alone()
     result["skipped"] = {**skipped, **failed, **tuned.validation.get("failed", {})}
     result["total_seconds"] = round(time.perf_counter() - started, 1)

@@ -2,12 +2,18 @@
 
     python manage.py evaluate                       # table on stdout, bars in var/evaluation.png
     python manage.py evaluate --plot /tmp/e.png --algorithms content_based,collaborative
+    python manage.py evaluate --weights '{"content_based": 1}'          # served with these weights instead
+    python manage.py evaluate --held-out latest --weights '{...}'       # the what-if's numbers, in seconds
 
 Each user's latest 20% of events are held out; the training procedure (settings and weights tuned on
 validation carved from the earlier events, the chosen settings fitted on them) runs on the earlier 80%,
 and every evaluated user is ranked through the API's ranker (ml/evaluation.py). Nothing is stored and
-the models that serve are not touched.
+the models that serve are not touched. ``--held-out latest`` fits nothing: it ranks the latest training
+run's held-out models (each user's earlier events, saved by the training), the split on which
+POST /api/v1/models/weights/evaluate measures a proposal.
 """
+import argparse
+import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -16,6 +22,7 @@ from matplotlib.figure import Figure
 from ml import evaluation
 from ml.core.data import EngineError
 from ml.models import BLENDED, Algorithm
+from recsys_site.exceptions import Conflict, DomainError
 
 ROWS = [("all", None), *((role, "by_role") for role in evaluation.ROLES),
         *((segment, "by_segment") for segment in evaluation.SEGMENTS)]
@@ -31,16 +38,29 @@ class Command(BaseCommand):
         parser.add_argument("--plot", default="var/evaluation.png", help="where to write the PNG of NDCG@10 bars")
         parser.add_argument("--demo-seed", type=int, default=evaluation.DEMO_SEED,
                             help="the seed_demo --seed of a demo world, for its oracle (default %(default)s)")
+        parser.add_argument("--weights", type=_weights_argument,
+                            help='serve with these weights (JSON: {"content_based": 1}) instead of the tuned ones')
+        parser.add_argument("--held-out", choices=["fresh", "latest"], default="fresh",
+                            help="fresh: split and fit now (default); latest: the latest training run's held-out "
+                                 "models, fitting nothing (--algorithms does not apply)")
+        parser.add_argument("--json", dest="json_path", help="also write the result as JSON to this path")
 
-    def handle(self, *args, algorithms: str, plot: str, demo_seed: int, **options):
+    def handle(self, *args, algorithms: str, plot: str, demo_seed: int, weights: dict | None, held_out: str,
+               json_path: str | None, **options):
         names = [a.strip() for a in algorithms.split(",") if a.strip()]
         unknown = sorted(set(names) - set(Algorithm.values))
         if unknown or not names:
             raise CommandError(f"--algorithms must be a non-empty subset of {', '.join(Algorithm.values)}")
         try:
-            result = evaluation.evaluate_platform(names, demo_seed, progress=self._show)
+            if held_out == "latest":
+                result = evaluation.evaluate_latest_run(weights, demo_seed)
+                self.stdout.write(f"On the held-out split of training run {result['training_run']} (nothing fitted)")
+            else:
+                result = evaluation.evaluate_platform(names, demo_seed, progress=self._show, weights=weights)
         except EngineError as exc:
             raise CommandError(f"Nothing to evaluate: {exc}") from None
+        except (Conflict, DomainError) as exc:
+            raise CommandError(str(exc.detail)) from None
         for name, why in result["skipped"].items():
             self.stdout.write(self.style.WARNING(f"  {name}: left out ({why})"))
         self.stdout.write(f"\nServed with weights {_weights(result['weights'])}; {result['holdout']['users']} users, "
@@ -58,6 +78,9 @@ class Command(BaseCommand):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(ndcg_png(result))
         self.stdout.write(self.style.SUCCESS(f"Plot written to {path}"))
+        if json_path:
+            Path(json_path).write_text(json.dumps(result, indent=1))
+            self.stdout.write(self.style.SUCCESS(f"Result written to {json_path}"))
 
     def _show(self, event: str, info: dict) -> None:
         if event == "split":
@@ -75,6 +98,16 @@ class Command(BaseCommand):
             self.stdout.write(f"Ranking {info['users']} users as served (oracle: {info['oracle']})")
         elif event == "epoch" and info.get("epoch") == info.get("epochs"):
             self.stdout.write(f"  two_tower: {info['epochs']} epochs")
+
+
+def _weights_argument(text: str) -> dict:
+    try:
+        weights = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(weights, dict):
+        raise argparse.ArgumentTypeError('a JSON object of weights, e.g. {"content_based": 1}')
+    return weights
 
 
 def table(result: dict) -> str:
