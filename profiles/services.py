@@ -21,6 +21,7 @@ from knox.models import AuthToken
 
 from ml.platform_data import item_key
 from recommendations.models import Impression
+from recommendations.services import impressions_flush
 from recsys_site.exceptions import Conflict
 
 from .models import (
@@ -270,6 +271,9 @@ def interaction_record(*, user: AbstractBaseUser, item_type: str, item_id: int, 
     if target is None:
         raise ValidationError({"item_id": f"No {item_type} has id {item_id}."})
     key = item_key(item_type, item_id)
+    # This process's answers are written in batches (recommendations.services): the one this event answers
+    # may still be held. Another process writes its own within IMPRESSION_FLUSH_SECONDS.
+    impressions_flush()
     impression_id, rank = (_named_impression(user, key, impression_id) if impression_id is not None
                            else _latest_impression_showing(user, key))
     return Interaction.objects.create(user=user, kind=kind, created_at=timezone.now(),
@@ -286,7 +290,8 @@ class Attribution(NamedTuple):
 def _named_impression(user: AbstractBaseUser, key: str, recommendation_id: uuid.UUID) -> Attribution:
     items = Impression.objects.filter(pk=recommendation_id, user=user).values_list("items", flat=True).first()
     if items is None:
-        raise ValidationError({"recommendation_id": f"No recommendation {recommendation_id} was made to you."})
+        raise ValidationError({"recommendation_id": f"No recommendation {recommendation_id} was made to you (or "
+                                                    "not recorded yet: send it again in a second)."})
     if key not in items:
         raise ValidationError({"recommendation_id": f"Recommendation {recommendation_id} did not show {key}."})
     return Attribution(recommendation_id, items.index(key) + 1)

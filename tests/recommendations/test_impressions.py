@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.db import OperationalError
 from django.utils import timezone
 
+from profiles import services as profiles_services
 from profiles.models import OUTCOME_OF_KIND, Developer, Interaction, InteractionKind, Outcome, Position
 from recommendations import services
 from recommendations.models import Impression
@@ -74,6 +75,7 @@ def buffered(settings, monkeypatch):
     settings.IMPRESSION_FLUSH_SECONDS = 1
     buffer = services._ImpressionBuffer()
     monkeypatch.setattr(services, "impression_record", buffer.add)
+    monkeypatch.setattr(profiles_services, "impressions_flush", buffer.flush)
     yield buffer
     buffer.close()
 
@@ -86,6 +88,18 @@ def test_a_flush_writes_everything_held_in_one_insert(world, client, buffered, d
     with django_assert_num_queries(1):
         assert buffered.flush() == 4
     assert {str(pk) for pk in Impression.objects.values_list("pk", flat=True)} == set(answers)
+
+
+def test_an_event_answering_a_held_answer_writes_it_first_and_is_attributed(world, client, buffered):
+    buffered._closing.set()
+    answer = recommend(client, world.developer_id, limit=3)
+    assert not Impression.objects.exists()
+
+    response = record(client, answer["results"][1], recommendation_id=answer["recommendation_id"])
+
+    assert response.status_code == 201, response.content
+    event = Interaction.objects.get(pk=response.json()["id"])
+    assert str(event.impression_id) == answer["recommendation_id"] and event.rank == 2
 
 
 def test_a_failing_write_is_logged_kept_for_the_next_try_and_the_answer_still_succeeds(
