@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/api_latency.py                 # seed, train, serve, measure
     .venv/bin/python bench/api_latency.py --reuse         # measure again on the world already built
+    .venv/bin/python bench/api_latency.py --reuse --impressions   # recording impressions on against off
 
 It DROPS and re-creates the database named in DATABASE_URL (default ``latencybench``), seeds a world
 of 100,000 items (80,000 positions and 20,000 startups) and 50,000 users, trains the three algorithms,
@@ -11,6 +12,10 @@ each one after its response). Prints p50 / p95 / p99 latency and requests per se
 writes the numbers (JSON) and a plot of both (PNG) to bench/results/. Aim: p99 < 50 ms, >= 150 requests/s
 on a 2-core machine; the load generator shares those cores, so the figures are conservative. The
 recommendations throttle is raised out of the load's reach (server_env): the bench measures serving.
+
+``--impressions`` measures what recording the answers costs: the server runs four times, with
+RECORD_IMPRESSIONS off, on, off, on (alternating, so that a drift of the machine falls on both), and the
+report gives each mode's median over its runs and the ratio on/off (the aim: within 10%).
 """
 import argparse
 import http.client
@@ -164,6 +169,46 @@ def plot(runs: list[dict]) -> None:
     figure.savefig(RESULTS / "api_latency.png", dpi=110)
 
 
+def measure(env: dict, token: str, users: list[int], levels: list[int], seconds: float, warmup: float) -> list[dict]:
+    """One server, warmed up, then each concurrency level in turn."""
+    server = start_gunicorn(env)
+    try:
+        print(f"warm-up {warmup:.0f} s ...", flush=True)
+        load(token, users, max(levels), warmup)
+        runs = []
+        for clients in levels:
+            print(f"measuring {seconds:.0f} s with {clients} clients ...", flush=True)
+            runs.append(summary(*load(token, users, clients, seconds), clients))
+        return runs
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def compare_impressions(env: dict, token: str, users: list[int], levels: list[int], seconds: float,
+                        warmup: float) -> None:
+    by_mode: dict[str, list[list[dict]]] = {"off": [], "on": []}
+    for mode in ("off", "on", "off", "on"):
+        print(f"\nimpressions {mode}", flush=True)
+        by_mode[mode].append(measure({**env, "RECORD_IMPRESSIONS": "1" if mode == "on" else "0"}, token, users,
+                                     levels, seconds, warmup))
+    print(f"\n{'clients':>8} {'mode':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    rows = []
+    for n, clients in enumerate(levels):
+        median = {mode: {name: statistics.median(runs[n][name] for runs in by_mode[mode])
+                         for name in ("requests_per_second", "p50_ms", "p99_ms")} for mode in by_mode}
+        for mode, numbers in median.items():
+            print(f"{clients:>8} {mode:>5} {numbers['requests_per_second']:>8.1f} {numbers['p50_ms']:>8.2f} "
+                  f"{numbers['p99_ms']:>8.2f}")
+        ratios = {name: round(median["on"][name] / median["off"][name], 3) for name in median["on"]}
+        print(f"{clients:>8} {'on/off':>5} {ratios['requests_per_second']:>8.3f} {ratios['p50_ms']:>8.3f} "
+              f"{ratios['p99_ms']:>8.3f}")
+        rows.append({"clients": clients, **median, "on_over_off": ratios})
+    print("aim: p50 and p99 with impressions on within 10% of off")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "api_latency_impressions.json").write_text(json.dumps({"runs": by_mode, "medians": rows}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reuse", action="store_true", help="skip seeding and training")
@@ -171,6 +216,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--two-tower-epochs", type=int, default=5)
+    parser.add_argument("--impressions", action="store_true",
+                        help="compare recording impressions on and off (four servers, alternating)")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", DEFAULT_URL)
     if not url.startswith(("postgres://", "postgresql://")):
@@ -180,18 +227,10 @@ def main() -> None:
         build_world(env, url)
     token, users = staff_token(url), developer_ids(url)
     levels = [int(n) for n in args.clients.split(",")]
-    server = start_gunicorn(env)
-    try:
-        print(f"warm-up {args.warmup:.0f} s ...", flush=True)
-        load(token, users, max(levels), args.warmup)
-        runs = []
-        for clients in levels:
-            print(f"measuring {args.seconds:.0f} s with {clients} clients ...", flush=True)
-            runs.append(summary(*load(token, users, clients, args.seconds), clients))
-        report(runs)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+    if args.impressions:
+        compare_impressions(env, token, users, levels, args.seconds, args.warmup)
+    else:
+        report(measure(env, token, users, levels, args.seconds, args.warmup))
 
 
 if __name__ == "__main__":

@@ -267,3 +267,11 @@ def test_staff_can_read_impressions_in_the_admin_but_not_change_them(world, clie
     assert page.status_code == 200 and b'name="_save"' not in page.content
     assert admin.post(f"/admin/recommendations/impression/{impression}/delete/", {"post": "yes"}).status_code == 403
     assert Impression.objects.filter(pk=impression).exists()
+
+
+def test_with_recording_off_answers_are_not_recorded(world, client, settings):
+    """RECORD_IMPRESSIONS off exists to measure what recording costs (bench/api_latency.py --impressions)."""
+    settings.RECORD_IMPRESSIONS = False
+
+    assert recommend(client, world.developer_id, limit=2)["results"]
+    assert not Impression.objects.exists()
