@@ -3,9 +3,9 @@ registry or the catalog changes.
 
 Every request asks :func:`serving_models`. At most every ``settings.MODEL_REGISTRY_CHECK_SECONDS``
 (default 2; 0: every request) it reads the registry's few active rows (algorithm, version, artifact,
-activation time), the weights in force and the catalog's version (count and latest edit of positions
-and startups) — four small indexed queries — and loads the models again when the versions or the
-catalog differ from what the process holds (in the background: the models held serve until the new
+activation time), the weights in force, the running experiment (and the versions its variants pin) and the
+catalog's version (count and latest edit of positions and startups) — a few small indexed queries — and
+loads the models again when the versions or the catalog differ from what the process holds (in the background: the models held serve until the new
 ones are ready). So a version trained or activated, or weights saved, by any process serve here within
 seconds, and so does a position or startup created or edited: the content model scores it at once from
 its text and skills, the other components give it their mean until the next training. A change made in
