@@ -1,10 +1,11 @@
 """Staff pages at /staff/: find a user, see their recommendations beside their profile and history, try
-other hybrid weights on them before saving (or go back to the tuned ones), and follow training runs with
-their loss curves, metrics and the set measured as served.
+other hybrid weights on them before saving (or go back to the tuned ones), follow training runs with
+their loss curves, metrics and the set measured as served, read the online metrics and the experiments.
 
 Thin views: a form validates, a service or selector does the work, a template shows it. Every page is
 for staff only (anyone else is sent to the admin login) and every bad input ends as a message or a 404.
 """
+import datetime as dt
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -30,9 +33,10 @@ from ml.templatetags.what_if import what_if
 from profiles.models import Role
 from profiles.selectors import interaction_list, profile_of, role_of
 from profiles.serializers import MAX_ID
-from recsys_site.exceptions import DomainError
+from recsys_site.exceptions import DomainError, NotFound
 
-from . import plots, selectors, services
+from . import experiments, online, plots, selectors, services
+from .models import Experiment
 
 SEARCH_LIMIT = 50
 RECOMMENDATIONS_SHOWN = 10
@@ -41,6 +45,12 @@ RUNS_SHOWN = 20
 VERSIONS_SHOWN = 30
 VERSIONS_CHARTED_PER_ALGORITHM = 4
 TABLE_METRICS = ["ndcg", "precision", "recall", "map", "hit", "mrr", "coverage", "novelty", "diversity"]
+ONLINE_DAYS = 30  # the online metrics' default window: the last 30 days, today included
+ONLINE_MAX_DAYS = 366  # a longer window would plot more days than the chart has pixels for
+RANKS_SHOWN = 20
+# The outcomes the online tables show, each as its count and its rate per item shown.
+OUTCOMES = (("clicks", "click_rate", "Click"), ("positives", "positive_rate", "Positive"),
+            ("conversions", "conversion_rate", "Conversion"), ("dismissals", "dismissal_rate", "Dismissal"))
 
 # What each weight blends: the algorithms and item popularity, which the ranker holds itself.
 BLENDED_LABELS = [*Algorithm.choices, (POPULARITY, "Popularity")]
@@ -80,6 +90,34 @@ class WeightsForm(forms.Form):
             except DomainError as exc:
                 raise forms.ValidationError(exc.detail) from None
         return cleaned
+
+
+class OnlineWindowForm(forms.Form):
+    """A window of whole UTC days, both ends included (online metrics group impressions by UTC date); empty
+    ends are the last ONLINE_DAYS days."""
+
+    since = forms.DateField(required=False, label="From (UTC date)", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To (UTC date, included)",
+                            widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        until = cleaned.get("until") or timezone.now().astimezone(dt.UTC).date()
+        since = cleaned.get("since") or until - dt.timedelta(days=ONLINE_DAYS - 1)
+        if since > until:
+            raise forms.ValidationError(f"The window starts ({since}) after it ends ({until}).")
+        if (until - since).days >= ONLINE_MAX_DAYS:
+            raise forms.ValidationError(f"Choose at most {ONLINE_MAX_DAYS} days (got {(until - since).days + 1}).")
+        cleaned.update(since=since, until=until)
+        return cleaned
+
+    def window(self) -> tuple[datetime, datetime]:
+        """[since 00:00 UTC, the day after until 00:00 UTC): what online_metrics counts."""
+        start = datetime.combine(self.cleaned_data["since"], dt.time(), tzinfo=dt.UTC)
+        end = datetime.combine(self.cleaned_data["until"] + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+        return start, end
 
 
 class RetrainForm(forms.Form):
@@ -285,6 +323,116 @@ def _at(metrics: dict | None, path: list[str]) -> dict:
     return metrics or {}
 
 
+@dataclass
+class RateCell:
+    count: int
+    rate: str  # "12.34%"
+    interval: str  # "11.02–13.71%"
+
+
+@dataclass
+class OnlineRow:
+    """One group of the online metrics, as the tables show it."""
+
+    key: str
+    impressions: int
+    items_shown: int
+    outcomes: list[RateCell]  # in OUTCOMES order
+
+
+def percent(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def interval_text(interval) -> str:
+    return "—" if not interval else f"{interval[0] * 100:.2f}–{interval[1] * 100:.2f}%"
+
+
+def points(difference: float) -> str:
+    """A difference of two rates in percentage points, signed: "+1.25 pts"."""
+    return f"{difference * 100:+.2f} pts"
+
+
+def online_rows(groups: list[dict]) -> list[OnlineRow]:
+    return [OnlineRow(group["key"], group["impressions"], group["items_shown"],
+                      [RateCell(group[count], percent(group[rate]), interval_text(group["intervals"][rate]))
+                       for count, rate, _ in OUTCOMES])
+            for group in groups]
+
+
+def variant_label(key: str) -> str:
+    return "outside experiments" if key == online.NO_EXPERIMENT else key
+
+
+@dataclass
+class ArmRow:
+    """A variant of an experiment's results (or its control), as the results tables show it."""
+
+    name: str
+    is_control: bool
+    users: int
+    impressions: int
+    items_shown: int
+    primary: tuple[str, str]  # the primary metric's (rate, interval)
+    primary_difference: dict  # as in every_rate; {} for the control or where there is nothing to compare
+    users_needed: int | None
+    every_rate: list[tuple[tuple[str, str], dict]]  # per rate of OUTCOMES: ((rate, interval), difference)
+
+
+def arm_rows(results: dict) -> list[ArmRow]:
+    """The control, then each variant: its users, rates with intervals and differences vs control, the primary
+    metric's apart."""
+    alpha, metric = results["alpha"], results["experiment"]["metric"]
+    rows = []
+    for arm, is_control in [(results["control"], True)] + [(v, False) for v in results["variants"]]:
+        rates = {rate: (percent(arm["rates"].get(rate)), interval_text(arm["intervals"].get(rate)))
+                 for _, rate, _ in OUTCOMES}
+        differences = {rate: _difference((arm.get("difference_vs_control") or {}).get(rate), alpha,
+                                         higher_is_better=rate != "dismissal_rate")
+                       for _, rate, _ in OUTCOMES}
+        rows.append(ArmRow(arm["name"], is_control, arm["users"], arm["impressions"], arm["items_shown"],
+                           rates[metric], differences[metric], arm.get("users_needed"),
+                           [(rates[rate], differences[rate]) for _, rate, _ in OUTCOMES]))
+    return rows
+
+
+def _difference(tested: dict | None, alpha: float, *, higher_is_better: bool) -> dict:
+    """A difference vs control as shown: in points, its interval, p, and "up" (better: green) or "down"
+    (worse: red) only when significant, since a difference inside the noise is no direction."""
+    if not tested:
+        return {}
+    low, high = tested["interval"]
+    better = (tested["difference"] > 0) == higher_is_better
+    return {"difference": points(tested["difference"]), "interval": f"{points(low)} to {points(high)}",
+            "p_value": tested["p_value"], "p_text": p_text(tested["p_value"]),
+            "css": "" if tested["p_value"] >= alpha or tested["difference"] == 0 else "up" if better else "down"}
+
+
+def p_text(p_value: float) -> str:
+    return "< 0.0001" if p_value < 0.0001 else f"{p_value:.4f}"
+
+
+def variant_shares(experiment: Experiment) -> dict[str, float]:
+    """Each variant's share of the users, and the control's: the rest."""
+    shares = {variant["name"]: float(variant["share"]) for variant in experiment.variants}
+    return {experiments.CONTROL: max(0.0, 1 - sum(shares.values())), **shares}
+
+
+def experiment_or_404(experiment_id: int) -> Experiment:
+    try:
+        return experiments.experiment_get(experiment_id=experiment_id)
+    except NotFound as exc:
+        raise Http404(exc.detail) from None
+
+
+def admin_url(name: str, *args) -> str | None:
+    """The admin page ``name``, or None while the model has no admin (a missing link, not a 500)."""
+    try:
+        return reverse(f"admin:{name}", args=args)
+    except NoReverseMatch:
+        return None
+
+
 # ---------------------------------------------------------------- pages
 
 
@@ -405,3 +553,67 @@ def served_plot(request, run_id: int):
     if run is None or not run.served:
         raise Http404(f"Training run {run_id} has no served evaluation.")
     return HttpResponse(plots.served_png(run.served), content_type="image/png")
+
+
+@staff_member_required
+def online_page(request):
+    """Click, positive and conversion rates: per day and variant (plotted), by variant, role and rank."""
+    form = OnlineWindowForm(request.GET)  # bound even when empty: empty ends are the defaults
+    context = {"form": form, "outcomes": OUTCOMES, "max_rank": RANKS_SHOWN}
+    if not form.is_valid():
+        return render(request, "recommendations/staff/online.html", context)
+    since, until = form.window()
+    by_variant = online.online_metrics(since=since, until=until, group_by=["variant"])
+    for group in by_variant:
+        group["key"] = variant_label(group["key"])
+    context.update(
+        since=form.cleaned_data["since"], until=form.cleaned_data["until"], has_data=bool(by_variant),
+        by_variant=online_rows(by_variant),
+        by_role=online_rows(online.online_metrics(since=since, until=until, group_by=["role"])),
+        by_rank=online_rows([group for group in online.online_metrics(since=since, until=until, group_by=["rank"])
+                             if group["keys"]["rank"] <= RANKS_SHOWN]))
+    return render(request, "recommendations/staff/online.html", context)
+
+
+@never_cache
+@staff_member_required
+def online_plot(request):
+    form = OnlineWindowForm(request.GET)
+    if not form.is_valid():
+        raise Http404(" ".join(form.non_field_errors()) or "Give since and until as dates (YYYY-MM-DD).")
+    since, until = form.window()
+    groups = online.online_metrics(since=since, until=until, group_by=["day", "variant"])
+    if not groups:
+        raise Http404("No impressions in this window.")
+    return HttpResponse(plots.online_rates_png(groups), content_type="image/png")
+
+
+@staff_member_required
+def experiment_list(request):
+    rows = [(experiment, variant_shares(experiment)) for experiment in experiments.experiment_list()]
+    return render(request, "recommendations/staff/experiments.html", {
+        "rows": rows, "admin_add": admin_url("recommendations_experiment_add")})
+
+
+@staff_member_required
+def experiment_detail(request, experiment_id: int):
+    experiment = experiment_or_404(experiment_id)
+    shares = variant_shares(experiment)
+    started = experiment.started_at is not None
+    results = experiments.experiment_results(experiment=experiment) if started else None
+    return render(request, "recommendations/staff/experiment_detail.html", {
+        "experiment": experiment, "shares": shares, "control_share": shares[experiments.CONTROL],
+        "results": results, "arms": arm_rows(results) if results else [], "outcomes": OUTCOMES,
+        "primary": dict(Experiment.Metric.choices)[experiment.metric],
+        "has_plot": bool(results) and any(arm["items_shown"] for arm in [results["control"], *results["variants"]]),
+        "admin_change": admin_url("recommendations_experiment_change", experiment.pk)})
+
+
+@never_cache
+@staff_member_required
+def experiment_plot(request, experiment_id: int):
+    experiment = experiment_or_404(experiment_id)
+    if experiment.started_at is None:
+        raise Http404(f"Experiment {experiment_id} has not started: it has no results.")
+    return HttpResponse(plots.experiment_png(experiments.experiment_results(experiment=experiment)),
+                        content_type="image/png")

@@ -15,4 +15,9 @@ urlpatterns = [
     path("training-runs/metrics.png", staff.metrics_plot, name="metrics-plot"),
     path("training-runs/<int:run_id>/served.png", staff.served_plot, name="served-plot"),
     path("weights/apply-tuned/", staff.apply_tuned_weights, name="apply-tuned-weights"),
+    path("online/", staff.online_page, name="online"),
+    path("online/rates.png", staff.online_plot, name="online-plot"),
+    path("experiments/", staff.experiment_list, name="experiments"),
+    path("experiments/<int:experiment_id>/", staff.experiment_detail, name="experiment-detail"),
+    path("experiments/<int:experiment_id>/results.png", staff.experiment_plot, name="experiment-plot"),
 ]
