@@ -305,14 +305,19 @@ class InteractionSerializer(BoundedModelSerializer):
     item_id = serializers.IntegerField(min_value=1, max_value=MAX_ID,
                                        help_text="The target's id; for a developer or investor, their user_id.")
     recommendation_id = serializers.UUIDField(
-        source="impression_id", required=False, allow_null=True, write_only=True,
+        source="impression_id", required=False, allow_null=True,
         help_text="The recommendation answer (its recommendation_id) that showed this item. Without it, the event "
-                  "is attributed to the latest recommendation that showed the item within the attribution window.")
+                  "is attributed to the latest recommendation that showed the item within the attribution window. "
+                  "Answered: the recommendation the event was attributed to (null: none).")
 
     class Meta:
         model = Interaction
-        fields = ["id", "user_id", "item_type", "item_id", "kind", "recommendation_id", "created_at"]
-        read_only_fields = ["id", "user_id", "created_at"]
+        fields = ["id", "user_id", "item_type", "item_id", "kind", "recommendation_id", "outcome", "rank",
+                  "created_at"]
+        read_only_fields = ["id", "user_id", "outcome", "rank", "created_at"]
+        extra_kwargs = {"outcome": {"help_text": "What the event means for the recommendation it was attributed "
+                                                 "to: click, positive, conversion or dismissal (\"\": none)."},
+                        "rank": {"help_text": "The item's 1-based position in that recommendation (null: none)."}}
 
 
 class InteractionQuerySerializer(serializers.Serializer):

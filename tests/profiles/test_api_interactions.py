@@ -26,8 +26,8 @@ def test_a_developer_records_an_event_on_a_catalog_item(client_for, developer, i
     assert response.status_code == 201
     interaction = Interaction.objects.get()
     assert response.json() == {"id": interaction.pk, "user_id": developer.user_id, "item_type": item_type,
-                               "item_id": target.pk, "kind": "like",
-                               "created_at": response.json()["created_at"]}
+                               "item_id": target.pk, "kind": "like", "recommendation_id": None,
+                               "outcome": "", "rank": None, "created_at": response.json()["created_at"]}
     assert (interaction.user, interaction.item_type, interaction.item_id) == (developer.user, item_type, target.pk)
 
 

@@ -100,6 +100,8 @@ def test_an_event_answering_a_held_answer_writes_it_first_and_is_attributed(worl
     assert response.status_code == 201, response.content
     event = Interaction.objects.get(pk=response.json()["id"])
     assert str(event.impression_id) == answer["recommendation_id"] and event.rank == 2
+    assert (response.json()["recommendation_id"], response.json()["outcome"], response.json()["rank"]) == (
+        answer["recommendation_id"], "positive", 2)  # the answer says what the event was attributed to
 
 
 def test_a_failing_write_is_logged_kept_for_the_next_try_and_the_answer_still_succeeds(
