@@ -3,7 +3,8 @@
 The life of an experiment: a draft (edited, deleted) is started (running: serving splits its users), then
 stopped; a running or stopped one's variant can be promoted, which makes its weights and versions the
 ones in force. Every bad definition is a Django ValidationError keyed by the field (a 400 naming it);
-a step its status does not allow is a Conflict (409).
+starting one while another runs, or after its end, a DomainError (400); a step its status does not allow
+a Conflict (409).
 
 A user's variant is a pure function of (experiment id, user id): sticky across requests and processes,
 with no per-request write and no table of assignments. Variants take consecutive intervals of [0, 1) by
@@ -138,8 +139,8 @@ def experiment_start(*, experiment: Experiment, now: datetime | None = None) -> 
                 raise Conflict(f"Experiment {experiment.name!r} is {experiment.status}; only a draft can be started.")
             _refuse_a_second_running(experiment)
             if experiment.ends_at is not None and experiment.ends_at <= now:
-                raise ValidationError({"ends_at": f"ends_at ({experiment.ends_at.isoformat()}) has passed; "
-                                                  "set a later one to start the experiment."})
+                raise DomainError(f"Its ends_at ({experiment.ends_at.isoformat()}) has passed; set a later "
+                                  "one to start the experiment.")
             experiment.status, experiment.started_at = Experiment.Status.RUNNING, now
             experiment.starts_at = experiment.starts_at or now
             experiment.save(update_fields=["status", "started_at", "starts_at"])

@@ -461,7 +461,9 @@ class ExperimentRequestSerializer(StrictSerializer):
 class VariantSerializer(serializers.Serializer):
     name = serializers.CharField()
     share = serializers.FloatField()
-    weights = BlendWeightsSerializer(required=False, help_text="Absent: the weights in force.")
+    # A plain map, not BlendWeightsSerializer: a variant stored before an algorithm was added lacks its key.
+    weights = serializers.DictField(child=serializers.FloatField(), required=False,
+                                    help_text="Component -> weight, summing to 1. Absent: the weights in force.")
     model_versions = serializers.DictField(child=serializers.IntegerField(), required=False,
                                            help_text="Algorithm -> pinned version. Absent: the active versions.")
 

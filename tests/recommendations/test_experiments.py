@@ -263,7 +263,7 @@ def test_an_experiment_whose_end_has_passed_is_not_started(staff):
                                       ends_at=timezone.now() - timedelta(minutes=1))
     response = staff.post(f"{URL}/{draft.pk}/start")
     assert response.status_code == 400
-    assert "has passed" in response.json()["ends_at"][0]
+    assert "ends_at" in response.json()["detail"] and "has passed" in response.json()["detail"]
 
 
 # ---------------------------------------------------------------- promote
@@ -419,3 +419,44 @@ def test_results_before_any_traffic_have_no_rates(staff):
     assert body["control"]["users"] == 0 and body["control"]["rates"]["click_rate"] is None
     assert body["variants"][0]["difference_vs_control"]["click_rate"] is None
     assert body["variants"][0]["p_value"] is None and body["winner"] is None
+
+
+# ---------------------------------------------------------------- admin
+
+ADMIN = "/admin/recommendations/experiment/"
+
+
+def test_admin_refuses_a_bad_variant_with_the_services_message(admin_client):
+    response = admin_client.post(f"{ADMIN}add/", {"name": "bad", "metric": "click_rate",
+                                                  "variants": '[{"name": "a", "share": 1.5, "weights": {"ease": 1}}]'})
+    assert response.status_code == 200
+    assert "share must be a number in (0, 1], got 1.5" in response.content.decode()
+    assert not Experiment.objects.exists()
+
+
+def test_admin_creates_starts_promotes_and_lists_an_experiment(admin_client, admin_user):
+    response = admin_client.post(f"{ADMIN}add/", {"name": "from admin", "metric": "click_rate",
+                                                  "variants": '[{"name": "content", "share": 0.4, '
+                                                              '"weights": {"content_based": 1}}]'})
+    assert response.status_code == 302, response.content.decode()
+    stored = Experiment.objects.get()
+    assert stored.created_by == admin_user and stored.variants[0]["weights"]["content_based"] == 1.0
+    admin_client.post(ADMIN, {"action": "start", "_selected_action": [stored.pk]})
+    assert Experiment.objects.get().status == "running"
+    listing = admin_client.get(ADMIN).content.decode()
+    assert "content 40% · control 60%" in listing and "promote:content" in listing
+    assert admin_client.get(f"{ADMIN}{stored.pk}/change/").status_code == 200  # read-only, with its results
+    admin_client.post(ADMIN, {"action": "promote:content", "_selected_action": [stored.pk]})
+    assert (Experiment.objects.get().status, Experiment.objects.get().promoted_variant) == ("stopped", "content")
+    assert current_weights()["content_based"] == 1.0
+
+
+def test_admin_actions_show_refusals_as_messages(admin_client):
+    running = _running("one")
+    draft = Experiment.objects.create(name="two", variants=running.variants)
+    response = admin_client.post(ADMIN, {"action": "start", "_selected_action": [draft.pk]}, follow=True)
+    assert response.status_code == 200
+    assert "&#x27;one&#x27; (id" in response.content.decode()
+    response = admin_client.post(ADMIN, {"action": "stop", "_selected_action": [draft.pk]}, follow=True)
+    assert "only a running one can be stopped" in response.content.decode()
+    assert Experiment.objects.get(pk=draft.pk).status == "draft"
