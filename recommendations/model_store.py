@@ -5,12 +5,12 @@ Every request asks :func:`serving_models`. At most every ``settings.MODEL_REGIST
 (default 2; 0: every request) it reads the registry's few active rows (algorithm, version, artifact,
 activation time), the weights in force, the running experiment (and the versions its variants pin) and the
 catalog's version (count and latest edit of positions and startups) — a few small indexed queries — and
-loads the models again when the versions or the catalog differ from what the process holds (in the background: the models held serve until the new
-ones are ready). So a version trained or activated, or weights saved, by any process serve here within
-seconds, and so does a position or startup created or edited: the content model scores it at once from
-its text and skills, the other components give it their mean until the next training. A change made in
-this process serves from its next request (:func:`recheck_serving_models`, called on every save of a
-version or of weights).
+loads the models again when the versions or the catalog differ from what the process holds (in the
+background: the models held serve until the new ones are ready). So a version trained or activated,
+weights saved or an experiment started by any process serve here within seconds, and so does a position or
+startup created or edited: the content model scores it at once from its text and skills, the other
+components give it their mean until the next training. A change made in this process serves from its next
+request (:func:`recheck_serving_models`, called on every save of a version or of weights).
 
 Loading never fails a request. An active version whose artifact is missing, damaged or unverifiable
 (ml.artifacts) is failed over (ml.services.model_version_fail_over): marked failed with the reason, and the

@@ -46,7 +46,8 @@ def test_an_impression_of_a_user_deleted_meanwhile_does_not_stop_the_others(sett
     kept, gone = DeveloperFactory().user, DeveloperFactory().user
     buffer = _ImpressionBuffer()
     buffer._closing.set()  # no writer thread: flushed by hand
-    rows = [Impression(user_id=user.pk, user_type="developer", created_at=timezone.now()) for user in (kept, gone, kept)]
+    rows = [Impression(user_id=user.pk, user_type="developer", created_at=timezone.now())
+            for user in (kept, gone, kept)]
     for row in rows:
         buffer.add(row)
     gone.delete()
