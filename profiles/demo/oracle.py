@@ -106,6 +106,17 @@ class WorldOracle:
         """The oracle of ``manage.py seed_demo --seed seed`` with ``size`` (and ``--end``, as unix seconds)."""
         return cls(make_world(seed, size, end), ids)
 
+    def item_keys(self, item_type: str) -> list[str]:
+        """Every item of ``item_type`` ("position", "startup", "developer", "investor") the world made, as keys."""
+        people, target_type = self.world.people, TARGET_TYPES[item_type]
+        if target_type == POSITION:
+            pks = self.ids.first_position + np.arange(len(self.world.positions.title))
+        elif target_type == STARTUP:
+            pks = self.ids.first_startup + np.arange(len(self.world.startups.name))
+        else:
+            pks = self.ids.first_user + (people.developers if target_type == DEVELOPER_TARGET else people.investors)
+        return [f"{item_type}:{pk}" for pk in pks.tolist()]
+
     def role(self, user_id: int) -> str:
         return ROLE_NAMES[int(self.world.people.roles[self._user_index(user_id)])]
 
