@@ -22,6 +22,7 @@ from .models import (
     InteractionKind,
     Investor,
     ItemType,
+    Outcome,
     Position,
     Role,
     Skill,
@@ -309,15 +310,16 @@ class InteractionSerializer(BoundedModelSerializer):
         help_text="The recommendation answer (its recommendation_id) that showed this item. Without it, the event "
                   "is attributed to the latest recommendation that showed the item within the attribution window. "
                   "Answered: the recommendation the event was attributed to (null: none).")
+    outcome = serializers.ChoiceField(
+        choices=[("", "none"), *Outcome.choices], read_only=True,
+        help_text="What the event means for the recommendation it was attributed to (\"\": not attributed).")
 
     class Meta:
         model = Interaction
         fields = ["id", "user_id", "item_type", "item_id", "kind", "recommendation_id", "outcome", "rank",
                   "created_at"]
-        read_only_fields = ["id", "user_id", "outcome", "rank", "created_at"]
-        extra_kwargs = {"outcome": {"help_text": "What the event means for the recommendation it was attributed "
-                                                 "to: click, positive, conversion or dismissal (\"\": none)."},
-                        "rank": {"help_text": "The item's 1-based position in that recommendation (null: none)."}}
+        read_only_fields = ["id", "user_id", "rank", "created_at"]
+        extra_kwargs = {"rank": {"help_text": "The item's 1-based position in that recommendation (null: none)."}}
 
 
 class InteractionQuerySerializer(serializers.Serializer):
