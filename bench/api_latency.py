@@ -52,10 +52,10 @@ def server_env(url: str, model_dir: Path, epochs: int) -> dict:
             "THROTTLE_RECOMMENDATIONS": "1000000/second"}
 
 
-def build_world(env: dict, url: str) -> None:
+def build_world(env: dict, url: str, scale: float) -> None:
     recreate_database(url)
     print(f"migrate: {manage(env, 'migrate', '--no-input', '-v0'):.1f} s", flush=True)
-    sizes = [f"--{name}={value}" for name, value in WORLD.items()]
+    sizes = [f"--{name}={round(value * scale)}" for name, value in WORLD.items()]
     print(f"seed_demo: {manage(env, 'seed_demo', *sizes, '--seed', '0'):.1f} s", flush=True)
     print(f"train_models: {manage(env, 'train_models'):.1f} s", flush=True)
 
@@ -216,6 +216,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--two-tower-epochs", type=int, default=5)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="the world's sizes times this (0.2: 10,000 users, 20,000 catalog items)")
     parser.add_argument("--impressions", action="store_true",
                         help="compare recording impressions on and off (four servers, alternating)")
     args = parser.parse_args()
@@ -224,7 +226,7 @@ def main() -> None:
         sys.exit("bench/api_latency.py measures on PostgreSQL: set DATABASE_URL=postgres://...")
     env = server_env(url, ROOT / "var" / "latency-models", args.two_tower_epochs)
     if not args.reuse:
-        build_world(env, url)
+        build_world(env, url, args.scale)
     token, users = staff_token(url), developer_ids(url)
     levels = [int(n) for n in args.clients.split(",")]
     if args.impressions:
