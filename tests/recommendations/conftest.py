@@ -72,3 +72,15 @@ def _remove_everything() -> None:
 @pytest.fixture
 def world(trained_world, db):
     return trained_world
+
+
+@pytest.fixture
+def measured_run(world) -> TrainingRun:
+    """A run measured as served whose held-out split is on disk now. A training keeps only the newest
+    measured run's split, and other tests' trainings (rolled back in the database, not on disk) may have
+    removed the world's; two quick algorithms suffice to measure weights on."""
+    run = training.training_run_create(algorithms=["content_based", "collaborative"], force_retrain=True,
+                                       trigger="command")
+    run = training.training_run_execute(run_id=run.pk, algorithms=run.algorithms)
+    assert run.status == "succeeded" and run.served, run.error
+    return run

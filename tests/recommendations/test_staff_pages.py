@@ -218,7 +218,7 @@ def test_bad_weights_show_the_error_and_change_nothing(staff, subject, weights, 
     assert no_weights_saved()
 
 
-def test_trial_weights_are_measured_beside_those_in_force_before_anything_is_saved(staff, subject, world):
+def test_trial_weights_are_measured_beside_those_in_force_before_anything_is_saved(staff, subject, measured_run):
     response = staff.get(weights_page(subject.pk), weights_form(content_based="1"))
     assert response.status_code == 200
     measured = evaluation.evaluate_weights({"content_based": 1})

@@ -3,7 +3,6 @@ POST /models/weights/evaluate, the "served" part of /algorithms/status and "tune
 on the package's small trained world."""
 import pytest
 
-from ml import training
 from ml.models import BLENDED, Algorithm, HybridWeights, TrainingRun
 from ml.services import hybrid_weights_set
 from profiles.models import Developer
@@ -135,18 +134,6 @@ def test_a_manual_weight_for_an_unknown_algorithm_is_named(staff):
 
 
 # ---------------------------------------------------------------- evaluating weights as served
-
-
-@pytest.fixture
-def measured_run(world) -> TrainingRun:
-    """A run measured as served whose held-out split is on disk now. A training keeps only the newest
-    measured run's split, and other tests' trainings (rolled back in the database, not on disk) may have
-    removed the world's; two quick algorithms suffice to measure weights on."""
-    run = training.training_run_create(algorithms=["content_based", "collaborative"], force_retrain=True,
-                                       trigger="command")
-    run = training.training_run_execute(run_id=run.pk, algorithms=run.algorithms)
-    assert run.status == "succeeded" and run.served, run.error
-    return run
 
 
 def test_proposed_weights_are_measured_beside_the_tuned_ones_on_the_latest_holdout(staff, measured_run):
