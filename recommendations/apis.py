@@ -7,7 +7,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
@@ -17,11 +17,13 @@ from ml.models import Algorithm
 from ml.selectors import weights_state
 from ml.services import hybrid_weights_mode_set, hybrid_weights_set
 from profiles.apis import Pagination
+from profiles.models import ItemType, Role
+from profiles.selectors import role_of
 from profiles.serializers import MAX_ID
 from recsys_site.exceptions import NotFound
 from recsys_site.throttling import UserScopedThrottle
 
-from . import experiments, online, selectors, services
+from . import experiments, online, selectors, services, similar
 from .serializers import (
     AlgorithmsStatusSerializer,
     ConflictSerializer,
@@ -35,6 +37,8 @@ from .serializers import (
     PromoteRequestSerializer,
     RecommendationRequestSerializer,
     RecommendationsSerializer,
+    SimilarItemsSerializer,
+    SimilarQuerySerializer,
     TrainingRunSerializer,
     TrainQueuedSerializer,
     TrainRequestSerializer,
@@ -299,3 +303,78 @@ class OnlineMetricsApi(APIView):
         wanted = query.validated_data
         groups = online.online_metrics(since=wanted["since"], until=wanted["until"], group_by=wanted["group_by"])
         return Response(OnlineMetricsSerializer({**wanted, "groups": groups}).data)
+
+
+# ---------------------------------------------------------------- similar items and people like you
+
+SIMILAR_TAG = ["similar"]
+SIMILAR_NOT_FOUND = OpenApiResponse(ConflictSerializer, description=(
+    "No such item, a position that is not open, or an item the serving models do not know (newer than their "
+    "training, or no model trained): the detail says which."))
+
+
+class IsFounderOrStaff(BasePermission):
+    message = "Similar developers and investors are for founders and staff only."
+
+    def has_permission(self, request, view) -> bool:
+        return request.user.is_staff or role_of(request.user) == Role.FOUNDER
+
+
+class _SimilarApi(APIView):
+    item_type: str
+    # A query, as recommendations are: their per-user rate.
+    throttle_classes = [UserScopedThrottle]
+    throttle_scope = "recommendations"
+
+    def similar(self, request, item_id: int) -> Response:
+        query = SimilarQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        if item_id > MAX_ID:  # beyond any primary key: the database would refuse the number itself
+            raise NotFound(similar.missing_detail(self.item_type, item_id))
+        results = similar.similar_items(item_type=self.item_type, item_id=item_id, viewer_role=role_of(request.user),
+                                        **query.validated_data)
+        return Response(SimilarItemsSerializer({"results": results}).data)
+
+
+class _SimilarPeopleApi(_SimilarApi):
+    permission_classes = [IsAuthenticated, IsFounderOrStaff]
+
+
+def _similar_schema(noun: str, people: bool = False):
+    forbidden = {403: OpenApiResponse(ConflictSerializer, description="The asker is not a founder or staff.")}
+    return extend_schema(
+        parameters=[SimilarQuerySerializer], tags=SIMILAR_TAG,
+        description=f"The {noun} most like this one, by the serving models, with reasons.",
+        responses={200: SimilarItemsSerializer, 404: SIMILAR_NOT_FOUND, **(forbidden if people else {})})
+
+
+class SimilarPositionsApi(_SimilarApi):
+    item_type = ItemType.POSITION
+
+    @_similar_schema("open positions")
+    def get(self, request, item_id: int):
+        return self.similar(request, item_id)
+
+
+class SimilarStartupsApi(_SimilarApi):
+    item_type = ItemType.STARTUP
+
+    @_similar_schema("startups")
+    def get(self, request, item_id: int):
+        return self.similar(request, item_id)
+
+
+class SimilarDevelopersApi(_SimilarPeopleApi):
+    item_type = ItemType.DEVELOPER
+
+    @_similar_schema("developers (by user id)", people=True)
+    def get(self, request, user_id: int):
+        return self.similar(request, user_id)
+
+
+class SimilarInvestorsApi(_SimilarPeopleApi):
+    item_type = ItemType.INVESTOR
+
+    @_similar_schema("investors (by user id)", people=True)
+    def get(self, request, user_id: int):
+        return self.similar(request, user_id)

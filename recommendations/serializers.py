@@ -647,3 +647,26 @@ class OnlineMetricsSerializer(serializers.Serializer):
     until = serializers.DateTimeField()
     group_by = serializers.ListField(child=serializers.ChoiceField(choices=ONLINE_DIMENSIONS))
     groups = OnlineGroupSerializer(many=True)
+
+
+# ---------------------------------------------------------------- similar items (recommendations.similar)
+
+
+class SimilarQuerySerializer(StrictSerializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
+
+
+class SimilarItemSerializer(serializers.Serializer):
+    item_type = serializers.ChoiceField(choices=ItemType.choices, help_text="The asked item's type.")
+    item_id = serializers.IntegerField(help_text="The item's id; for a developer or investor, their user_id.")
+    title = serializers.CharField()
+    score = serializers.FloatField(help_text="The blend of each model's similarity to the item (z-scored over the "
+                                             "type's items, weighted as the hybrid in force); higher is closer.")
+    reasons = serializers.ListField(child=serializers.CharField(), help_text=(
+        "What the two share, strongest first: \"Shares django, python; industry: fintech\" (content), \"People "
+        "who viewed <item> also viewed this one\" (the models that learn from interactions). May be empty."))
+
+
+class SimilarItemsSerializer(serializers.Serializer):
+    results = SimilarItemSerializer(many=True, help_text="Most similar first; never the item itself, only items "
+                                                         "that may be shown (open positions).")

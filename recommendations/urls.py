@@ -22,3 +22,10 @@ urlpatterns += [
     path("experiments/<int:experiment_id>/results", apis.ExperimentResultsApi.as_view(), name="experiment-results"),
     path("metrics/online", apis.OnlineMetricsApi.as_view(), name="metrics-online"),
 ]
+
+urlpatterns += [
+    path("positions/<int:item_id>/similar", apis.SimilarPositionsApi.as_view(), name="position-similar"),
+    path("startups/<int:item_id>/similar", apis.SimilarStartupsApi.as_view(), name="startup-similar"),
+    path("developers/<int:user_id>/similar", apis.SimilarDevelopersApi.as_view(), name="developer-similar"),
+    path("investors/<int:user_id>/similar", apis.SimilarInvestorsApi.as_view(), name="investor-similar"),
+]
