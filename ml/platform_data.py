@@ -136,8 +136,9 @@ def _founder_records(only) -> dict[int, dict]:
         startups_of[founder].append(startup)
     theirs = None if only is None else {s for startups in startups_of.values() for s in startups}
     startup_skills, = _names_by_owner(Startup.required_skills, owners=theirs)
-    startup_info = {pk: (industry, stage) for pk, industry, stage in
-                    _filtered(Startup.objects, theirs).values_list("pk", "industry__name", "stage")}
+    startup_info = {pk: (industry, stage, round_size if raising else None) for pk, industry, stage, raising, round_size
+                    in _filtered(Startup.objects, theirs).values_list("pk", "industry__name", "stage", "raising",
+                                                                      "round_size")}
     open_skills = Position.required_skills.through.objects.filter(position__status=Position.Status.OPEN)
     if theirs is not None:
         open_skills = open_skills.filter(position__startup_id__in=theirs)
@@ -153,8 +154,17 @@ def _founder_records(only) -> dict[int, dict]:
             "skills": sorted(needed | set(own_skills)),
             "industries": sorted({startup_info[st][0] for st in startups}),
             "preferred_stages": sorted({startup_info[st][1] for st in startups}),
+            **_tickets_wanted([startup_info[st][2] for st in startups]),
         }
     return records
+
+
+def _tickets_wanted(rounds: list[int | None]) -> dict[str, int]:
+    """The checks a founder's raising ``rounds`` (USD; None: not raising or not said) take, as an investor's
+    check_size_min/max: 5-25% of a round, as ``ml.core.features`` reads a startup's funding_goal, so the two
+    sides land on the same ``check:`` terms. Empty when none is raising."""
+    sizes = [size for size in rounds if size]
+    return {"check_size_min": round(0.05 * min(sizes)), "check_size_max": round(0.25 * max(sizes))} if sizes else {}
 
 
 def _investor_records(only) -> dict[int, dict]:
@@ -203,13 +213,15 @@ def _startup_records(startups, whole: bool = False) -> dict[int, dict]:
             "startup_id", flat=True):
         open_counts[startup] += 1
     records = {}
-    for pk, name, industry, stage, team, funding, remote, description in startups.values_list(
+    for pk, name, industry, stage, team, funding, remote, description, raising, round_size in startups.values_list(
             "pk", "name", "industry__name", "stage", "team_size", "funding_raised", "remote_friendly",
-            "description"):
+            "description", "raising", "round_size"):
         records[pk] = {"item_type": "startup", "title": name, "industries": [industry], "stage": stage,
                        "team_size": team, "funding_raised": funding, "remote": _remote_mode(remote),
                        "description": description, "required_skills": startup_skills.get(pk, []),
-                       "open_positions": open_counts[pk]}
+                       "open_positions": open_counts[pk], "raising": raising, "round_size": round_size,
+                       # the round being raised: what ml.core.features turns into the checks it takes
+                       "funding_goal": round_size if raising else None}
     return records
 
 
@@ -218,15 +230,16 @@ def _position_records(positions, startups: dict[int, dict], whole: bool = False)
     owners = None if whole else set(positions.values_list("pk", flat=True))
     (position_skills,) = _names_by_owner(Position.required_skills, owners=owners)
     records = {}
-    for pk, startup, title, description, low, high, remote, years in positions.values_list(
+    for pk, startup, title, description, low, high, remote, years, openings, applicants in positions.values_list(
             "pk", "startup_id", "title", "description", "salary_min", "salary_max", "remote",
-            "years_experience_required"):
+            "years_experience_required", "openings", "applicants"):
         parent = startups[startup]
         records[item_key(ItemType.POSITION, pk)] = {
             "item_type": "position", "title": title, "description": description,
             "required_skills": position_skills.get(pk, []), "salary_min": low, "salary_max": high,
             "remote": _remote_mode(remote), "years_experience": years, "industries": parent["industries"],
             "stage": parent["stage"], "team_size": parent["team_size"], "funding_raised": parent["funding_raised"],
+            "openings": openings, "applicants": applicants,
         }
     return records
 
@@ -243,6 +256,7 @@ def _people_as_items(people: dict[int, dict]) -> dict[str, dict]:
         elif person["role"] == "investor":
             records[item_key(ItemType.INVESTOR, pk)] = {
                 "item_type": "investor", "title": person["headline"], "industries": person["industries"],
+                "preferred_stages": person["preferred_stages"],
                 "check_size_min": person["check_size_min"], "check_size_max": person["check_size_max"]}
     return records
 
@@ -288,6 +302,16 @@ def training_rows() -> tuple[InteractionData, list[tuple[int, int, str]], dict[i
         user_content=user_content, item_content=item_content, content_vocab=list(vocabulary.terms),
     )
     return data, events, users
+
+
+def item_market() -> dict[str, dict]:
+    """{item key: {"raising", "round_size"}} of every startup and {item key: {"applicants", "openings"}} of
+    every position, as :func:`item_records` holds them: what ``recommendations.market`` filters investors'
+    candidates and lowers crowded positions by. Two small reads of columns, no join."""
+    startups = {item_key(ItemType.STARTUP, pk): {"raising": raising, "round_size": size}
+                for pk, raising, size in Startup.objects.values_list("pk", "raising", "round_size")}
+    return startups | {item_key(ItemType.POSITION, pk): {"applicants": applicants, "openings": openings}
+                       for pk, applicants, openings in Position.objects.values_list("pk", "applicants", "openings")}
 
 
 def item_popularity() -> dict[str, int]:

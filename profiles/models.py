@@ -137,6 +137,13 @@ class Startup(models.Model):
     location = models.CharField(max_length=120, blank=True)
     remote_friendly = models.BooleanField(default=False)
     description = models.TextField(blank=True)
+    # Fundraising: investors are recommended only startups that raise a round their checks fit
+    # (recommendations.market). A new startup declares it; rows that existed before the field were shown
+    # to investors, so the migration kept them raising.
+    raising = models.BooleanField(default=False, help_text="Whether the startup is raising a round now.")
+    round_size = models.PositiveBigIntegerField(null=True, blank=True,
+                                                help_text="USD: the round being raised (null: not said).")
+    round_closes_at = models.DateTimeField(null=True, blank=True, help_text="When the round closes, if known.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -170,6 +177,11 @@ class Position(models.Model):
     years_experience_required = models.PositiveSmallIntegerField(default=0)
     location = models.CharField(max_length=120, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    openings = models.PositiveSmallIntegerField(default=1, help_text="How many people the position hires.")
+    # The distinct users who applied: a counter kept by profiles.services (position_applicants_refresh) where
+    # applications are recorded, so that lists and serving read a column instead of counting events.
+    applicants = models.PositiveIntegerField(default=0, editable=False,
+                                             help_text="How many different users applied (read-only).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -185,6 +197,7 @@ class Position(models.Model):
             models.CheckConstraint(condition=Q(years_experience_required__lte=70),
                                    name="position_years_experience_range"),
             models.CheckConstraint(condition=~Q(title=""), name="position_title_not_empty"),
+            models.CheckConstraint(condition=Q(openings__gte=1), name="position_openings_positive"),
         ]
         indexes = [models.Index(fields=["status"]), models.Index(fields=["startup", "status"])]
 

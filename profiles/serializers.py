@@ -287,7 +287,14 @@ class StartupSerializer(BoundedModelSerializer):
     class Meta:
         model = Startup
         fields = ["id", "name", "industry", "stage", "team_size", "funding_raised", "required_skills", "location",
-                  "remote_friendly", "description", "founder_ids", "created_at", "updated_at"]
+                  "remote_friendly", "description", "raising", "round_size", "round_closes_at", "founder_ids",
+                  "created_at", "updated_at"]
+        extra_kwargs = {
+            "raising": {"help_text": "Whether the startup is raising a round now: investors are recommended only "
+                                     "startups that are (unless they ask include_not_raising)."},
+            "round_size": {"help_text": "USD, at least 0: the round being raised; null when not said (a round of "
+                                        "unknown size fits every investor's check)."},
+        }
 
 
 class PositionSerializer(BoundedModelSerializer):
@@ -296,7 +303,15 @@ class PositionSerializer(BoundedModelSerializer):
     class Meta:
         model = Position
         fields = ["id", "startup", "title", "description", "required_skills", "salary_min", "salary_max", "remote",
-                  "years_experience_required", "location", "status", "created_at", "updated_at"]
+                  "years_experience_required", "location", "status", "openings", "applicants", "created_at",
+                  "updated_at"]
+        read_only_fields = ["applicants"]
+        extra_kwargs = {
+            "openings": {"help_text": "How many people the position hires, at least 1 (default 1)."},
+            "applicants": {"help_text": "Read-only: how many different users applied. Recommendations show a "
+                                        "position less as its applicants per opening grow past "
+                                        "CROWDED_APPLICANTS_PER_OPENING."},
+        }
 
 
 # --- interactions --------------------------------------------------------------------------------

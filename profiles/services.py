@@ -7,7 +7,7 @@ by field, which the API's one exception handler turns into a 400 field-error map
 """
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -16,6 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from knox.models import AuthToken
 
@@ -31,6 +32,7 @@ from .models import (
     Founder,
     Industry,
     Interaction,
+    InteractionKind,
     Investor,
     ItemType,
     Position,
@@ -161,11 +163,15 @@ def startup_create(
     location: str = "",
     remote_friendly: bool = False,
     description: str = "",
+    raising: bool = False,
+    round_size: int | None = None,
+    round_closes_at: datetime | None = None,
 ) -> Startup:
     """A new startup; its creator (when a founder) becomes one of its founders."""
     startup = Startup.objects.create(
         name=name, industry=industry, stage=stage, team_size=team_size, funding_raised=funding_raised,
-        location=location, remote_friendly=remote_friendly, description=description,
+        location=location, remote_friendly=remote_friendly, description=description, raising=raising,
+        round_size=round_size, round_closes_at=round_closes_at,
     )
     startup.required_skills.set(required_skills)
     if founder is not None:
@@ -196,11 +202,13 @@ def position_create(
     years_experience_required: int = 0,
     location: str = "",
     status: str = Position.Status.OPEN,
+    openings: int = 1,
 ) -> Position:
     _require_ordered(low=salary_min, high=salary_max, low_field="salary_min", high_field="salary_max")
     position = Position.objects.create(
         startup=startup, title=title, description=description, salary_min=salary_min, salary_max=salary_max,
         remote=remote, years_experience_required=years_experience_required, location=location, status=status,
+        openings=openings,
     )
     position.required_skills.set(required_skills)
     return position
@@ -216,6 +224,17 @@ def position_update(*, position: Position, data: dict[str, Any]) -> Position:
 
 def position_delete(*, position: Position) -> None:
     position.delete()
+
+
+def position_applicants_refresh(*, position_ids: Iterable[int] | None = None) -> int:
+    """Set the ``applicants`` counter of the positions ``position_ids`` (None: all) to the distinct users with
+    an application to each; how many rows were updated. One UPDATE with a correlated count, so that the
+    counter is right however often a user applies and whichever path wrote the events (the API, a bulk
+    import, the seeder). ``updated_at`` is left alone: an application is no edit of the position."""
+    distinct_users = (Interaction.objects.filter(position=models.OuterRef("pk"), kind=InteractionKind.APPLY)
+                      .order_by().values("position").annotate(n=models.Count("user", distinct=True)).values("n"))
+    positions = Position.objects.all() if position_ids is None else Position.objects.filter(pk__in=list(position_ids))
+    return positions.update(applicants=Coalesce(models.Subquery(distinct_users), 0))
 
 
 def _skill_name(name: str, *, excluding: Skill | None = None) -> str:
@@ -276,10 +295,14 @@ def interaction_record(*, user: AbstractBaseUser, item_type: str, item_id: int, 
     impressions_flush()
     impression_id, rank = (_named_impression(user, key, impression_id) if impression_id is not None
                            else _latest_impression_showing(user, key))
-    return Interaction.objects.create(user=user, kind=kind, created_at=timezone.now(),
-                                      impression_id=impression_id, rank=rank,
-                                      outcome=OUTCOME_OF_KIND.get(kind, "") if impression_id else "",
-                                      **{TARGET_FIELDS[item_type]: target})
+    with transaction.atomic():  # the event and the position's applicant count, together
+        interaction = Interaction.objects.create(user=user, kind=kind, created_at=timezone.now(),
+                                                 impression_id=impression_id, rank=rank,
+                                                 outcome=OUTCOME_OF_KIND.get(kind, "") if impression_id else "",
+                                                 **{TARGET_FIELDS[item_type]: target})
+        if kind == InteractionKind.APPLY and item_type == ItemType.POSITION:
+            position_applicants_refresh(position_ids=[item_id])
+    return interaction
 
 
 class Attribution(NamedTuple):

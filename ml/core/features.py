@@ -40,8 +40,8 @@ The platform's own spec (fixed transforms, nothing to fit, so training and servi
 8  remote_onsite         remote_preference == "onsite"
 9  salary_min            desired salary, log10(1 + x) / 7
 10 salary_max            desired salary, log10(1 + x) / 7
-11 check_size_min        investor ticket, log10(1 + x) / 7
-12 check_size_max        investor ticket, log10(1 + x) / 7
+11 check_size_min        investor ticket (a founder: the ticket their raising rounds take), log10(1 + x) / 7
+12 check_size_max        investor ticket (a founder: ditto), log10(1 + x) / 7
 13 stage_idea            preferred_stages contains idea
 14 stage_pre_seed        ... pre_seed
 15 stage_seed            ... seed
@@ -67,8 +67,8 @@ The platform's own spec (fixed transforms, nothing to fit, so training and servi
 8  years_experience_required  min(years, 30) / 30
 9  team_size                  log1p(team_size) / log1p(1000)
 10 funding_raised             log10(1 + x) / 7
-11 funding_goal               log10(1 + x) / 7 (the round being raised)
-12 stage_idea                 stage == idea
+11 funding_goal               log10(1 + x) / 7 (the round being raised; 0 when not raising)
+12 stage_idea                 stage == idea (an investor: preferred_stages contains idea)
 13 stage_pre_seed             stage == pre_seed
 14 stage_seed                 stage == seed
 15 stage_series_a             stage == series_a
@@ -507,6 +507,14 @@ def platform_user_features(records: Sequence[dict]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32).reshape(len(records), USER_FEATURE_DIM)
 
 
+def _item_stages(record: dict) -> set[str]:
+    """A startup's or position's stage; an investor's preferred stages (as an item, for founders): the
+    same ``stage:`` terms and stage columns, so a founder's startups' stages match the investors who
+    invest at them."""
+    stages = {_stage(record.get("stage"))} | {_stage(v) for v in _values(record.get("preferred_stages"))}
+    return stages - {None}
+
+
 def platform_item_features(records: Sequence[dict]) -> np.ndarray:
     """(n, 20) float32 by the item table in the module docstring."""
     rows = []
@@ -522,7 +530,7 @@ def platform_item_features(records: Sequence[dict]) -> np.ndarray:
             math.log1p(max(_number(r.get("team_size"), "team_size") or 0.0, 0.0)) / math.log1p(1000),
             _money(r.get("funding_raised"), "funding_raised"),
             _money(r.get("funding_goal"), "funding_goal"),
-            *_one_hot(_stage(r.get("stage")), STAGES),
+            *[1.0 if s in _item_stages(r) else 0.0 for s in STAGES],
             _capped(len(_values(r.get("industries"))), 5),
             math.log1p(max(_number(r.get("open_positions"), "open_positions") or 0.0, 0.0)) / math.log1p(50),
             math.log1p(words) / math.log1p(1000),
@@ -580,8 +588,7 @@ def platform_item_terms(record: dict) -> list[str]:
     terms = _common_terms(record, _skills(record), ("title", "name", "description"))
     remote = _category(record.get("remote"))
     terms += [f"remote:{remote}"] if remote else []
-    stage = _stage(record.get("stage"))
-    terms += [f"stage:{stage}"] if stage else []
+    terms += [f"stage:{s}" for s in sorted(_item_stages(record))]
     terms += _band_terms(
         "salary", SALARY_BANDS, _number(record.get("salary_min"), "salary_min"),
         _number(record.get("salary_max"), "salary_max"),
@@ -605,3 +612,32 @@ def platform_content(
     vocabulary = ContentVocabulary().fit(item_terms, max_terms, user_terms)
     user_content = vocabulary.transform(user_terms)
     return user_content, vocabulary.transform(item_terms), vocabulary
+
+
+# ---------------------------------------------------------------- the market: rounds and crowded positions
+
+# The smallest share of a round that an investor's largest check may be and still take part: below it the
+# round is too big for them (a $50k angel in a $30M Series B). Generous on purpose, as it filters rather
+# than scores (the check: content terms rank the closer fits first).
+ROUND_SHARE_MIN = 0.01
+
+
+def round_fits(round_size: np.ndarray, check_min: float, check_max: float) -> np.ndarray:
+    """(n,) bool: whether rounds of ``round_size`` USD (NaN: not said) fit an investor whose checks run
+    from ``check_min`` to ``check_max``: their smallest check is no bigger than the round, their largest at
+    least ROUND_SHARE_MIN of it. An unsaid round, or an investor without a check range (max 0), fits."""
+    sizes = np.asarray(round_size, dtype=np.float64)
+    if check_max <= 0:
+        return np.ones(sizes.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        fits = (check_min <= sizes) & (check_max >= ROUND_SHARE_MIN * sizes)
+    return fits | np.isnan(sizes)
+
+
+def crowding_penalty(applicants: np.ndarray, openings: np.ndarray, crowded_per_opening: float) -> np.ndarray:
+    """(n,) float >= 0: what a position's blended score (z-score units) loses for its applicants per opening
+    beyond ``crowded_per_opening``: log(1 + excess / threshold), 0 up to the threshold and growing smoothly
+    (no cliff) and ever slower: 0.69 at twice the threshold, 1.1 at three times."""
+    per_opening = np.asarray(applicants, dtype=np.float64) / np.maximum(np.asarray(openings, dtype=np.float64), 1.0)
+    threshold = max(float(crowded_per_opening), 1e-9)
+    return np.log1p(np.maximum(per_opening - threshold, 0.0) / threshold)

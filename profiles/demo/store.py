@@ -33,6 +33,7 @@ from .world import (
     Interactions,
     SkillSets,
     World,
+    applicants_per_position,
 )
 
 DEMO_EMAIL_DOMAIN = "demo.example.com"
@@ -294,13 +295,14 @@ class WorldStore:
 
     def write_startups(self) -> int:
         s, locations = self.world.startups, self.world.vocabulary.location_names
-        created = to_datetimes(s.created)
+        created, closes = to_datetimes(s.created), to_datetimes(s.round_closes)
         return self.writer.insert(Startup, [
             "id", "name", "industry", "stage", "team_size", "funding_raised", "location", "remote_friendly",
-            "description", "created_at", "updated_at"], (
+            "description", "raising", "round_size", "round_closes_at", "created_at", "updated_at"], (
             (int(startup_id), s.name[n], int(self.industry_ids[s.industry[n]]), vocab.STAGES[s.stage[n]],
              int(s.team_size[n]), int(s.funding_raised[n]), locations[s.location[n]], bool(s.remote_friendly[n]),
-             s.description[n], created[n], created[n])
+             s.description[n], bool(s.raising[n]), int(s.next_round[n]) if s.raising[n] else None,
+             closes[n] if s.raising[n] else None, created[n], created[n])
             for n, startup_id in enumerate(self.startup_ids)))
 
     def write_positions(self) -> int:
@@ -312,11 +314,11 @@ class WorldStore:
 
         return self.writer.insert(Position, [
             "id", "startup", "title", "description", "salary_min", "salary_max", "remote",
-            "years_experience_required", "location", "status", "created_at", "updated_at"], (
+            "years_experience_required", "location", "status", "openings", "applicants", "created_at", "updated_at"], (
             (int(position_id), int(self.startup_ids[p.startup[n]]), p.title[n], p.description[n],
              salary(p.salary_min[n]), salary(p.salary_max[n]), bool(p.remote[n]), int(p.years_required[n]),
              "Remote" if p.remote[n] else locations[s.location[p.startup[n]]], POSITION_STATUSES[p.status[n]],
-             created[n], created[n])
+             int(p.openings[n]), 0, created[n], created[n])  # applicants: set with the interactions
             for n, position_id in enumerate(self.position_ids)))
 
     def write_links(self) -> int:
@@ -361,7 +363,16 @@ class WorldStore:
                 self._interaction_rows(interactions, slice(start, start + chunk)))
             if progress:
                 progress(count, total)
+        self._write_applicants(applicants_per_position(self.world, interactions))
         return count
+
+    def _write_applicants(self, applicants: np.ndarray) -> None:
+        """Position.applicants from the events just written (profiles.services keeps it from then on): counted
+        here, not by a query, as the interactions' indexes are dropped while the world loads."""
+        table = connection.ops.quote_name(Position._meta.db_table)
+        rows = [(int(n), int(pk)) for pk, n in zip(self.position_ids, applicants, strict=True) if n]
+        with connection.cursor() as cursor:
+            cursor.executemany(f"UPDATE {table} SET applicants = %s WHERE id = %s", rows)
 
     def _interaction_rows(self, interactions: Interactions, part: slice) -> Iterator[tuple]:
         target_type, target = interactions.target_type[part], interactions.target[part]

@@ -216,6 +216,9 @@ STAGE_SHARE = (0.10, 0.20, 0.30, 0.20, 0.12, 0.08)
 STAGE_TEAM = (2, 4, 11, 35, 90, 260)  # median team size
 STAGE_FUNDING = (0, 400_000, 2_500_000, 14_000_000, 45_000_000, 140_000_000)  # median raised so far, USD
 STAGE_NEXT_ROUND = (500_000, 2_000_000, 10_000_000, 30_000_000, 70_000_000, 150_000_000)  # USD
+# Who raises now, by stage: most seed and Series A startups, fewer later ones (they raise less often).
+STAGE_RAISING_SHARE = (0.5, 0.75, 0.85, 0.8, 0.5, 0.3)
+OPENINGS_SHARE = (0.7, 0.2, 0.1)  # positions hiring 1, 2, 3 people
 STAGE_SALARY_FACTOR = (0.78, 0.85, 0.93, 1.0, 1.06, 1.12)
 STAGE_SENTENCES = (
     "We are at the idea stage and validating with design partners.",

@@ -126,6 +126,8 @@ class Startups:
     team_size: np.ndarray
     funding_raised: np.ndarray
     next_round: np.ndarray
+    raising: np.ndarray  # bool: raising next_round now
+    round_closes: np.ndarray  # unix seconds the round closes (raising ones)
     location: np.ndarray
     remote_friendly: np.ndarray
     description: list[str]
@@ -148,6 +150,7 @@ class Positions:
     status: np.ndarray  # index into POSITION_STATUSES
     created: np.ndarray
     popularity: np.ndarray
+    openings: np.ndarray  # 1-3 hires
 
 
 @dataclass
@@ -368,10 +371,14 @@ def make_startups(seed: int, n: int, n_founders: int, end: int, vocabulary: Voca
             f"{vocab.STAGE_SENTENCES[stage[row]]} "
             f"Our stack: {', '.join(skills.names(row, vocabulary.skill_names))}."
         )
+    # Drawn from a stream of their own, so that the draws before (and the worlds seeded so far) are unchanged.
+    rounds = rng_for(seed, "fundraising")
     return Startups(
         name=names, industry=industry, stage=stage, team_size=team.astype(np.int64),
         funding_raised=funding.astype(np.int64),
         next_round=np.round(np.array(vocab.STAGE_NEXT_ROUND)[stage] * rng.lognormal(0, 0.3, size=n), -4),
+        raising=rounds.random(size=n) < np.array(vocab.STAGE_RAISING_SHARE)[stage],
+        round_closes=end + rounds.integers(14 * DAY, 180 * DAY, size=n),
         location=location, remote_friendly=rng.random(size=n) < 0.55, description=descriptions, skills=skills,
         founder_pairs=_assign_founders(rng, n, n_founders),
         created=end - rng.integers(60 * DAY, 1500 * DAY, size=n), popularity=rng.lognormal(0.0, 1.0, size=n),
@@ -453,6 +460,7 @@ def make_positions(seed: int, n: int, startups: Startups, end: int, vocabulary: 
         status=rng.choice(len(POSITION_STATUSES), size=n, p=POSITION_STATUS_SHARE),
         created=np.maximum(end - rng.integers(5 * DAY, 240 * DAY, size=n), startups.created[startup] + DAY),
         popularity=startups.popularity[startup] ** 0.6 * rng.lognormal(0.0, 0.8, size=n),
+        openings=rng_for(seed, "openings").choice([1, 2, 3], size=n, p=vocab.OPENINGS_SHARE),
     )
 
 
@@ -606,6 +614,14 @@ def channel_event_counts(world: World, n_events: int, rng: np.random.Generator) 
         return []
     counts = rng.multinomial(n_events, _normalized(np.array([c.share for c in usable])))
     return list(zip(usable, counts.tolist(), strict=True))
+
+
+def applicants_per_position(world: World, interactions: Interactions) -> np.ndarray:
+    """(positions,) int: the distinct users who applied to each position, as Position.applicants counts them."""
+    applied = (interactions.kind == KINDS.index("apply")) & (interactions.target_type == POSITION)
+    pairs = np.unique(np.stack([interactions.user[applied], interactions.target[applied]], axis=1), axis=0)
+    return np.bincount(pairs[:, 1], minlength=len(world.positions.title)) if len(pairs) else np.zeros(
+        len(world.positions.title), dtype=np.int64)
 
 
 def make_interactions(world: World, seed: int, progress: Callable[[int, int], None] | None = None) -> Interactions:

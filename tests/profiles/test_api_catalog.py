@@ -34,8 +34,9 @@ def test_founder_creates_a_startup_and_becomes_its_founder(client_for, founder):
     assert response.json() == {
         "id": startup.pk, "name": "Ledgerly", "industry": "Fintech", "stage": "pre_seed", "team_size": 3,
         "funding_raised": 250_000, "required_skills": ["python"], "location": "", "remote_friendly": True,
-        "description": "Books for robots.", "founder_ids": [founder.user_id],
-        "created_at": response.json()["created_at"], "updated_at": response.json()["updated_at"],
+        "description": "Books for robots.", "raising": False, "round_size": None, "round_closes_at": None,
+        "founder_ids": [founder.user_id], "created_at": response.json()["created_at"],
+        "updated_at": response.json()["updated_at"],
     }
     assert list(startup.founders.all()) == [founder]
 
@@ -117,6 +118,10 @@ def test_staff_edit_any_startup(client_for, staff_user):
 
 @pytest.mark.parametrize(("payload", "field", "said"), [
     ({"team_size": 0}, "team_size", "greater than or equal to 1"),
+    ({"round_size": -1}, "round_size", "greater than or equal to 0"),
+    ({"round_size": 2**63}, "round_size", "less than or equal to"),
+    ({"raising": "maybe"}, "raising", "Must be a valid boolean"),
+    ({"round_closes_at": "next spring"}, "round_closes_at", "Datetime has wrong format"),
     ({"required_skills": ["python"] * (MAX_LIST_ITEMS + 1)}, "required_skills", f"At most {MAX_LIST_ITEMS} names"),
     ({"required_skills": ["python", "cobol", "ada"]}, "required_skills", "Unknown skills 'cobol', 'ada'"),
 ])
@@ -311,6 +316,8 @@ def test_founder_updates_and_deletes_their_position(client_for, founder):
     ({"startup": 10**30}, "startup"),
     ({"startup": "abc"}, "startup"),
     ({"required_skills": ["not-a-skill"]}, "required_skills"),
+    ({"openings": 0}, "openings"),
+    ({"openings": 40_000}, "openings"),
 ])
 def test_invalid_positions_are_400s_naming_the_field(client_for, founder, payload, field):
     startup = StartupFactory(founders=[founder])
@@ -321,6 +328,30 @@ def test_invalid_positions_are_400s_naming_the_field(client_for, founder, payloa
     assert response.status_code == 400
     assert field in response.json()
     assert not Position.objects.exists()
+
+
+def test_a_startups_round_and_a_positions_openings_are_written_and_shown_and_applicants_are_read_only(
+        client_for, founder):
+    IndustryFactory(name="Fintech")
+    client = client_for(founder.user)
+
+    created = client.post("/api/v1/startups/", {"name": "Ledgerly", "industry": "fintech", "stage": "seed",
+                                                "raising": True, "round_size": 3_000_000,
+                                                "round_closes_at": "2027-03-01T00:00:00Z"}, format="json")
+    assert created.status_code == 201, created.content
+    startup = Startup.objects.get(pk=created.json()["id"])
+    assert (startup.raising, startup.round_size, startup.round_closes_at.year) == (True, 3_000_000, 2027)
+    assert (created.json()["raising"], created.json()["round_size"]) == (True, 3_000_000)
+    plain = client.post("/api/v1/startups/", {"name": "Plain", "industry": "fintech"}, format="json").json()
+    assert (plain["raising"], plain["round_size"], plain["round_closes_at"]) == (False, None, None)
+
+    position = client.post("/api/v1/positions/", {"startup": startup.pk, "title": "Engineer", "openings": 2,
+                                                  "applicants": 99}, format="json")
+    assert position.status_code == 201, position.content
+    assert (position.json()["openings"], position.json()["applicants"]) == (2, 0)
+    assert Position.objects.get(pk=position.json()["id"]).applicants == 0
+    default = client.post("/api/v1/positions/", {"startup": startup.pk, "title": "Designer"}, format="json").json()
+    assert default["openings"] == 1
 
 
 def test_narrowing_salary_max_below_the_stored_min_is_a_400(client_for, founder):

@@ -88,10 +88,11 @@ def world_digest() -> str:
         [(username[i.pk], i.firm, i.preferred_stages, i.check_size_min, i.check_size_max, i.location)
          for i in Investor.objects.order_by("user_id")],
         [(s.name, s.industry_id and s.industry.name, s.stage, s.team_size, s.funding_raised, s.description,
-          s.created_at, sorted(founders[s.pk]), names(startup_skills, s.pk))
+          s.created_at, sorted(founders[s.pk]), names(startup_skills, s.pk), s.raising, s.round_size,
+          s.round_closes_at)
          for s in Startup.objects.order_by("id").select_related("industry")],
         [(startup_rank[p.startup_id], p.title, p.description, p.salary_min, p.salary_max, p.remote, p.status,
-          p.created_at, names(position_skills, p.pk))
+          p.created_at, names(position_skills, p.pk), p.openings, p.applicants)
          for p in Position.objects.order_by("id")],
         [(username[i.user_id], i.kind, position_rank.get(i.position_id), startup_rank.get(i.startup_id),
           username.get(i.developer_id), username.get(i.investor_id), i.created_at)
@@ -118,6 +119,26 @@ def test_creates_the_requested_numbers_of_rows_with_one_role_each():
     assert Skill.objects.count() >= 140 and all(name == name.lower() for name in Skill.objects.values_list("name",
                                                                                                           flat=True))
     assert "interactions" in output and "rows/s" in output
+
+
+def test_startups_raise_rounds_sized_by_stage_and_positions_hire_one_to_three_with_their_applicants_counted():
+    seed()
+    startups = list(Startup.objects.values("stage", "raising", "round_size", "round_closes_at"))
+    early = [s for s in startups if s["stage"] in (Stage.SEED, Stage.SERIES_A)]
+    assert sum(s["raising"] for s in early) > 0.6 * len(early)
+    assert all((s["round_size"] is not None and s["round_size"] > 0 and s["round_closes_at"] is not None)
+               == s["raising"] for s in startups)
+    median = {stage: sorted(s["round_size"] for s in startups if s["raising"] and s["stage"] == stage)
+              for stage in (Stage.PRE_SEED, Stage.SEED, Stage.SERIES_A)}
+    middles = [sizes[len(sizes) // 2] for sizes in median.values()]
+    assert middles == sorted(middles) and middles[0] < middles[-1]
+    openings = set(Position.objects.values_list("openings", flat=True))
+    assert openings <= {1, 2, 3} and 1 in openings
+    applied = defaultdict(set)
+    for user, position in Interaction.objects.filter(kind="apply").values_list("user_id", "position_id"):
+        applied[position].add(user)
+    counts = dict(Position.objects.values_list("pk", "applicants"))
+    assert counts == {pk: len(applied.get(pk, ())) for pk in counts} and any(counts.values())
 
 
 def test_same_seed_gives_an_identical_world_and_another_seed_a_different_one():
