@@ -18,10 +18,13 @@ Relevant items are the distinct held-out items of positive kinds (not dismiss) t
 the user: of their role's types, servable now, and new to them (an item already seen in the earlier part
 is left out of every ranking, so no ranking could find it again). Users with none are not evaluated; at
 most ``EVALUATION_MAX_USERS`` are (a fixed sample beyond it). Metrics @10 (``M``): NDCG, recall, catalog
-coverage (of the items the group's roles may be served) and intra-list diversity (over the items' content
-vectors), with the users counted, for all users, by role and by segment (training events in the earlier
-part: cold none, light 1-4, heavy 5+). Beside the served ranking, on the same candidates: popularity
-(earlier-part popularity) and, on a seeded demo world, the oracle (how the world's events pick items: each
+coverage (of the items the group's roles may be served), intra-list diversity (over the items' content
+vectors) and exposure concentration (the Gini of the served slots per startup, a position counting for its
+startup, over the startups the group's roles may be served), with the users counted, for all users, by
+role and by segment (training events in the earlier part: cold none, light 1-4, heavy 5+). The lists are
+re-ranked for diversity as the API re-ranks them (``Diversify``: by default as a request that sets
+nothing). Beside the served ranking, on the same candidates: popularity (earlier-part popularity) and, on
+a seeded demo world, the oracle (how the world's events pick items: each
 candidate's hidden taste match and exposure, ``profiles.demo.oracle``).
 """
 from __future__ import annotations
@@ -40,7 +43,8 @@ from django.conf import settings
 
 from ml.core.base import ProgressCallback, Recommender, load_artifact, save_artifact, top_k
 from ml.core.data import NEGATIVE_KINDS, EngineError, IdMap, InteractionData, interaction_matrices
-from ml.core.metrics import catalog_coverage, intra_list_diversity, ndcg_at_k, recall_at_k
+from ml.core.diversify import NO_GROUP
+from ml.core.metrics import catalog_coverage, gini, intra_list_diversity, ndcg_at_k, recall_at_k
 from ml.core.ranker import single_threaded_blas
 from ml.core.registry import EASE, POPULARITY, TWO_TOWER, load_component
 from ml.core.tuning import Maker, Tuned, settings_grid, tune
@@ -48,7 +52,7 @@ from recsys_site.exceptions import Conflict
 
 from . import platform_data
 from .models import Algorithm, HybridWeights, TrainingRun
-from .serving_set import ServingSet, build_serving_set
+from .serving_set import Diversify, ServingSet, build_serving_set
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +271,7 @@ class Holdout:
     item_content: sp.csr_matrix | None  # (n_items, v): what diversity is measured over
     held_events: int
     fraction: float
+    groups: np.ndarray | None = None  # (n_items,) each startup's and position's startup pk, NO_GROUP for people
     _allowed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def allowed(self, role: str) -> np.ndarray:
@@ -287,6 +292,8 @@ class Holdout:
                   "servable": self.servable, "features": np.asarray([u.features for u in self.users], np.float32)}
         if self.item_content is not None:
             arrays["item_content"] = self.item_content
+        if self.groups is not None:
+            arrays["groups"] = self.groups
         save_artifact(path, meta, arrays)
 
     @classmethod
@@ -296,7 +303,7 @@ class Holdout:
                  features in zip(meta["users"], arrays["features"], strict=True)]
         return cls(IdMap.from_json(meta["user_ids"]), IdMap.from_json(meta["item_ids"]), arrays["matrix"],
                    arrays["negatives"], arrays["relevant"], users, arrays["servable"].astype(bool),
-                   arrays.get("item_content"), meta["held_events"], meta["fraction"])
+                   arrays.get("item_content"), meta["held_events"], meta["fraction"], arrays.get("groups"))
 
 
 def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION_MAX_USERS) -> Holdout:
@@ -306,7 +313,8 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
 
     train, heldout = split.train, split.heldout
     holdout = Holdout(train.user_ids, train.item_ids, train.matrix, train.negatives, heldout, [],
-                      snapshot.servable, train.item_content, split.held_events, split.fraction)
+                      snapshot.servable, train.item_content, split.held_events, split.fraction,
+                      item_groups(train.item_ids))
     events_per_user = np.bincount([user for user, _, _ in split.train_events], minlength=train.n_users)
     relevant, users = [], []
     for row, user_id in enumerate(train.user_ids.ids):
@@ -329,6 +337,13 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
     return holdout
 
 
+def item_groups(item_ids: IdMap, startups: dict[str, int] | None = None) -> np.ndarray:
+    """(n_items,) the startup of each item (``platform_data.item_startups``, read now unless given),
+    NO_GROUP for people and for positions closed or rows deleted since (none of which may be served)."""
+    startups = platform_data.item_startups() if startups is None else startups
+    return np.fromiter((startups.get(key, NO_GROUP) for key in item_ids.ids), dtype=np.int64, count=len(item_ids))
+
+
 def _segment(training_events: int) -> str:
     return "cold" if training_events == 0 else "light" if training_events < HEAVY_FROM else "heavy"
 
@@ -344,13 +359,14 @@ class HeldOutModels:
         self.serving = serving_set_of(self.models, holdout)
 
     def lists(self, weights: dict[str, float], by_role: dict[str, dict[str, float]] | None = None,
-              k: int = K) -> dict[int, np.ndarray]:
+              k: int = K, diversify: Diversify | None = None) -> dict[int, np.ndarray]:
         """{user id: item rows, best first}: each evaluated user's top ``k`` through the API's ranker, with
-        ``weights``, or their role's in ``by_role``."""
-        return served_lists(self.serving, weights, self.holdout, k, by_role)
+        ``weights``, or their role's in ``by_role``, re-ranked as ``diversify`` says (default: as served)."""
+        return served_lists(self.serving, weights, self.holdout, k, by_role, diversify)
 
-    def measure(self, weights: dict[str, float], by_role: dict[str, dict[str, float]] | None = None) -> Metrics:
-        return measured(self.lists(weights, by_role), self.holdout)
+    def measure(self, weights: dict[str, float], by_role: dict[str, dict[str, float]] | None = None,
+                diversify: Diversify | None = None) -> Metrics:
+        return measured(self.lists(weights, by_role, diversify=diversify), self.holdout)
 
     def alone(self) -> dict[str, dict]:
         """Each component served alone (users without history get the content model, as served): for the
@@ -371,9 +387,13 @@ class HeldOutModels:
 
 def serving_set_of(models: dict[str, Recommender], holdout: Holdout) -> ServingSet:
     """The models made ready to rank as a web process readies its active versions, with the holdout's
-    earlier-part popularity."""
+    earlier-part popularity and its items' startups (read now for a split saved before it kept them)."""
     popularity = dict(zip(holdout.item_ids.ids, holdout.popularity().tolist(), strict=True))
-    serving = build_serving_set(models, {}, popularity)
+    if holdout.groups is None:
+        holdout.groups = item_groups(holdout.item_ids)
+    startups = {key: int(group) for key, group in zip(holdout.item_ids.ids, holdout.groups.tolist(), strict=True)
+                if group != NO_GROUP}
+    serving = build_serving_set(models, {}, popularity, startups=startups)
     if not serving.ready:
         raise EngineError("no model to evaluate")
     if serving.item_ids.ids != holdout.item_ids.ids:
@@ -382,17 +402,21 @@ def serving_set_of(models: dict[str, Recommender], holdout: Holdout) -> ServingS
 
 
 def served_lists(serving: ServingSet, weights: dict[str, float], holdout: Holdout, k: int = K,
-                 by_role: dict[str, dict[str, float]] | None = None) -> dict[int, np.ndarray]:
+                 by_role: dict[str, dict[str, float]] | None = None,
+                 diversify: Diversify | None = None) -> dict[int, np.ndarray]:
     """{user id: item rows, best first}: what ``recommendations.services`` serves each evaluated user from
     their rows in ``holdout`` (seen and dismissed items left out, open positions of their role's types),
-    with ``weights`` or their role's own in ``by_role``."""
+    with ``weights`` or their role's own in ``by_role``, re-ranked as ``diversify`` says (default: as the
+    API re-ranks a request that sets nothing)."""
+    diversify = diversify or Diversify()
     rankers = {role: serving.ranker((by_role or {}).get(role, weights)) for role in platform_data.ROLE_ITEM_TYPES}
     lists = {}
     with single_threaded_blas():  # as a request ranks: one user's small products
         for user in holdout.users:
             state = serving.user_state(user.user_id, holdout.matrix[user.row], holdout.negatives[user.row],
                                        user.terms, user.features)
-            lists[user.user_id] = rankers[user.role].rank(state, k, holdout.allowed(user.role)).items
+            lists[user.user_id] = rankers[user.role].rank(state, k, holdout.allowed(user.role), True,
+                                                          diversify.diversity, diversify.max_per_startup).items
     return lists
 
 
@@ -440,9 +464,9 @@ def measured(lists: dict[int, np.ndarray], holdout: Holdout) -> Metrics:
 
 
 def group_metrics(lists: dict[int, np.ndarray], users: list[EvaluatedUser], holdout: Holdout) -> dict:
-    """NDCG@K, recall@K, coverage of the items the group's roles may be served, diversity, users."""
+    """NDCG@K, recall@K, coverage of the items the group's roles may be served, diversity, exposure Gini, users."""
     if not users:
-        return {"ndcg": None, "recall": None, "coverage": None, "diversity": None, "users": 0}
+        return {"ndcg": None, "recall": None, "coverage": None, "diversity": None, "gini": None, "users": 0}
     ranked = [[int(i) for i in lists[u.user_id]] for u in users]
     relevant = [set(holdout.relevant[u.row].indices.tolist()) for u in users]
     servable = np.logical_or.reduce([holdout.allowed(role) for role in {u.role for u in users}])
@@ -452,8 +476,24 @@ def group_metrics(lists: dict[int, np.ndarray], users: list[EvaluatedUser], hold
         "recall": _mean([recall_at_k(r, rel, K) for r, rel in zip(ranked, relevant, strict=True)]),
         "coverage": round(catalog_coverage([sorted(shown)], int(servable.sum())), 5),
         "diversity": None if holdout.item_content is None else round(_diversity(ranked, holdout.item_content), 5),
+        "gini": _exposure_gini(ranked, servable, holdout.groups),
         "users": len(users),
     }
+
+
+def _exposure_gini(lists: list[list[int]], servable: np.ndarray, groups: np.ndarray | None) -> float | None:
+    """The Gini of the slots the lists give each startup (its positions' slots count for it), over every
+    startup that may be served (one shown nowhere counts 0): 0 when all are shown alike, towards 1 when a
+    few take every slot. None where no startup may be served (founders' lists are people)."""
+    if groups is None:
+        return None
+    startups = np.unique(groups[servable & (groups != NO_GROUP)])
+    if not len(startups):
+        return None
+    shown = groups[[item for items in lists for item in items]]
+    shown = shown[shown != NO_GROUP]
+    counts = np.bincount(np.searchsorted(startups, shown), minlength=len(startups))
+    return round(gini(counts), 5)
 
 
 def _mean(values: list[float]) -> float:
@@ -475,16 +515,16 @@ def ratio(served: float | None, baseline: float | None) -> float | None:
 
 
 def served_evaluation(held_out: HeldOutModels, weights: dict[str, float], oracle=None,
-                      by_role: dict[str, dict[str, float]] | None = None) -> dict:
+                      by_role: dict[str, dict[str, float]] | None = None, diversify: Diversify | None = None) -> dict:
     """{"metrics": M, "popularity": M, "oracle": M | None, "weights", "weights_by_role", "holdout": {"users",
     "events", "fraction"}, "seconds"}: ``held_out`` ranked with ``weights`` (a role's own in ``by_role``)
-    beside popularity (and the oracle); ``seconds``: the time ranking and measuring took (the held-out
-    models were fitted before)."""
+    and re-ranked as ``diversify`` says (default: as served) beside popularity (and the oracle);
+    ``seconds``: the time ranking and measuring took (the held-out models were fitted before)."""
     started = time.perf_counter()
     holdout = held_out.holdout
     by_role = by_role or {}
     return {
-        "metrics": held_out.measure(weights, by_role),
+        "metrics": held_out.measure(weights, by_role, diversify),
         "popularity": measured(popularity_lists(holdout), holdout),
         "oracle": None if oracle is None else measured(oracle_lists(oracle, holdout), holdout),
         "weights": _rounded_weights(weights),
@@ -559,9 +599,11 @@ def evaluate_weights(weights: dict) -> dict[str, Metrics]:
     return {"proposed": held_out.measure(proposed), "current": current}
 
 
-def evaluate_latest_run(weights: dict | None = None, demo_seed: int = DEMO_SEED) -> dict:
+def evaluate_latest_run(weights: dict | None = None, demo_seed: int = DEMO_SEED,
+                        diversify: Diversify | None = None) -> dict:
     """:func:`served_evaluation` of the latest run's held-out models (no fitting: seconds), with ``weights``
-    (validated and normalised), or the run's tuned weights. Conflict as :func:`latest_held_out`."""
+    (validated and normalised), or the run's tuned weights, re-ranked as ``diversify`` says (default: as
+    served). Conflict as :func:`latest_held_out`."""
     from . import services
 
     started = time.perf_counter()
@@ -570,19 +612,21 @@ def evaluate_latest_run(weights: dict | None = None, demo_seed: int = DEMO_SEED)
         chosen, by_role = run.served["weights"], run.served.get("weights_by_role", {})
     else:
         chosen, by_role = services.normalised_weights(weights), {}
-    result = served_evaluation(held_out, chosen, demo_oracle(demo_seed)[0], by_role)
+    result = served_evaluation(held_out, chosen, demo_oracle(demo_seed)[0], by_role, diversify)
     result.update(alone=held_out.alone(), skipped={}, total_seconds=round(time.perf_counter() - started, 1),
-                  training_run=run.pk)
+                  training_run=run.pk, diversify=asdict(diversify or Diversify()))
     return result
 
 
 def evaluate_platform(algorithms: list[str] | None = None, demo_seed: int = DEMO_SEED,
-                      progress: Callable[[str, dict], None] | None = None, weights: dict | None = None) -> dict:
+                      progress: Callable[[str, dict], None] | None = None, weights: dict | None = None,
+                      diversify: Diversify | None = None) -> dict:
     """The served evaluation of the current data, on a fresh time-based holdout (``manage.py evaluate``):
     the training procedure run on each user's earlier 80% of events, measured on the latest 20%.
     Returns :func:`served_evaluation`'s dict plus "alone" (each component served alone), "skipped" (what
     could not learn, and why) and "total_seconds" (reading, fitting and measuring). ``weights``: served
-    with these (validated and normalised) instead of the tuned ones."""
+    with these (validated and normalised) instead of the tuned ones; ``diversify``: re-ranked so instead of
+    as the API re-ranks by default."""
     from . import services
 
     fixed = None if weights is None else services.normalised_weights(weights)
@@ -601,10 +645,11 @@ def evaluate_platform(algorithms: list[str] | None = None, demo_seed: int = DEMO
     oracle, why_no_oracle = demo_oracle(demo_seed)
     say("ranking", {"users": len(held_out.holdout.users), "oracle": why_no_oracle or "demo world"})
     if fixed is None:
-        result = served_evaluation(held_out, tuned.weights, oracle, tuned.weights_by_group)
+        result = served_evaluation(held_out, tuned.weights, oracle, tuned.weights_by_group, diversify)
     else:
-        result = served_evaluation(held_out, fixed, oracle)
+        result = served_evaluation(held_out, fixed, oracle, diversify=diversify)
     result["alone"] = held_out.alone()
+    result["diversify"] = asdict(diversify or Diversify())
     result["skipped"] = {**skipped, **failed, **tuned.validation.get("failed", {})}
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     return result

@@ -304,6 +304,16 @@ def training_rows() -> tuple[InteractionData, list[tuple[int, int, str]], dict[i
     return data, events, users
 
 
+def item_startups() -> dict[str, int]:
+    """{item key: startup pk} of every startup (itself) and open position (its startup): what a request's
+    ``max_per_startup`` counts, and which catalog items may be served now (a closed or deleted one is not
+    in it). Read when models load (a position closed changes the catalog's version), never per request."""
+    startups = {item_key(ItemType.STARTUP, pk): pk for pk in Startup.objects.values_list("pk", flat=True)}
+    return startups | {item_key(ItemType.POSITION, pk): startup
+                       for pk, startup in Position.objects.filter(status=Position.Status.OPEN).values_list(
+                           "pk", "startup_id")}
+
+
 def item_market() -> dict[str, dict]:
     """{item key: {"raising", "round_size"}} of every startup and {item key: {"applicants", "openings"}} of
     every position, as :func:`item_records` holds them: what ``recommendations.market`` filters investors'

@@ -11,6 +11,7 @@ import numpy as np
 
 from ml.core.base import Recommender, UserState
 from ml.core.data import IdMap
+from ml.core.diversify import DEFAULT_DIVERSITY, DEFAULT_MAX_PER_STARTUP, NO_GROUP
 from ml.core.features import ContentVocabulary, platform_item_terms
 from ml.core.ranker import Ranker, align
 from ml.core.registry import COLLABORATIVE, CONTENT, EASE, RP3BETA, TWO_TOWER
@@ -21,6 +22,22 @@ from .platform_data import parse_item_key
 # Whose item and user numbering the others are aligned to: the first of these that is loaded. Content
 # first: it knows every item of its snapshot, interacted with or not.
 REFERENCE_ORDER = (CONTENT, COLLABORATIVE, TWO_TOWER, EASE, RP3BETA)
+CATALOG_TYPES = ("position", "startup")  # the items that belong to a startup; people belong to none
+# Whose item embeddings a diversified ranking compares items by: each of these that is loaded, their cosine
+# similarities averaged. Content says "unlike" as a user sees it (skills, industries, stage, words), the
+# collaborative factors as people behave (items the same people take); on the demo world MMR over content
+# alone raised intra-list diversity but lowered coverage, over the factors alone the reverse, over both
+# each rose (README, "The engine"). The Two-Tower's item vectors moved neither.
+DIVERSITY_EMBEDDINGS = (CONTENT, COLLABORATIVE)
+
+
+@dataclass(frozen=True)
+class Diversify:
+    """How a ranking is re-ranked for diversity and exposure (``ml.core.diversify``): a request's fields,
+    and what the served evaluation measures; the defaults are what a request that sets neither gets."""
+
+    diversity: float = DEFAULT_DIVERSITY  # 0-1: MMR over ServingSet.item_vectors
+    max_per_startup: int | None = DEFAULT_MAX_PER_STARTUP  # results of one startup (itself and its positions)
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,9 @@ class ServingSet:
     type_masks: dict[str, np.ndarray] = field(default_factory=dict)  # item type -> bool per item row
     retrieval: Retrieval | None = None  # cluster indexes per item type, for catalogs too large to scan
     popularity: np.ndarray | None = None  # (n_items,) users who interacted with each item
+    item_vectors: tuple = ()  # ((n_items, d), ...) dense or sparse: the embeddings diversity compares items by
+    groups: np.ndarray | None = None  # (n_items,) the startup pk of each startup and position, NO_GROUP for people
+    servable: np.ndarray | None = None  # (n_items,) bool: not a position closed or a row deleted since (None: all)
 
     @property
     def ready(self) -> bool:
@@ -41,11 +61,15 @@ class ServingSet:
 
     def allowed(self, item_types) -> np.ndarray:
         masks = [self.type_masks[t] for t in item_types if t in self.type_masks]
-        return np.logical_or.reduce(masks) if masks else np.zeros(len(self.item_ids), dtype=bool)
+        allowed = np.logical_or.reduce(masks) if masks else np.zeros(len(self.item_ids), dtype=bool)
+        # Known unservable items never compete: a diversified list that picked one and then dropped it
+        # would differ from the one the evaluation measures over servable items only.
+        return allowed if self.servable is None else allowed & self.servable
 
     def ranker(self, weights: dict[str, float]) -> Ranker:
         return Ranker(self.components, weights, len(self.item_ids), popularity=self.popularity,
-                      retrieval=self.retrieval, unavailable=self.unavailable)
+                      retrieval=self.retrieval, unavailable=self.unavailable, item_vectors=self.item_vectors or None,
+                      groups=self.groups)
 
     def user_state(self, user_id: int, history, negatives, terms: list[str], features: np.ndarray) -> UserState:
         """User ``user_id`` as they are now: their current interaction rows (in this set's item numbering),
@@ -56,11 +80,13 @@ class ServingSet:
 
 
 def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str], popularity: dict[str, int],
-                      fresh_items: dict[str, dict] | None = None) -> ServingSet:
+                      fresh_items: dict[str, dict] | None = None, startups: dict[str, int] | None = None) -> ServingSet:
     """``loaded`` (algorithm -> fitted model, each from any snapshot) aligned to one numbering;
     ``popularity``: {item key: users who interacted with it}; ``fresh_items``: {item key: record} of the
     catalog items created or edited since training, which the content model scores at once (the other
-    components give them their mean, a z-score of 0, until they are trained on them)."""
+    components give them their mean, a z-score of 0, until they are trained on them); ``startups``:
+    {item key: startup pk} of startups and positions (``platform_data.item_startups``), what
+    ``max_per_startup`` counts; given, a startup or position not in it (closed or deleted) is not servable."""
     loaded = dict(loaded)
     vocabulary = None
     if CONTENT in loaded:
@@ -81,4 +107,17 @@ def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str
         type_masks={item_type: item_types == item_type for item_type in np.unique(item_types)},
         retrieval=Retrieval(components, item_types),
         popularity=np.fromiter((popularity.get(key, 0) for key in items.ids), dtype=np.float32, count=len(items)),
+        item_vectors=_diversity_vectors(components),
+        groups=np.fromiter(((startups or {}).get(key, NO_GROUP) for key in items.ids), dtype=np.int64,
+                           count=len(items)),
+        servable=None if startups is None else np.fromiter(
+            (key in startups or parse_item_key(key)[0] not in CATALOG_TYPES for key in items.ids), dtype=bool,
+            count=len(items)),
     )
+
+
+def _diversity_vectors(components: dict[str, Recommender]) -> tuple:
+    """((n_items, d), ...) the item embeddings of each of DIVERSITY_EMBEDDINGS that has them, in the set's
+    numbering (aligned components translate theirs)."""
+    forms = [components[name].linear_items() for name in DIVERSITY_EMBEDDINGS if name in components]
+    return tuple(form[0] for form in forms if form is not None)

@@ -33,7 +33,7 @@ from django.db.models.functions import Coalesce
 from ml.artifacts import ArtifactUnreadable, load_version
 from ml.core.registry import CONTENT
 from ml.models import Algorithm, ModelVersion
-from ml.platform_data import catalog_records_changed_since, catalog_version, item_popularity
+from ml.platform_data import catalog_records_changed_since, catalog_version, item_popularity, item_startups
 from ml.selectors import failed_over_versions, weights_in_force
 from ml.services import model_version_fail_over
 from ml.serving_set import ServingSet, build_serving_set
@@ -120,6 +120,7 @@ class _DatabaseInputs:
     popularity: dict[str, int]  # item key -> users who interacted with it
     fresh_items: dict[str, dict]  # positions and startups changed since the content model's training
     failed_over: dict[str, str] = field(default_factory=dict)  # algorithm -> why its last active version failed
+    startups: dict[str, int] = field(default_factory=dict)  # item key -> its startup (max_per_startup counts it)
 
 
 def _database_inputs(key: tuple) -> _DatabaseInputs:
@@ -127,7 +128,7 @@ def _database_inputs(key: tuple) -> _DatabaseInputs:
     fresh = catalog_records_changed_since(content[0]) if content else {}
     failed = {algorithm: f"v{version.version} failed ({version.failure_reason})"
               for algorithm, version in failed_over_versions().items()}
-    return _DatabaseInputs(item_popularity(), fresh, failed)
+    return _DatabaseInputs(item_popularity(), fresh, failed, item_startups())
 
 
 def _load(key: tuple, weights: dict[str, float], inputs: _DatabaseInputs) -> ServingModels:
@@ -155,7 +156,7 @@ def _serving_set(rows: tuple, inputs: _DatabaseInputs) -> tuple[ServingSet, dict
             failed = f"{inputs.failed_over[algorithm]}; " if algorithm in inputs.failed_over else ""
             unavailable[algorithm] = (f"no active {algorithm} version: {failed}train one (POST /api/v1/models/train)"
                                       " or activate a readable one")
-    return build_serving_set(loaded, unavailable, inputs.popularity, inputs.fresh_items), broken
+    return build_serving_set(loaded, unavailable, inputs.popularity, inputs.fresh_items, inputs.startups), broken
 
 
 class _Store:

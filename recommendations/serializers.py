@@ -9,6 +9,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ml.core.diversify import DEFAULT_DIVERSITY, DEFAULT_MAX_PER_STARTUP
 from ml.core.ranker import MISSING_PATHS, PATH_ALL, PATH_COLD_START, PATH_POPULAR
 from ml.core.registry import COLLABORATIVE, CONTENT, EASE, POPULARITY, RP3BETA, TWO_TOWER
 from ml.evaluation import ROLES, SEGMENTS
@@ -69,6 +70,15 @@ class RecommendationRequestSerializer(StrictSerializer):
                                        help_text="Narrow the answer to some of your item types.")
     exclude_seen = serializers.BooleanField(default=True, help_text="Leave out items you interacted with.")
     explain = serializers.BooleanField(default=True, help_text="Give reasons with each item.")
+    diversity = serializers.FloatField(
+        min_value=0.0, max_value=1.0, default=DEFAULT_DIVERSITY,
+        help_text="0-1: how far to trade relevance for variety (maximal marginal relevance on the items' "
+                  "content vectors); 0 is the ranking by score, 1 the most diverse. The default was chosen "
+                  "by measurement.")
+    max_per_startup = serializers.IntegerField(
+        min_value=1, max_value=100, default=DEFAULT_MAX_PER_STARTUP, allow_null=True,
+        help_text="At most this many results of one startup (the startup and its positions); people are not "
+                  "limited. Null or absent: no limit.")
 
 
 class ExplanationSerializer(serializers.Serializer):
@@ -216,6 +226,11 @@ class GroupMetricsSerializer(serializers.Serializer):
                                                                  "served that appear in some top 10.")
     diversity = serializers.FloatField(allow_null=True, help_text="Intra-list diversity over the items' content; "
                                                                   "null without content vectors.")
+    gini = serializers.FloatField(
+        allow_null=True, required=False,
+        help_text="Exposure concentration: the Gini of the top-10 slots per startup (a position counts for its "
+                  "startup), over the startups the group may be served; 0 even, towards 1 concentrated. Null "
+                  "where no startup is served (founders); absent in runs measured before it was.")
     users = serializers.IntegerField(help_text="Evaluated users in the group.")
 
 

@@ -21,12 +21,13 @@ from django.utils import timezone
 
 from ml import tasks, training
 from ml.core import explain as explainer
+from ml.core.diversify import DEFAULT_DIVERSITY, DEFAULT_MAX_PER_STARTUP
 from ml.core.ranker import PATH_POPULAR, Ranking, single_threaded_blas
 from ml.core.registry import CONTENT, POPULARITY
 from ml.models import BLENDED, ModelVersion, TrainingRun, Trigger
 from ml.platform_data import ROLE_ITEM_TYPES, item_key, parse_item_key
 from ml.services import model_version_activate
-from ml.serving_set import ServingSet
+from ml.serving_set import Diversify, ServingSet
 from profiles.models import TARGET_FIELDS, Interaction, a_or_an
 from recsys_site.exceptions import ServiceUnavailable
 
@@ -88,11 +89,14 @@ def candidate_types(*, role: str, item_types: list[str] | None) -> tuple[str, ..
 
 def recommendations_for_user(*, user_id: int, user_type: str, limit: int = 10, item_types: list[str] | None = None,
                              exclude_seen: bool = True, explain: bool = True,
-                             weights: dict[str, float] | None = None) -> Recommendations:
+                             weights: dict[str, float] | None = None, diversity: float = DEFAULT_DIVERSITY,
+                             max_per_startup: int | None = DEFAULT_MAX_PER_STARTUP) -> Recommendations:
     """Up to ``limit`` items for user ``user_id``, best first, with per-algorithm scores, reasons and the
     path taken; NotFound for an unknown user, a ValidationError when they are not a ``user_type``.
 
     ``weights``: the hybrid's weights for this answer only (a staff trial); by default those in force.
+    ``diversity`` (0-1) and ``max_per_startup`` re-rank the list (``ml.core.diversify``): the same
+    re-ranking the served evaluation measures.
     With no usable model at all (nothing trained yet, or every artifact lost) the answer is empty with
     ``fallback`` "popular" and no algorithms: a missing model is never a client error, and fitting one
     inside a request would be far too slow.
@@ -112,7 +116,7 @@ def recommendations_for_user(*, user_id: int, user_type: str, limit: int = 10, i
         weights = variant.weights if variant and variant.weights else models.weights_for(user_type)
     with single_threaded_blas():
         answer = _rank(user_id, user_type, profile, models.serving_for(variant), types, limit, exclude_seen,
-                       explain, weights)
+                       explain, weights, Diversify(diversity, max_per_startup))
     answer.model_versions = models.versions_for(variant)
     if experiment:
         answer.experiment = {"id": experiment.id, "name": experiment.name,
@@ -131,7 +135,8 @@ def _refuse(user_id: int, user_type: str) -> NoReturn:
 
 
 def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingSet, types, limit: int,
-          exclude_seen: bool, explain: bool, weights: dict[str, float]) -> Recommendations:
+          exclude_seen: bool, explain: bool, weights: dict[str, float],
+          diversify: Diversify = Diversify()) -> Recommendations:
     interactions = selectors.user_interactions(user_id=user_id, item_ids=serving.item_ids)
     user = serving.user_state(user_id, interactions.history, interactions.negatives, profile.terms, profile.features)
     # Never the user themselves or their own startup: a user has one role (profiles.services), and no
@@ -143,7 +148,7 @@ def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingS
     anchorable = np.setdiff1d(interactions.history.indices, interactions.negatives.indices)
 
     def rank(k: int) -> Ranking:
-        return ranker.rank(user, k, allowed, exclude_seen)
+        return ranker.rank(user, k, allowed, exclude_seen, diversify.diversity, diversify.max_per_startup)
 
     def anchors_of(ranking: Ranking) -> dict[str, np.ndarray]:
         return _anchors(serving, anchorable, ranking) if explain else {}

@@ -77,6 +77,17 @@ def intra_list_diversity(lists: Sequence[Sequence[int]], item_vectors) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
+def gini(counts) -> float:
+    """The Gini coefficient of non-negative ``counts`` (e.g. recommendations per startup): 0 when all are
+    equal, (n - 1) / n when one holds everything; 0 for an empty or all-zero population."""
+    values = np.sort(np.asarray(counts, dtype=np.float64).ravel())
+    n, total = len(values), values.sum() if len(values) else 0.0
+    if n == 0 or total <= 0:
+        return 0.0
+    # mean absolute difference over twice the mean, by the sorted form: sum_i (2i - n - 1) x_i / (n sum x)
+    return float(np.dot(2 * np.arange(1, n + 1) - n - 1, values) / (n * total))
+
+
 def novelty(lists: Sequence[Sequence[int]], item_counts: np.ndarray, n_users: int) -> float:
     """Mean self-information -log2(share of users who interacted with the item) of recommended items."""
     share = np.maximum(np.asarray(item_counts, dtype=np.float64), 1.0) / max(n_users, 1)

@@ -28,6 +28,7 @@ from threadpoolctl import ThreadpoolController
 
 from .base import Recommender, UserScores, UserState, top_k
 from .data import EngineError, IdMap
+from .diversify import diversified
 from .registry import COLLABORATIVE, CONTENT, DEFAULT_WEIGHTS, EASE, POPULARITY, RP3BETA, TWO_TOWER
 from .retrieval import Retrieval, kept_rows
 
@@ -72,24 +73,36 @@ class Ranker:
     ``popularity``: (n_items,) how many users interacted with each item: a component the weights may blend
     (as ``"popularity"``, its log), and the last resort of the fallback chain; ``unavailable``: components
     that should serve but cannot, with why; ``retrieval``: default exact for groups up to
-    ``RetrievalConfig.exact_up_to`` items, over one group of all items.
+    ``RetrievalConfig.exact_up_to`` items, over one group of all items; ``item_vectors``: (n_items, d) the
+    embeddings a diversified ranking compares items by (dense or sparse, or a tuple of such, whose cosine
+    similarities are averaged; None: items are all unlike);
+    ``groups``: (n_items,) int, the group (startup) of each item, ``ml.core.diversify.NO_GROUP`` for none.
     """
 
     def __init__(self, components: dict[str, Recommender], weights: dict[str, float], n_items: int, *,
                  popularity: np.ndarray | None = None, retrieval: Retrieval | None = None,
-                 unavailable: dict[str, str] | None = None):
+                 unavailable: dict[str, str] | None = None, item_vectors=None, groups: np.ndarray | None = None):
         self.components = dict(components)
         self.weights = dict(weights)
         self.n_items = n_items
         self.popularity = np.zeros(n_items, np.float32) if popularity is None else np.asarray(popularity, np.float32)
         self.retrieval = retrieval or Retrieval(self.components, np.zeros(n_items, dtype=np.int64))
         self.unavailable = dict(unavailable or {})
+        self.item_vectors, self.groups = item_vectors, groups
 
-    def rank(self, user: UserState, k: int, allowed: np.ndarray | None = None, exclude_seen: bool = True) -> Ranking:
+    def rank(self, user: UserState, k: int, allowed: np.ndarray | None = None, exclude_seen: bool = True,
+             diversity: float = 0.0, max_per_group: int | None = None) -> Ranking:
         """Top ``k`` of the ``allowed`` items (bool per item row; None: all), dismissed items always left
-        out, seen ones unless ``exclude_seen`` is off."""
+        out, seen ones unless ``exclude_seen`` is off; re-ranked for ``diversity`` (0-1, MMR over
+        ``item_vectors``) and at most ``max_per_group`` items of one group (``ml.core.diversify``). A
+        re-ranked item keeps its blended score: the scores then need not fall down the list."""
         if k < 1:
             raise EngineError(f"k must be >= 1, got {k}")
+        if not 0.0 <= diversity <= 1.0:
+            raise EngineError(f"diversity must be within [0, 1], got {diversity}")
+        if max_per_group is not None and max_per_group < 1:
+            raise EngineError(f"max_per_group must be >= 1, got {max_per_group}")
+        top = self._top(diversity, max_per_group)
         keep = np.ones(self.n_items, dtype=bool) if allowed is None else allowed.copy()
         if user.negatives is not None:
             keep[user.negatives.indices] = False
@@ -99,15 +112,34 @@ class Ranker:
         wanted = self._wanted(user.history.nnz > 0)
         scores = self._user_scores(wanted, user, unavailable)
         if not scores:
-            return self._popular(k, keep, unavailable)
+            return self._popular(k, keep, unavailable, top)
         total = sum(wanted[n] for n in scores)
         weights = {n: wanted[n] / total for n in scores}
         candidates = self._candidates(scores, keep)
         seen = self._seen_among_stats_rows(user.history)
         z = {n: self._standardised(n, scores[n], candidates, seen) for n in weights}
-        chosen, values = top_k(self._blend(weights, z, scores, candidates), k)
+        chosen, values = top(self._blend(weights, z, scores, candidates), candidates, k)
         return Ranking(candidates[chosen], values, {n: z[n][chosen] for n in weights},
                        self._path(user.history.nnz > 0, unavailable), weights, unavailable, scores)
+
+    def _top(self, diversity: float, max_per_group: int | None):
+        """(relevance of ``rows``, rows, k) -> (positions chosen, their relevance): the plain top k, or
+        the diversified one."""
+        if diversity == 0.0 and max_per_group is None:
+            return lambda relevance, rows, k: top_k(relevance, k)
+        vectors = self.item_vectors
+
+        def diversified_top(relevance: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            def vectors_of(positions: np.ndarray):
+                if vectors is None:
+                    return np.zeros((len(positions), 1))
+                if isinstance(vectors, tuple):
+                    return tuple(part[rows[positions]] for part in vectors)
+                return vectors[rows[positions]]
+            groups = None if self.groups is None else self.groups[rows]
+            chosen = diversified(relevance, groups, vectors_of, k, diversity, max_per_group)
+            return chosen, np.asarray(relevance, dtype=np.float32)[chosen]
+        return diversified_top
 
     @staticmethod
     def _blend(weights: dict[str, float], z: dict[str, np.ndarray], scores: dict[str, UserScores],
@@ -160,9 +192,9 @@ class Ranker:
                 unavailable[name] = f"cannot score this user: {type(exc).__name__}: {exc}"
         return scores
 
-    def _popular(self, k: int, keep: np.ndarray, unavailable: dict[str, str]) -> Ranking:
+    def _popular(self, k: int, keep: np.ndarray, unavailable: dict[str, str], top) -> Ranking:
         rows = np.flatnonzero(keep)
-        chosen, values = top_k(self.popularity[rows], k)
+        chosen, values = top(self.popularity[rows], rows, k)
         spread = self.popularity[rows].std() or 1.0
         z = (values - self.popularity[rows].mean()) / spread
         return Ranking(rows[chosen], values, {POPULARITY: z.astype(np.float32)}, PATH_POPULAR, {POPULARITY: 1.0},

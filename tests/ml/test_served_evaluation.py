@@ -4,23 +4,25 @@ time-based holdout, keeps the held-out split for later weights, and the evaluate
 One seeded demo world (seed 0: the oracle rebuilds it), trained once with every algorithm for the module;
 each test runs in its own transaction on top of it.
 """
+import json
 from io import StringIO
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from ml import evaluation, selectors, services, training
 from ml.artifacts import load_version
 from ml.models import BLENDED, Algorithm, HybridWeights, ModelVersion, TrainingRun
+from ml.serving_set import Diversify
 from profiles.models import Industry, Interaction, Skill, Startup
 
 pytestmark = pytest.mark.django_db
 M_GROUPS = {"all", "by_role", "by_segment"}
-GROUP_METRICS = {"ndcg", "recall", "coverage", "diversity", "users"}
+GROUP_METRICS = {"ndcg", "recall", "coverage", "diversity", "gini", "users"}
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +158,7 @@ def test_the_evaluate_command_prints_the_table_and_writes_the_plot(trained, tmp_
     assert "Holding out each user's latest 20% of events" in printed and "Ranking" in printed
     header = next(line for line in printed.splitlines() if line.startswith("group"))
     assert header.split() == ["group", "users", "served", "popular", "oracle", "srv/pop", "srv/orc", "recall",
-                              "coverage", "divers."]
+                              "coverage", "divers.", "gini"]
     rows = {line.split()[0]: line.split() for line in printed.splitlines()[printed.splitlines().index(header) + 2:]
             if line.split() and line.split()[0] in {"all", "developer", "investor", "founder", "cold", "light",
                                                     "heavy"}}
@@ -169,3 +171,57 @@ def test_the_evaluate_command_prints_the_table_and_writes_the_plot(trained, tmp_
 def test_a_world_that_is_not_the_seeded_demo_world_has_no_oracle(trained):
     oracle, why = evaluation.demo_oracle(seed=evaluation.DEMO_SEED + 1)
     assert oracle is None and "not the demo world of seed 1" in why
+
+
+# ---------------------------------------------------------------- diversity and exposure
+
+
+@pytest.mark.parametrize(("diversity", "cap"), [(0.0, None), (0.5, None), (0.3, 1)])
+def test_the_evaluation_re_ranks_for_diversity_exactly_as_the_api_does(trained, diversity, cap):
+    from recommendations.services import recommendations_for_user
+
+    snapshot = evaluation.platform_snapshot()
+    data = snapshot.data
+    everything = evaluation.TimeSplit(data, snapshot.events, sp.csr_matrix(np.ones((data.n_users, data.n_items))),
+                                      0, 0.0)
+    holdout = evaluation.holdout_of(snapshot, everything, max_users=40)
+    active = {v.algorithm: load_version(v.algorithm, v.artifact_path)
+              for v in ModelVersion.objects.filter(status="active")}
+    weights, by_role = selectors.weights_in_force()
+    lists = evaluation.served_lists(evaluation.serving_set_of(active, holdout), weights, holdout, by_role=by_role,
+                                    diversify=Diversify(diversity, cap))
+    for user in holdout.users:
+        answer = recommendations_for_user(user_id=user.user_id, user_type=user.role, limit=evaluation.K,
+                                          explain=False, diversity=diversity, max_per_startup=cap)
+        served = [f"{r.item_type}:{r.item_id}" for r in answer.results]
+        assert [data.item_ids.ids[row] for row in lists[user.user_id]] == served, user
+
+
+def test_exposure_gini_is_measured_per_startup_and_falls_when_each_startup_gets_one_slot(trained):
+    _, held_out = evaluation.latest_held_out()
+    plain = held_out.measure(trained.served["weights"], diversify=Diversify(0.0, None))
+    capped = held_out.measure(trained.served["weights"], diversify=Diversify(0.0, 1))
+    assert 0 < plain["by_role"]["developer"]["gini"] < 1
+    assert capped["by_role"]["developer"]["gini"] < plain["by_role"]["developer"]["gini"]
+    assert plain["by_role"]["founder"]["gini"] is None  # founders are served people, no startup
+    assert trained.served["metrics"]["all"]["gini"] is not None
+
+
+def test_the_evaluate_command_reports_the_gini_at_the_settings_asked(trained, tmp_path):
+    out = StringIO()
+    call_command("evaluate", "--held-out", "latest", "--diversity", "0.3", "--max-per-startup", "2",
+                 "--plot", str(tmp_path / "e.png"), "--json", str(tmp_path / "e.json"), stdout=out)
+    printed = out.getvalue()
+    assert "Re-ranked with diversity 0.3, max_per_startup 2" in printed
+    header = next(line for line in printed.splitlines() if line.startswith("group"))
+    assert header.split()[-1] == "gini"
+    developers = next(line.split() for line in printed.splitlines() if line.startswith("developer"))
+    assert 0 < float(developers[-1]) < 1
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["diversify"] == {"diversity": 0.3, "max_per_startup": 2}
+    assert result["metrics"]["by_role"]["developer"]["gini"] == pytest.approx(float(developers[-1]), abs=1e-4)
+
+
+def test_the_evaluate_command_refuses_a_diversity_outside_zero_to_one(trained):
+    with pytest.raises(CommandError, match="diversity"):
+        call_command("evaluate", "--held-out", "latest", "--diversity", "1.5")

@@ -335,3 +335,56 @@ def test_interactions_are_not_needed_to_have_been_trained_on(world, developer_cl
     assert Interaction.objects.filter(user_id=world.developer_id).exists()
     Interaction.objects.filter(user_id=world.developer_id).delete()
     assert recommend(developer_client, world.developer_id, "developer")["fallback"] == "cold_start"
+
+
+# ---------------------------------------------------------------- diversity and exposure
+
+
+def startup_of(item: dict) -> int:
+    if item["item_type"] == "startup":
+        return item["item_id"]
+    return Position.objects.get(pk=item["item_id"]).startup_id
+
+
+def test_max_per_startup_one_gives_ten_different_startups(world, developer_client):
+    plain = recommend(developer_client, world.developer_id, "developer", limit=10, diversity=0)
+    assert len({startup_of(item) for item in plain["results"]}) < 10  # a startup and its positions crowd it
+    answer = recommend(developer_client, world.developer_id, "developer", limit=10, max_per_startup=1)
+    assert len(answer["results"]) == 10
+    assert len({startup_of(item) for item in answer["results"]}) == 10
+    two = recommend(developer_client, world.developer_id, "developer", limit=20, max_per_startup=2)
+    per_startup = [startup_of(item) for item in two["results"]]
+    assert max(per_startup.count(s) for s in per_startup) <= 2
+
+
+def test_diversity_zero_is_the_ranking_by_score_exactly(world, developer_client):
+    """Today's ranking: the top items by blended score, best first, a shorter list a prefix of a longer."""
+    everything = recommend(developer_client, world.developer_id, "developer", limit=100, diversity=0)
+    scores = [item["score"] for item in everything["results"]]
+    assert len(scores) > 20 and scores == sorted(scores, reverse=True)
+    top = recommend(developer_client, world.developer_id, "developer", limit=10, diversity=0)
+    assert keys_of(top) == keys_of(everything)[:10]
+
+
+def test_diversity_reorders_the_same_candidates(world, developer_client):
+    plain = recommend(developer_client, world.developer_id, "developer", limit=100, diversity=0)
+    diverse = recommend(developer_client, world.developer_id, "developer", limit=10, diversity=1)
+    assert set(keys_of(diverse)) <= set(keys_of(plain)) and keys_of(diverse) != keys_of(plain)[:10]
+    assert keys_of(diverse)[0] == keys_of(plain)[0]  # the most relevant item is always picked first
+
+
+def test_people_are_never_capped_by_startup(world, client_for):
+    founder = client_for(user(Founder, world.founder_id))
+    plain = recommend(founder, world.founder_id, "founder", limit=10, diversity=0)
+    capped = recommend(founder, world.founder_id, "founder", limit=10, diversity=0, max_per_startup=1)
+    assert keys_of(capped) == keys_of(plain) and len(plain["results"]) == 10
+
+
+@pytest.mark.parametrize(("field", "value"), [("diversity", -0.1), ("diversity", 1.5), ("diversity", "much"),
+                                              ("diversity", None), ("max_per_startup", 0),
+                                              ("max_per_startup", 1.5), ("max_per_startup", "one"),
+                                              ("max_per_startup", 101)])
+def test_bad_diversity_settings_are_400s_naming_the_field(world, developer_client, field, value):
+    response = ask(developer_client, world.developer_id, "developer", **{field: value})
+    assert response.status_code == 400, response.content
+    assert set(response.json()) == {field}

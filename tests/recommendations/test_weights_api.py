@@ -13,7 +13,7 @@ WEIGHTS = "/api/v1/models/weights"
 EVALUATE = "/api/v1/models/weights/evaluate"
 STATUS = "/api/v1/algorithms/status"
 SCHEMA = "/api/v1/schema/"
-GROUP_KEYS = {"ndcg", "recall", "coverage", "diversity", "users"}
+GROUP_KEYS = {"ndcg", "recall", "coverage", "diversity", "gini", "users"}
 ROLES = {"developer", "founder", "investor"}
 SEGMENTS = {"cold", "light", "heavy"}
 

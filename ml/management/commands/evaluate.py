@@ -4,13 +4,17 @@
     python manage.py evaluate --plot /tmp/e.png --algorithms content_based,collaborative
     python manage.py evaluate --weights '{"content_based": 1}'          # served with these weights instead
     python manage.py evaluate --held-out latest --weights '{...}'       # the what-if's numbers, in seconds
+    python manage.py evaluate --diversity 0.3 --max-per-startup 2       # re-ranked so instead of the defaults
 
 Each user's latest 20% of events are held out; the training procedure (settings and weights tuned on
 validation carved from the earlier events, the chosen settings fitted on them) runs on the earlier 80%,
 and every evaluated user is ranked through the API's ranker (ml/evaluation.py). Nothing is stored and
 the models that serve are not touched. ``--held-out latest`` fits nothing: it ranks the latest training
 run's held-out models (each user's earlier events, saved by the training), the split on which
-POST /api/v1/models/weights/evaluate measures a proposal.
+POST /api/v1/models/weights/evaluate measures a proposal. The lists are re-ranked for diversity and
+exposure as a request with ``diversity`` and ``max_per_startup`` (the API's defaults unless given), and the
+table shows, beside coverage and intra-list diversity, the exposure Gini (how unequally the top 10s spread
+over startups).
 """
 import argparse
 import json
@@ -21,7 +25,9 @@ from matplotlib.figure import Figure
 
 from ml import evaluation
 from ml.core.data import EngineError
+from ml.core.diversify import DEFAULT_DIVERSITY, DEFAULT_MAX_PER_STARTUP
 from ml.models import BLENDED, Algorithm
+from ml.serving_set import Diversify
 from recsys_site.exceptions import Conflict, DomainError
 
 ROWS = [("all", None), *((role, "by_role") for role in evaluation.ROLES),
@@ -44,19 +50,25 @@ class Command(BaseCommand):
                             help="fresh: split and fit now (default); latest: the latest training run's held-out "
                                  "models, fitting nothing (--algorithms does not apply)")
         parser.add_argument("--json", dest="json_path", help="also write the result as JSON to this path")
+        parser.add_argument("--diversity", type=_diversity_argument, default=DEFAULT_DIVERSITY,
+                            help="0-1, as the request field (default %(default)s, the API's)")
+        parser.add_argument("--max-per-startup", type=_cap_argument, default=DEFAULT_MAX_PER_STARTUP,
+                            help="at most this many results of one startup, as the request field (default: none)")
 
     def handle(self, *args, algorithms: str, plot: str, demo_seed: int, weights: dict | None, held_out: str,
-               json_path: str | None, **options):
+               json_path: str | None, diversity: float, max_per_startup: int | None, **options):
         names = [a.strip() for a in algorithms.split(",") if a.strip()]
         unknown = sorted(set(names) - set(Algorithm.values))
         if unknown or not names:
             raise CommandError(f"--algorithms must be a non-empty subset of {', '.join(Algorithm.values)}")
+        diversify = Diversify(diversity, max_per_startup)
         try:
             if held_out == "latest":
-                result = evaluation.evaluate_latest_run(weights, demo_seed)
+                result = evaluation.evaluate_latest_run(weights, demo_seed, diversify)
                 self.stdout.write(f"On the held-out split of training run {result['training_run']} (nothing fitted)")
             else:
-                result = evaluation.evaluate_platform(names, demo_seed, progress=self._show, weights=weights)
+                result = evaluation.evaluate_platform(names, demo_seed, progress=self._show, weights=weights,
+                                                      diversify=diversify)
         except EngineError as exc:
             raise CommandError(f"Nothing to evaluate: {exc}") from None
         except (Conflict, DomainError) as exc:
@@ -66,6 +78,8 @@ class Command(BaseCommand):
         self.stdout.write(f"\nServed with weights {_weights(result['weights'])}; {result['holdout']['users']} users, "
                           f"{result['holdout']['events']} held-out events ({result['holdout']['fraction']:.0%} of "
                           f"each user's latest), K = {evaluation.K}; {result['total_seconds']} s in all")
+        self.stdout.write(f"Re-ranked with diversity {diversify.diversity}, max_per_startup "
+                          f"{diversify.max_per_startup or 'none'}")
         for role, weights in result["weights_by_role"].items():
             self.stdout.write(f"  {role}s' own weights: {_weights(weights)}")
         if result["oracle"] is None:
@@ -110,11 +124,28 @@ def _weights_argument(text: str) -> dict:
     return weights
 
 
+def _diversity_argument(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a number from 0 to 1, not {text!r}")
+    return value
+
+
+def _cap_argument(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def table(result: dict) -> str:
     """One row per group: users, NDCG@10 of served, popularity and oracle with the ratios, then the served
-    ranking's recall@10, coverage and diversity."""
+    ranking's recall@10, coverage, diversity and exposure Gini (per startup; "-" for founders, who are
+    served people)."""
     header = (f"{'group':<10} {'users':>6} {'served':>8} {'popular':>8} {'oracle':>8} {'srv/pop':>8} {'srv/orc':>8} "
-              f"{'recall':>8} {'coverage':>8} {'divers.':>8}")
+              f"{'recall':>8} {'coverage':>8} {'divers.':>8} {'gini':>8}")
     lines = ["", "NDCG@10 as served, beside popularity and the oracle on the same candidates", header,
              "-" * len(header)]
     for name, served, popularity, oracle in _groups(result):
@@ -122,7 +153,7 @@ def table(result: dict) -> str:
             f"{name:<10} {served['users']:>6} {_number(served['ndcg']):>8} {_number(popularity['ndcg']):>8} "
             f"{_number(oracle.get('ndcg')):>8} {_number(evaluation.ratio(served['ndcg'], popularity['ndcg']), 2):>8} "
             f"{_number(evaluation.ratio(served['ndcg'], oracle.get('ndcg')), 2):>8} {_number(served['recall']):>8} "
-            f"{_number(served['coverage']):>8} {_number(served['diversity']):>8}")
+            f"{_number(served['coverage']):>8} {_number(served['diversity']):>8} {_number(served.get('gini')):>8}")
     return "\n".join(lines)
 
 
