@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/api_latency.py                 # seed, train, serve, measure
     .venv/bin/python bench/api_latency.py --reuse         # measure again on the world already built
-    .venv/bin/python bench/api_latency.py --reuse --impressions   # recording impressions on against off
+    .venv/bin/python bench/api_latency.py --reuse --impressions --rounds 4   # recording on against off
 
 It DROPS and re-creates the database named in DATABASE_URL (default ``latencybench``), seeds a world
 of 100,000 items (80,000 positions and 20,000 startups) and 50,000 users, trains the three algorithms,
@@ -13,8 +13,8 @@ writes the numbers (JSON) and a plot of both (PNG) to bench/results/. Aim: p99 <
 on a 2-core machine; the load generator shares those cores, so the figures are conservative. The
 recommendations throttle is raised out of the load's reach (server_env): the bench measures serving.
 
-``--impressions`` measures what recording the answers costs: the server runs four times, with
-RECORD_IMPRESSIONS off, on, off, on (alternating, so that a drift of the machine falls on both), and the
+``--impressions`` measures what recording the answers costs: the server runs ``--rounds`` times (default
+2) with RECORD_IMPRESSIONS off, then on (alternating, so that a drift of the machine falls on both), and the
 report gives each mode's median over its runs and the ratio on/off (the aim: within 10%).
 """
 import argparse
@@ -186,9 +186,9 @@ def measure(env: dict, token: str, users: list[int], levels: list[int], seconds:
 
 
 def compare_impressions(env: dict, token: str, users: list[int], levels: list[int], seconds: float,
-                        warmup: float) -> None:
+                        warmup: float, rounds: int) -> None:
     by_mode: dict[str, list[list[dict]]] = {"off": [], "on": []}
-    for mode in ("off", "on", "off", "on"):
+    for mode in ("off", "on") * rounds:
         print(f"\nimpressions {mode}", flush=True)
         by_mode[mode].append(measure({**env, "RECORD_IMPRESSIONS": "1" if mode == "on" else "0"}, token, users,
                                      levels, seconds, warmup))
@@ -219,7 +219,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="the world's sizes times this (0.2: 10,000 users, 20,000 catalog items)")
     parser.add_argument("--impressions", action="store_true",
-                        help="compare recording impressions on and off (four servers, alternating)")
+                        help="compare recording impressions on and off (servers alternating, --rounds of each)")
+    parser.add_argument("--rounds", type=int, default=2, help="with --impressions: servers per mode")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", DEFAULT_URL)
     if not url.startswith(("postgres://", "postgresql://")):
@@ -230,7 +231,7 @@ def main() -> None:
     token, users = staff_token(url), developer_ids(url)
     levels = [int(n) for n in args.clients.split(",")]
     if args.impressions:
-        compare_impressions(env, token, users, levels, args.seconds, args.warmup)
+        compare_impressions(env, token, users, levels, args.seconds, args.warmup, args.rounds)
     else:
         report(measure(env, token, users, levels, args.seconds, args.warmup))
 
