@@ -10,13 +10,16 @@ The served evaluation (:class:`HeldOutModels`): hold out each user's latest 20% 
 its settings and weights are tuned on validation carved from those earlier events: the held-out events
 never choose anything), and rank every evaluated user exactly as ``POST /api/v1/recommendations`` does:
 a :class:`~ml.serving_set.ServingSet` built from those models (same alignment, retrieval and popularity),
-the item types of the user's role, open positions only, seen and dismissed items left out, the user's
-declared terms and features encoded as the API encodes them, through ``ServingSet.ranker(weights).rank``.
+the item types of the user's role, open positions only, an investor's startups those raising a round their
+checks fit (the market as the split was made, ``ItemMarket``; crowded positions lowered inside the ranker),
+seen and dismissed items left out, the user's declared terms and features encoded as the API encodes them,
+through ``ServingSet.ranker(weights).rank``.
 A user's rows are their earlier events, as they stood when the held-out ones happened.
 
 Relevant items are the distinct held-out items of positive kinds (not dismiss) that the API could serve
-the user: of their role's types, servable now, and new to them (an item already seen in the earlier part
-is left out of every ranking, so no ranking could find it again). Users with none are not evaluated; at
+the user: of their role's types, servable now, the market's (an investor's: a round that fits), and new to
+them (an item already seen in the earlier part is left out of every ranking, so no ranking could find it
+again). Users with none are not evaluated; at
 most ``EVALUATION_MAX_USERS`` are (a fixed sample beyond it). Metrics @10 (``M``): NDCG, recall, catalog
 coverage (of the items the group's roles may be served), intra-list diversity (over the items' content
 vectors) and exposure concentration (the Gini of the served slots per startup, a position counting for its
@@ -52,7 +55,7 @@ from recsys_site.exceptions import Conflict
 
 from . import platform_data
 from .models import Algorithm, HybridWeights, TrainingRun
-from .serving_set import Diversify, ServingSet, build_serving_set
+from .serving_set import Diversify, ItemMarket, ServingSet, build_serving_set, check_range, market_candidates
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +257,7 @@ class EvaluatedUser:
     segment: str
     terms: list[str]  # declared content terms, as serving reads them
     features: np.ndarray  # (USER_FEATURE_DIM,)
+    checks: tuple[float, float] = (0.0, 0.0)  # an investor's check range (check_range), as serving reads it
 
 
 @dataclass
@@ -272,6 +276,7 @@ class Holdout:
     held_events: int
     fraction: float
     groups: np.ndarray | None = None  # (n_items,) each startup's and position's startup pk, NO_GROUP for people
+    market: ItemMarket | None = None  # the items' rounds and applicants when the split was made
     _allowed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def allowed(self, role: str) -> np.ndarray:
@@ -280,12 +285,20 @@ class Holdout:
             self._allowed[role] = allowed_items(role, self.item_ids, self.servable)
         return self._allowed[role]
 
+    def allowed_for(self, user: EvaluatedUser) -> np.ndarray:
+        """(n_items,) bool: what the API may serve ``user``: :meth:`allowed`, narrowed by the market as
+        ``ServingSet.allowed_for`` narrows it (an investor: raising rounds their checks fit)."""
+        if self.market is None:  # a split saved before it kept the market: the market as it is now
+            self.market = ItemMarket.of(self.item_ids, platform_data.item_market())
+        market = market_candidates(self.market, role=user.role, checks=user.checks, include_not_raising=False)
+        return self.allowed(user.role) if market is None else self.allowed(user.role) & market
+
     def popularity(self) -> np.ndarray:
         """(n_items,) users with a positive earlier event on each item, as serving's popularity counts them."""
         return np.bincount(self.matrix.indices, minlength=len(self.item_ids)).astype(np.float32)
 
     def save(self, path: Path) -> None:
-        users = [[u.user_id, u.row, u.role, u.segment, u.terms] for u in self.users]
+        users = [[u.user_id, u.row, u.role, u.segment, u.terms, list(u.checks)] for u in self.users]
         meta = {"user_ids": self.user_ids.to_json(), "item_ids": self.item_ids.to_json(), "users": users,
                 "held_events": self.held_events, "fraction": self.fraction}
         arrays = {"matrix": self.matrix, "negatives": self.negatives, "relevant": self.relevant,
@@ -294,16 +307,24 @@ class Holdout:
             arrays["item_content"] = self.item_content
         if self.groups is not None:
             arrays["groups"] = self.groups
+        if self.market is not None:
+            arrays |= {f"market_{name}": values for name, values in asdict(self.market).items()}
         save_artifact(path, meta, arrays)
 
     @classmethod
     def load(cls, path: Path) -> Holdout:
         meta, arrays = load_artifact(path)
-        users = [EvaluatedUser(user_id, row, role, segment, terms, features) for (user_id, row, role, segment, terms),
-                 features in zip(meta["users"], arrays["features"], strict=True)]
+        users = [EvaluatedUser(user_id, row, role, segment, terms, features, tuple(checks[0]) if checks else (0.0, 0.0))
+                 for (user_id, row, role, segment, terms, *checks), features
+                 in zip(meta["users"], arrays["features"], strict=True)]
+        market = None
+        if "market_not_raising" in arrays:  # absent from splits saved before the market was kept
+            market = ItemMarket(**{name: arrays[f"market_{name}"] for name in ItemMarket.__dataclass_fields__})
+            market = replace(market, not_raising=market.not_raising.astype(bool),
+                             positions=market.positions.astype(bool))
         return cls(IdMap.from_json(meta["user_ids"]), IdMap.from_json(meta["item_ids"]), arrays["matrix"],
                    arrays["negatives"], arrays["relevant"], users, arrays["servable"].astype(bool),
-                   arrays.get("item_content"), meta["held_events"], meta["fraction"], arrays.get("groups"))
+                   arrays.get("item_content"), meta["held_events"], meta["fraction"], arrays.get("groups"), market)
 
 
 def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION_MAX_USERS) -> Holdout:
@@ -314,19 +335,22 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
     train, heldout = split.train, split.heldout
     holdout = Holdout(train.user_ids, train.item_ids, train.matrix, train.negatives, heldout, [],
                       snapshot.servable, train.item_content, split.held_events, split.fraction,
-                      item_groups(train.item_ids))
+                      item_groups(train.item_ids), ItemMarket.of(train.item_ids, platform_data.item_market()))
     events_per_user = np.bincount([user for user, _, _ in split.train_events], minlength=train.n_users)
     relevant, users = [], []
     for row, user_id in enumerate(train.user_ids.ids):
         record = snapshot.records.get(int(user_id))
+        if record is None:
+            continue
+        user = EvaluatedUser(int(user_id), row, record["role"], _segment(int(events_per_user[row])),
+                             features.platform_user_terms(record),
+                             features.platform_user_features([record])[0].astype(np.float32), check_range(record))
         items = heldout.indices[heldout.indptr[row]:heldout.indptr[row + 1]]
-        items = items[holdout.allowed(record["role"])[items]] if record else items[:0]
+        items = items[holdout.allowed_for(user)[items]]
         if not len(items):
             continue
         relevant += [(row, item) for item in items.tolist()]
-        users.append(EvaluatedUser(int(user_id), row, record["role"], _segment(int(events_per_user[row])),
-                                   features.platform_user_terms(record),
-                                   features.platform_user_features([record])[0].astype(np.float32)))
+        users.append(user)
     if not users:
         raise EngineError("no user has held-out events the API could serve them: nothing to evaluate")
     holdout.relevant = _ones(relevant, train.n_users, train.n_items)
@@ -396,6 +420,9 @@ def serving_set_of(models: dict[str, Recommender], holdout: Holdout) -> ServingS
     serving = build_serving_set(models, {}, popularity, startups=startups)
     if not serving.ready:
         raise EngineError("no model to evaluate")
+    if holdout.market is None:
+        holdout.market = ItemMarket.of(holdout.item_ids, platform_data.item_market())
+    serving = serving.with_market(holdout.market)
     if serving.item_ids.ids != holdout.item_ids.ids:
         raise EngineError("the held-out models were fitted on another snapshot of the catalog than the holdout's")
     return serving
@@ -415,14 +442,15 @@ def served_lists(serving: ServingSet, weights: dict[str, float], holdout: Holdou
         for user in holdout.users:
             state = serving.user_state(user.user_id, holdout.matrix[user.row], holdout.negatives[user.row],
                                        user.terms, user.features)
-            lists[user.user_id] = rankers[user.role].rank(state, k, holdout.allowed(user.role), True,
+            lists[user.user_id] = rankers[user.role].rank(state, k, holdout.allowed_for(user), True,
                                                           diversify.diversity, diversify.max_per_startup).items
     return lists
 
 
 def candidates(holdout: Holdout, user: EvaluatedUser) -> np.ndarray:
-    """The item rows the API may serve ``user``: their role's, servable, neither seen nor dismissed."""
-    keep = holdout.allowed(user.role).copy()
+    """The item rows the API may serve ``user``: their role's, servable, the market's, neither seen nor
+    dismissed."""
+    keep = holdout.allowed_for(user).copy()
     keep[holdout.matrix[user.row].indices] = False
     keep[holdout.negatives[user.row].indices] = False
     return np.flatnonzero(keep)

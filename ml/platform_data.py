@@ -187,9 +187,14 @@ def item_records(people: dict[int, dict]) -> dict[str, dict]:
 
 
 def catalog_version() -> tuple:
-    """Changes whenever a position or startup is created, edited or deleted: (count, latest edit) of each."""
-    return tuple(tuple(model.objects.aggregate(n=models.Count("pk"), edited=models.Max("updated_at")).values())
-                 for model in (Position, Startup))
+    """((count, latest edit) of positions, the same of startups, positions' applicants in all): the first
+    two change whenever a position or startup is created, edited or deleted; the last with an application
+    (no edit of its position), after which serving reads the market again without loading the models
+    (recommendations.model_store). Two aggregates, as before applicants were counted."""
+    positions = Position.objects.aggregate(n=models.Count("pk"), edited=models.Max("updated_at"),
+                                           applicants=models.Sum("applicants"))
+    startups = Startup.objects.aggregate(n=models.Count("pk"), edited=models.Max("updated_at"))
+    return (positions["n"], positions["edited"]), (startups["n"], startups["edited"]), positions["applicants"] or 0
 
 
 def catalog_records_changed_since(moment) -> dict[str, dict]:
@@ -316,8 +321,9 @@ def item_startups() -> dict[str, int]:
 
 def item_market() -> dict[str, dict]:
     """{item key: {"raising", "round_size"}} of every startup and {item key: {"applicants", "openings"}} of
-    every position, as :func:`item_records` holds them: what ``recommendations.market`` filters investors'
-    candidates and lowers crowded positions by. Two small reads of columns, no join."""
+    every position, as :func:`item_records` holds them: what investors' candidates are filtered and crowded positions
+    lowered by (``ml.serving_set.ItemMarket``). Two small reads of columns, no join; read when models load
+    and when applicants change, never per request."""
     startups = {item_key(ItemType.STARTUP, pk): {"raising": raising, "round_size": size}
                 for pk, raising, size in Startup.objects.values_list("pk", "raising", "round_size")}
     return startups | {item_key(ItemType.POSITION, pk): {"applicants": applicants, "openings": openings}

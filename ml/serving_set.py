@@ -5,17 +5,19 @@ both rank through the same :class:`ml.core.ranker.Ranker` with the same candidat
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from django.conf import settings
 
 from ml.core.base import Recommender, UserState
 from ml.core.data import IdMap
 from ml.core.diversify import DEFAULT_DIVERSITY, DEFAULT_MAX_PER_STARTUP, NO_GROUP
-from ml.core.features import ContentVocabulary, platform_item_terms
+from ml.core.features import ContentVocabulary, crowding_penalty, platform_item_terms, round_fits
 from ml.core.ranker import Ranker, align
 from ml.core.registry import COLLABORATIVE, CONTENT, EASE, RP3BETA, TWO_TOWER
 from ml.core.retrieval import Retrieval
+from profiles.models import Role
 
 from .platform_data import parse_item_key
 
@@ -40,6 +42,75 @@ class Diversify:
     max_per_startup: int | None = DEFAULT_MAX_PER_STARTUP  # results of one startup (itself and its positions)
 
 
+# A position with at most this share of CROWDED_APPLICANTS_PER_OPENING in applicants per opening says so in its
+# reasons: 2 at the default 20 (in the demo world 269 of its 287 open positions).
+FEW_APPLICANTS_SHARE = 0.1
+MARKET = "market"  # what the market's reasons come from, beside the components (an explanation's "algorithm")
+FEW_APPLICANTS_TEXT = "Few applicants so far"
+
+
+@dataclass(frozen=True)
+class ItemMarket:
+    """Per item row of one numbering, what the market's rules read (``ml.platform_data.item_market``):
+    each startup's round, each position's applicants and openings."""
+
+    not_raising: np.ndarray  # (n_items,) bool: a startup that is not raising (False for every other item)
+    round_size: np.ndarray  # (n_items,) float USD; NaN where not said, or not a startup
+    applicants: np.ndarray  # (n_items,) float; 0 for items that are not positions
+    openings: np.ndarray  # (n_items,) float; 1 for items that are not positions
+    positions: np.ndarray  # (n_items,) bool: a position with a record
+
+    @classmethod
+    def of(cls, item_ids: IdMap, records: dict[str, dict]) -> ItemMarket:
+        """``records`` ({item key: record}) in ``item_ids``' numbering; an item without one (a person, or a
+        row deleted since) is neither a startup that is not raising nor crowded."""
+        n = len(item_ids)
+        not_raising, round_size = np.zeros(n, dtype=bool), np.full(n, np.nan)
+        applicants, openings, positions = np.zeros(n), np.ones(n), np.zeros(n, dtype=bool)
+        for row, key in enumerate(item_ids.ids):
+            record = records.get(key)
+            if record is None:
+                continue
+            if "raising" in record:
+                not_raising[row] = not record["raising"]
+                round_size[row] = np.nan if record["round_size"] is None else record["round_size"]
+            else:
+                applicants[row], openings[row] = record["applicants"], record["openings"]
+                positions[row] = True
+        return cls(not_raising, round_size, applicants, openings, positions)
+
+    def crowding(self) -> np.ndarray:
+        """(n_items,) what each item's blended score loses for its crowd (``crowding_penalty``), at the
+        setting now."""
+        return crowding_penalty(self.applicants, self.openings, settings.CROWDED_APPLICANTS_PER_OPENING)
+
+    def few_applicants(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows),) bool: positions among ``rows`` with at most FEW_APPLICANTS_SHARE of the crowded
+        threshold in applicants per opening (a non-position has no openings to fill: False)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        per_opening = self.applicants[rows] / np.maximum(self.openings[rows], 1.0)
+        return self.positions[rows] & (
+            per_opening <= FEW_APPLICANTS_SHARE * settings.CROWDED_APPLICANTS_PER_OPENING)
+
+
+def check_range(record: dict | None) -> tuple[float, float]:
+    """(smallest, largest) check of an investor's profile ``record``; (0, 0) when not said: every round fits."""
+    record = record or {}
+    return float(record.get("check_size_min") or 0), float(record.get("check_size_max") or 0)
+
+
+def market_candidates(market: ItemMarket | None, *, role: str, checks: tuple[float, float],
+                      include_not_raising: bool) -> np.ndarray | None:
+    """(n_items,) bool: the items the market lets a user of ``role`` be shown, or None for all. An investor
+    sees startups raising a round their ``checks`` (``check_range``) fit; ``include_not_raising`` widens
+    to startups that are not raising and would fit. People and positions are never an investor's
+    items (the role's types decide that); other roles are not filtered."""
+    if market is None or role != Role.INVESTOR:
+        return None
+    fits = round_fits(market.round_size, *checks)
+    return fits if include_not_raising else fits & ~market.not_raising
+
+
 @dataclass(frozen=True)
 class ServingSet:
     components: dict[str, Recommender] = field(default_factory=dict)  # aligned to user_ids / item_ids
@@ -53,6 +124,8 @@ class ServingSet:
     item_vectors: tuple = ()  # ((n_items, d), ...) dense or sparse: the embeddings diversity compares items by
     groups: np.ndarray | None = None  # (n_items,) the startup pk of each startup and position, NO_GROUP for people
     servable: np.ndarray | None = None  # (n_items,) bool: not a position closed or a row deleted since (None: all)
+    market: ItemMarket | None = None  # rounds and applicants, as of the load (None: no market rules)
+    crowding: np.ndarray | None = None  # (n_items,) what each item's blended score loses for its crowd
 
     @property
     def ready(self) -> bool:
@@ -66,10 +139,23 @@ class ServingSet:
         # would differ from the one the evaluation measures over servable items only.
         return allowed if self.servable is None else allowed & self.servable
 
+    def allowed_for(self, item_types, *, role: str, checks: tuple[float, float],
+                    include_not_raising: bool = False) -> np.ndarray:
+        """:meth:`allowed`, narrowed by the market for a user of ``role`` with ``checks`` (``check_range``):
+        the candidates serving and the served evaluation both rank."""
+        allowed = self.allowed(item_types)
+        market = market_candidates(self.market, role=role, checks=checks, include_not_raising=include_not_raising)
+        return allowed if market is None else allowed & market
+
     def ranker(self, weights: dict[str, float]) -> Ranker:
         return Ranker(self.components, weights, len(self.item_ids), popularity=self.popularity,
                       retrieval=self.retrieval, unavailable=self.unavailable, item_vectors=self.item_vectors or None,
-                      groups=self.groups)
+                      groups=self.groups, crowding=self.crowding)
+
+    def with_market(self, market: ItemMarket | None) -> ServingSet:
+        """This set with ``market`` (in its numbering) and the crowding it gives: a new application
+        counts without loading the models again."""
+        return replace(self, market=market, crowding=None if market is None else market.crowding())
 
     def user_state(self, user_id: int, history, negatives, terms: list[str], features: np.ndarray) -> UserState:
         """User ``user_id`` as they are now: their current interaction rows (in this set's item numbering),
@@ -80,13 +166,16 @@ class ServingSet:
 
 
 def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str], popularity: dict[str, int],
-                      fresh_items: dict[str, dict] | None = None, startups: dict[str, int] | None = None) -> ServingSet:
+                      fresh_items: dict[str, dict] | None = None, startups: dict[str, int] | None = None,
+                      market: dict[str, dict] | None = None) -> ServingSet:
     """``loaded`` (algorithm -> fitted model, each from any snapshot) aligned to one numbering;
     ``popularity``: {item key: users who interacted with it}; ``fresh_items``: {item key: record} of the
     catalog items created or edited since training, which the content model scores at once (the other
     components give them their mean, a z-score of 0, until they are trained on them); ``startups``:
     {item key: startup pk} of startups and positions (``platform_data.item_startups``), what
-    ``max_per_startup`` counts; given, a startup or position not in it (closed or deleted) is not servable."""
+    ``max_per_startup`` counts; given, a startup or position not in it (closed or deleted) is not servable;
+    ``market``: {item key: record} of rounds and applicants (``platform_data.item_market``), what investors'
+    candidates and crowded positions' scores follow (None: no market rules)."""
     loaded = dict(loaded)
     vocabulary = None
     if CONTENT in loaded:
@@ -101,7 +190,7 @@ def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str
     users, items = reference.user_ids, reference.item_ids
     item_types = np.asarray([parse_item_key(key)[0] for key in items.ids])
     components = {name: align(model, users, items) for name, model in loaded.items()}
-    return ServingSet(
+    serving = ServingSet(
         components=components, unavailable=dict(unavailable), user_ids=users, item_ids=items,
         vocabulary=vocabulary,
         type_masks={item_type: item_types == item_type for item_type in np.unique(item_types)},
@@ -114,6 +203,7 @@ def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str
             (key in startups or parse_item_key(key)[0] not in CATALOG_TYPES for key in items.ids), dtype=bool,
             count=len(items)),
     )
+    return serving.with_market(None if market is None else ItemMarket.of(items, market))
 
 
 def _diversity_vectors(components: dict[str, Recommender]) -> tuple:

@@ -138,7 +138,7 @@ class Startup(models.Model):
     remote_friendly = models.BooleanField(default=False)
     description = models.TextField(blank=True)
     # Fundraising: investors are recommended only startups that raise a round their checks fit
-    # (recommendations.market). A new startup declares it; rows that existed before the field were shown
+    # (ml.serving_set.market_candidates). A new startup declares it; rows that existed before the field were shown
     # to investors, so the migration kept them raising.
     raising = models.BooleanField(default=False, help_text="Whether the startup is raising a round now.")
     round_size = models.PositiveBigIntegerField(null=True, blank=True,

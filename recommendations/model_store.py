@@ -10,7 +10,9 @@ background: the models held serve until the new ones are ready). So a version tr
 weights saved or an experiment started by any process serve here within seconds, and so does a position or
 startup created or edited: the content model scores it at once from its text and skills, the other
 components give it their mean until the next training. A change made in this process serves from its next
-request (:func:`recheck_serving_models`, called on every save of a version or of weights).
+request (:func:`recheck_serving_models`, called on every save of a version or of weights). An application
+changes only the positions' applicants: the market (``ml.serving_set.ItemMarket``: investors' candidates,
+crowded positions) is read again and the models held keep serving.
 
 Loading never fails a request. An active version whose artifact is missing, damaged or unverifiable
 (ml.artifacts) is failed over (ml.services.model_version_fail_over): marked failed with the reason, and the
@@ -33,10 +35,16 @@ from django.db.models.functions import Coalesce
 from ml.artifacts import ArtifactUnreadable, load_version
 from ml.core.registry import CONTENT
 from ml.models import Algorithm, ModelVersion
-from ml.platform_data import catalog_records_changed_since, catalog_version, item_popularity, item_startups
+from ml.platform_data import (
+    catalog_records_changed_since,
+    catalog_version,
+    item_market,
+    item_popularity,
+    item_startups,
+)
 from ml.selectors import failed_over_versions, weights_in_force
 from ml.services import model_version_fail_over
-from ml.serving_set import ServingSet, build_serving_set
+from ml.serving_set import ItemMarket, ServingSet, build_serving_set
 
 if TYPE_CHECKING:  # experiments' writes import this module (its recheck): read it only when called
     from . import experiments
@@ -121,6 +129,7 @@ class _DatabaseInputs:
     fresh_items: dict[str, dict]  # positions and startups changed since the content model's training
     failed_over: dict[str, str] = field(default_factory=dict)  # algorithm -> why its last active version failed
     startups: dict[str, int] = field(default_factory=dict)  # item key -> its startup (max_per_startup counts it)
+    market: dict[str, dict] = field(default_factory=dict)  # item key -> its round or its applicants and openings
 
 
 def _database_inputs(key: tuple) -> _DatabaseInputs:
@@ -128,7 +137,7 @@ def _database_inputs(key: tuple) -> _DatabaseInputs:
     fresh = catalog_records_changed_since(content[0]) if content else {}
     failed = {algorithm: f"v{version.version} failed ({version.failure_reason})"
               for algorithm, version in failed_over_versions().items()}
-    return _DatabaseInputs(item_popularity(), fresh, failed, item_startups())
+    return _DatabaseInputs(item_popularity(), fresh, failed, item_startups(), item_market())
 
 
 def _load(key: tuple, weights: dict[str, float], inputs: _DatabaseInputs) -> ServingModels:
@@ -156,7 +165,8 @@ def _serving_set(rows: tuple, inputs: _DatabaseInputs) -> tuple[ServingSet, dict
             failed = f"{inputs.failed_over[algorithm]}; " if algorithm in inputs.failed_over else ""
             unavailable[algorithm] = (f"no active {algorithm} version: {failed}train one (POST /api/v1/models/train)"
                                       " or activate a readable one")
-    return build_serving_set(loaded, unavailable, inputs.popularity, inputs.fresh_items, inputs.startups), broken
+    return build_serving_set(loaded, unavailable, inputs.popularity, inputs.fresh_items, inputs.startups,
+                             inputs.market), broken
 
 
 class _Store:
@@ -187,7 +197,9 @@ class _Store:
             if self._models is None:
                 self._models = replace(_load(key, weights, _database_inputs(key)), **in_force)
             else:
-                if self._models.key != key:
+                if _only_applicants_changed(self._models.key, key):
+                    self._models = _with_market_read_again(self._models, key)
+                elif self._models.key != key:
                     self._start_loading(key, weights)
                 if _in_force(self._models) != in_force:
                     self._models = replace(self._models, **in_force)
@@ -248,6 +260,24 @@ class _Store:
     def recheck(self) -> None:
         """Check the registry on the next request, however recent the last check (this process changed it)."""
         self._checked_at = float("-inf")
+
+
+def _only_applicants_changed(held: tuple, key: tuple) -> bool:
+    """Whether ``key`` differs from ``held`` in positions' applicants alone (``catalog_version``'s last part):
+    an application, after which the market is read again and nothing else is loaded."""
+    return held != key and (held[0], held[1][:2], held[2]) == (key[0], key[1][:2], key[2])
+
+
+def _with_market_read_again(models: ServingModels, key: tuple) -> ServingModels:
+    """``models`` serving the market as it is now: two small reads, in the request that found the change
+    (at most every MODEL_REGISTRY_CHECK_SECONDS), where loading the models would take seconds."""
+    records = item_market()
+    return replace(models, key=key, serving=_market_of(models.serving, records),
+                   pinned={variant: _market_of(serving, records) for variant, serving in models.pinned.items()})
+
+
+def _market_of(serving: ServingSet, records: dict[str, dict]) -> ServingSet:
+    return serving.with_market(ItemMarket.of(serving.item_ids, records)) if serving.ready else serving
 
 
 def _running_experiment() -> experiments.RunningExperiment | None:

@@ -1,7 +1,7 @@
 """Reads for serving: a user's current rows in a model's numbering, the catalog rows behind ranked items,
 and the registry's state for the model endpoints."""
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -74,6 +74,7 @@ class Profile:
 
     terms: list[str]  # content terms
     features: np.ndarray  # (USER_FEATURE_DIM,) dense features
+    record: dict = field(default_factory=dict)  # the record both come from (ml.platform_data.user_records)
 
 
 def user_profile(*, user_id: int, role: str) -> Profile | None:
@@ -81,7 +82,7 @@ def user_profile(*, user_id: int, role: str) -> Profile | None:
     record = user_records([user_id], role=role).get(user_id)
     if record is None:
         return None
-    return Profile(features.platform_user_terms(record), features.platform_user_features([record])[0])
+    return Profile(features.platform_user_terms(record), features.platform_user_features([record])[0], record)
 
 
 def recommendable_titles(keys: list[str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from ml.core.ranker import MISSING_PATHS, PATH_ALL, PATH_COLD_START, PATH_POPULA
 from ml.core.registry import COLLABORATIVE, CONTENT, EASE, POPULARITY, RP3BETA, TWO_TOWER
 from ml.evaluation import ROLES, SEGMENTS
 from ml.models import BLENDED, Algorithm, HybridWeights, TrainingRun
+from ml.serving_set import MARKET
 from profiles.models import Developer, Founder, InteractionKind, Investor, ItemType, Position, Role, Startup, a_or_an
 from profiles.serializers import MAX_ID, MAX_LIST_ITEMS
 
@@ -79,18 +80,23 @@ class RecommendationRequestSerializer(StrictSerializer):
         min_value=1, max_value=100, default=DEFAULT_MAX_PER_STARTUP, allow_null=True,
         help_text="At most this many results of one startup (the startup and its positions); people are not "
                   "limited. Null or absent: no limit.")
+    include_not_raising = serializers.BooleanField(
+        default=False, help_text="Investors: also startups that are not raising now. By default an investor is "
+                                 "shown only startups raising a round their check size fits.")
 
 
 class ExplanationSerializer(serializers.Serializer):
     algorithm = serializers.ChoiceField(
-        choices=[CONTENT, COLLABORATIVE, TWO_TOWER, EASE, RP3BETA, POPULARITY],
-        help_text="The component the reason comes from; popularity on the popular fallback.")
+        choices=[CONTENT, COLLABORATIVE, TWO_TOWER, EASE, RP3BETA, POPULARITY, MARKET],
+        help_text="The component the reason comes from; popularity on the popular fallback; market: what the "
+                  "marketplace says of the item, after the components' reasons.")
     text = serializers.CharField(
         help_text="content_based: what the item shares with your profile or history; collaborative and item-item "
                   "models: \"People who applied to <item> also applied here\"; two_tower: \"Like <item>, which you "
                   "saved\" (<item>: the one of your interactions the component finds closest, named with what you "
                   "did); popularity: \"Popular with developers\" (the reader's role; the count covers all time, so no "
-                  "period is named).")
+                  "period is named); market: \"Few applicants so far\" (a position with at most a couple of "
+                  "applicants per opening).")
 
 
 class RecommendationSerializer(serializers.Serializer):

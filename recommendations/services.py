@@ -27,7 +27,7 @@ from ml.core.registry import CONTENT, POPULARITY
 from ml.models import BLENDED, ModelVersion, TrainingRun, Trigger
 from ml.platform_data import ROLE_ITEM_TYPES, item_key, parse_item_key
 from ml.services import model_version_activate
-from ml.serving_set import Diversify, ServingSet
+from ml.serving_set import FEW_APPLICANTS_TEXT, MARKET, Diversify, ServingSet, check_range
 from profiles.models import TARGET_FIELDS, Interaction, a_or_an
 from recsys_site.exceptions import ServiceUnavailable
 
@@ -90,13 +90,15 @@ def candidate_types(*, role: str, item_types: list[str] | None) -> tuple[str, ..
 def recommendations_for_user(*, user_id: int, user_type: str, limit: int = 10, item_types: list[str] | None = None,
                              exclude_seen: bool = True, explain: bool = True,
                              weights: dict[str, float] | None = None, diversity: float = DEFAULT_DIVERSITY,
-                             max_per_startup: int | None = DEFAULT_MAX_PER_STARTUP) -> Recommendations:
+                             max_per_startup: int | None = DEFAULT_MAX_PER_STARTUP,
+                             include_not_raising: bool = False) -> Recommendations:
     """Up to ``limit`` items for user ``user_id``, best first, with per-algorithm scores, reasons and the
     path taken; NotFound for an unknown user, a ValidationError when they are not a ``user_type``.
 
     ``weights``: the hybrid's weights for this answer only (a staff trial); by default those in force.
     ``diversity`` (0-1) and ``max_per_startup`` re-rank the list (``ml.core.diversify``): the same
-    re-ranking the served evaluation measures.
+    re-ranking the served evaluation measures. An investor is shown startups raising a round their checks
+    fit; ``include_not_raising`` adds those that are not raising now (``ml.serving_set.market_candidates``).
     With no usable model at all (nothing trained yet, or every artifact lost) the answer is empty with
     ``fallback`` "popular" and no algorithms: a missing model is never a client error, and fitting one
     inside a request would be far too slow.
@@ -116,7 +118,7 @@ def recommendations_for_user(*, user_id: int, user_type: str, limit: int = 10, i
         weights = variant.weights if variant and variant.weights else models.weights_for(user_type)
     with single_threaded_blas():
         answer = _rank(user_id, user_type, profile, models.serving_for(variant), types, limit, exclude_seen,
-                       explain, weights, Diversify(diversity, max_per_startup))
+                       explain, weights, Diversify(diversity, max_per_startup), include_not_raising)
     answer.model_versions = models.versions_for(variant)
     if experiment:
         answer.experiment = {"id": experiment.id, "name": experiment.name,
@@ -136,13 +138,14 @@ def _refuse(user_id: int, user_type: str) -> NoReturn:
 
 def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingSet, types, limit: int,
           exclude_seen: bool, explain: bool, weights: dict[str, float],
-          diversify: Diversify = Diversify()) -> Recommendations:
+          diversify: Diversify = Diversify(), include_not_raising: bool = False) -> Recommendations:
     interactions = selectors.user_interactions(user_id=user_id, item_ids=serving.item_ids)
     user = serving.user_state(user_id, interactions.history, interactions.negatives, profile.terms, profile.features)
     # Never the user themselves or their own startup: a user has one role (profiles.services), and no
     # role is recommended its own kind: founders get developers and investors, the others get startups
-    # and positions, which only founders found.
-    allowed = serving.allowed(types).copy()
+    # and positions, which only founders found. The market narrows an investor's: the evaluation's too.
+    allowed = serving.allowed_for(types, role=role, checks=check_range(profile.record),
+                                  include_not_raising=include_not_raising).copy()
     ranker = serving.ranker(weights)
     # A reason is anchored on something the user still stands by: a dismissed item is no anchor.
     anchorable = np.setdiff1d(interactions.history.indices, interactions.negatives.indices)
@@ -157,6 +160,8 @@ def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingS
     result = short.ranking
     why = (_explanations(serving, role, user, short, interactions.kinds) if explain
            else [[] for _ in short.shown])
+    if explain:
+        _add_market_reasons(serving, result.items[short.shown], why)
     used = [a for a in BLENDED if a in result.weights]
     results = []
     for position, (n, explanations) in enumerate(zip(short.shown, why, strict=True), start=1):
@@ -227,6 +232,16 @@ def _explanations(serving, role: str, user, short: _Shortlist, kinds: dict[int, 
     return [[Explanation(algorithm=name, text=text) for name in explainer.by_contribution(result, n)
              for text in texts(name, n, content_reasons)]
             for n, content_reasons in zip(short.shown, matched, strict=True)]
+
+
+def _add_market_reasons(serving: ServingSet, rows: np.ndarray, why: list[list[Explanation]]) -> None:
+    """After the components' reasons, the market's: "Few applicants so far" for a position with few
+    applicants per opening (``ItemMarket.few_applicants``), whose application is likely read."""
+    if serving.market is None:
+        return
+    for explanations, few in zip(why, serving.market.few_applicants(rows), strict=True):
+        if few:
+            explanations.append(Explanation(algorithm=MARKET, text=FEW_APPLICANTS_TEXT))
 
 
 def _anchored(name: str, n: int, short: _Shortlist, kinds: dict[int, str]) -> list[str]:

@@ -112,12 +112,10 @@ IMPRESSION_FLUSH_SECONDS = env_int("IMPRESSION_FLUSH_SECONDS", 1)
 # Off only to measure what recording costs (bench/api_latency.py --impressions): answers are then not recorded,
 # and events never attributed.
 RECORD_IMPRESSIONS = env_bool("RECORD_IMPRESSIONS", True)
-# Applicants per opening beyond which a position is shown less (recommendations.market): its score loses
+# Applicants per opening beyond which a position is shown less (ml.core.ranker): its blended score loses
 # log(1 + excess / this). 20: a founder reviews about that many applications per hire; in the demo world it
 # is above what 99% of open positions have, so only the crowded tail is lowered.
 CROWDED_APPLICANTS_PER_OPENING = env_int("CROWDED_APPLICANTS_PER_OPENING", 20)
-# How often each process reads again the startups' rounds and the positions' applicants it serves by.
-MARKET_REFRESH_SECONDS = env_int("MARKET_REFRESH_SECONDS", 60)
 
 # API tokens (django-rest-knox): stored as digests, expiring, revocable; sent as `Authorization: Token <key>`.
 TOKEN_TTL_HOURS = env_int("TOKEN_TTL_HOURS", 720)

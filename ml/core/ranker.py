@@ -76,12 +76,15 @@ class Ranker:
     ``RetrievalConfig.exact_up_to`` items, over one group of all items; ``item_vectors``: (n_items, d) the
     embeddings a diversified ranking compares items by (dense or sparse, or a tuple of such, whose cosine
     similarities are averaged; None: items are all unlike);
-    ``groups``: (n_items,) int, the group (startup) of each item, ``ml.core.diversify.NO_GROUP`` for none.
+    ``groups``: (n_items,) int, the group (startup) of each item, ``ml.core.diversify.NO_GROUP`` for none;
+    ``crowding``: (n_items,) >= 0, what each item's blended score (z-score units) loses before the top k
+    are chosen (``ml.core.features.crowding_penalty``: a position with more applicants than it can read).
     """
 
     def __init__(self, components: dict[str, Recommender], weights: dict[str, float], n_items: int, *,
                  popularity: np.ndarray | None = None, retrieval: Retrieval | None = None,
-                 unavailable: dict[str, str] | None = None, item_vectors=None, groups: np.ndarray | None = None):
+                 unavailable: dict[str, str] | None = None, item_vectors=None, groups: np.ndarray | None = None,
+                 crowding: np.ndarray | None = None):
         self.components = dict(components)
         self.weights = dict(weights)
         self.n_items = n_items
@@ -89,6 +92,8 @@ class Ranker:
         self.retrieval = retrieval or Retrieval(self.components, np.zeros(n_items, dtype=np.int64))
         self.unavailable = dict(unavailable or {})
         self.item_vectors, self.groups = item_vectors, groups
+        # None when nothing is crowded: the common case costs no subtraction
+        self.crowding = crowding if crowding is not None and crowding.any() else None
 
     def rank(self, user: UserState, k: int, allowed: np.ndarray | None = None, exclude_seen: bool = True,
              diversity: float = 0.0, max_per_group: int | None = None) -> Ranking:
@@ -118,7 +123,7 @@ class Ranker:
         candidates = self._candidates(scores, keep)
         seen = self._seen_among_stats_rows(user.history)
         z = {n: self._standardised(n, scores[n], candidates, seen) for n in weights}
-        chosen, values = top(self._blend(weights, z, scores, candidates), candidates, k)
+        chosen, values = top(self._crowded(self._blend(weights, z, scores, candidates), candidates), candidates, k)
         return Ranking(candidates[chosen], values, {n: z[n][chosen] for n in weights},
                        self._path(user.history.nnz > 0, unavailable), weights, unavailable, scores)
 
@@ -153,6 +158,14 @@ class Ranker:
         blended = sum(w * knows[n] * z[n] for n, w in weights.items())
         opinions = sum(w * knows[n] for n, w in weights.items())
         return (blended / np.maximum(opinions, 1e-6)).astype(np.float32)
+
+    def _crowded(self, relevance: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``relevance`` of ``rows`` less their crowding: subtracted from the blend, not applied to the list
+        afterwards, so that a crowded position competes for its place with what it then scores (and a
+        diversified list is built from the scores as served)."""
+        if self.crowding is None:
+            return relevance
+        return (relevance - self.crowding[rows]).astype(np.float32)
 
     def _wanted(self, has_history: bool) -> dict[str, float]:
         """The components to blend and their weights: content alone for a user with no history; else those
@@ -194,8 +207,12 @@ class Ranker:
 
     def _popular(self, k: int, keep: np.ndarray, unavailable: dict[str, str], top) -> Ranking:
         rows = np.flatnonzero(keep)
-        chosen, values = top(self.popularity[rows], rows, k)
         spread = self.popularity[rows].std() or 1.0
+        relevance = self.popularity[rows]
+        if self.crowding is not None:  # in z-score units, as in the blend: the most popular positions are the crowded
+            relevance = relevance - spread * self.crowding[rows]
+        chosen, _ = top(relevance, rows, k)
+        values = self.popularity[rows[chosen]]
         z = (values - self.popularity[rows].mean()) / spread
         return Ranking(rows[chosen], values, {POPULARITY: z.astype(np.float32)}, PATH_POPULAR, {POPULARITY: 1.0},
                        unavailable)

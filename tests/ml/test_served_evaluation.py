@@ -133,6 +133,9 @@ def test_the_evaluation_ranks_each_user_exactly_as_the_api_serves_them(trained):
         answer = recommendations_for_user(user_id=user.user_id, user_type=user.role, limit=evaluation.K, explain=False)
         served = [f"{r.item_type}:{r.item_id}" for r in answer.results]
         assert [data.item_ids.ids[row] for row in lists[user.user_id]] == served, user
+    # investors among them, whose candidates the market narrows (raising rounds their checks fit) on both paths
+    investors = [user for user in holdout.users if user.role == "investor"]
+    assert any((holdout.allowed_for(user) != holdout.allowed(user.role)).any() for user in investors)
 
 
 def test_weights_measured_later_on_the_held_out_split_reproduce_the_runs_measure(trained):

@@ -193,3 +193,24 @@ def test_a_group_with_few_validation_users_keeps_the_overall_weights(cold_world)
     labels = np.asarray(["even" if user % 2 == 0 else "odd" for user in range(cold_world.n_users)])  # 32 each
     tuned = tune(["content_based", "collaborative"], cold_world, groups=labels)
     assert tuned.weights_by_group == {} and tuned.validation["by_group"]["odd"]["own_weights"] is False
+
+
+def test_a_crowded_item_loses_its_crowding_from_the_blend_and_falls_below_what_then_scores_more(
+        cold_world, components):
+    plain = ranker(cold_world, components).rank(state(cold_world, 0), 5)
+    first, second = plain.items[:2]
+    crowding = np.zeros(cold_world.n_items)
+    crowding[first] = plain.scores[0] - plain.scores[1] + 0.5  # half a z-score below the second
+    crowded = ranker(cold_world, components, crowding=crowding).rank(state(cold_world, 0), cold_world.n_items)
+    assert crowded.items[0] == second
+    assert crowded.scores[list(crowded.items).index(first)] == pytest.approx(plain.scores[1] - 0.5, abs=1e-5)
+
+
+def test_the_popular_path_lowers_crowded_items_too(cold_world):
+    popularity = item_popularity(cold_world.matrix)
+    plain = ranker(cold_world, {}).rank(state(cold_world, 0), 3)
+    crowding = np.zeros(cold_world.n_items)
+    crowding[plain.items[0]] = 100.0
+    crowded = ranker(cold_world, {}, crowding=crowding).rank(state(cold_world, 0), 3)
+    assert plain.items[0] not in crowded.items
+    assert crowded.scores.tolist() == popularity[crowded.items].tolist()  # scores stay the popularity counts
