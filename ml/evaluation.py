@@ -55,7 +55,16 @@ from recsys_site.exceptions import Conflict
 
 from . import platform_data
 from .models import Algorithm, HybridWeights, TrainingRun
-from .serving_set import Diversify, ItemMarket, ServingSet, build_serving_set, check_range, market_candidates
+from .serving_set import (
+    Diversify,
+    ItemMarket,
+    ServingSet,
+    build_serving_set,
+    check_range,
+    market_candidates,
+    rebuffed_by,
+    without_rebuffs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +286,9 @@ class Holdout:
     fraction: float
     groups: np.ndarray | None = None  # (n_items,) each startup's and position's startup pk, NO_GROUP for people
     market: ItemMarket | None = None  # the items' rounds and applicants when the split was made
+    founders: dict[str, tuple[int, ...]] | None = None  # startup or position key -> its founders, at the split
     _allowed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _rebuffs: dict[int, np.ndarray] | None = field(default=None, repr=False)
 
     def allowed(self, role: str) -> np.ndarray:
         """(n_items,) bool: what the API may serve a ``role``: its item types, servable ones."""
@@ -286,12 +297,25 @@ class Holdout:
         return self._allowed[role]
 
     def allowed_for(self, user: EvaluatedUser) -> np.ndarray:
-        """(n_items,) bool: what the API may serve ``user``: :meth:`allowed`, narrowed by the market as
-        ``ServingSet.allowed_for`` narrows it (an investor: raising rounds their checks fit)."""
+        """(n_items,) bool: what the API may serve ``user``: :meth:`allowed`, narrowed by the market and by
+        who rebuffed them as ``ServingSet.allowed_for`` narrows it (an investor: raising rounds their checks
+        fit; a founder: no one who dismissed their startups or positions)."""
         if self.market is None:  # a split saved before it kept the market: the market as it is now
             self.market = ItemMarket.of(self.item_ids, platform_data.item_market())
         market = market_candidates(self.market, role=user.role, checks=user.checks, include_not_raising=False)
-        return self.allowed(user.role) if market is None else self.allowed(user.role) & market
+        allowed = self.allowed(user.role) if market is None else self.allowed(user.role) & market
+        return without_rebuffs(allowed, self.rebuffs().get(user.user_id))
+
+    def rebuffs(self) -> dict[int, np.ndarray]:
+        """Who rebuffed whom (``rebuffed_by``) as the earlier part's dismissals say: what serving knows from
+        the interactions it read at load."""
+        if self._rebuffs is None:
+            if self.founders is None:  # a split saved before it kept them: the founders as they are now
+                self.founders = platform_data.item_founders()
+            said_no = [(int(self.user_ids.ids[row]), self.item_ids.ids[item])
+                       for row, item in zip(*self.negatives.nonzero(), strict=True)]
+            self._rebuffs = rebuffed_by(item_ids=self.item_ids, dismissals=said_no, founders=self.founders)
+        return self._rebuffs
 
     def popularity(self) -> np.ndarray:
         """(n_items,) users with a positive earlier event on each item, as serving's popularity counts them."""
@@ -301,6 +325,8 @@ class Holdout:
         users = [[u.user_id, u.row, u.role, u.segment, u.terms, list(u.checks)] for u in self.users]
         meta = {"user_ids": self.user_ids.to_json(), "item_ids": self.item_ids.to_json(), "users": users,
                 "held_events": self.held_events, "fraction": self.fraction}
+        if self.founders is not None:
+            meta["founders"] = {key: list(ids) for key, ids in self.founders.items()}
         arrays = {"matrix": self.matrix, "negatives": self.negatives, "relevant": self.relevant,
                   "servable": self.servable, "features": np.asarray([u.features for u in self.users], np.float32)}
         if self.item_content is not None:
@@ -322,9 +348,11 @@ class Holdout:
             market = ItemMarket(**{name: arrays[f"market_{name}"] for name in ItemMarket.__dataclass_fields__})
             market = replace(market, not_raising=market.not_raising.astype(bool),
                              positions=market.positions.astype(bool))
+        founders = None if "founders" not in meta else {key: tuple(ids) for key, ids in meta["founders"].items()}
         return cls(IdMap.from_json(meta["user_ids"]), IdMap.from_json(meta["item_ids"]), arrays["matrix"],
                    arrays["negatives"], arrays["relevant"], users, arrays["servable"].astype(bool),
-                   arrays.get("item_content"), meta["held_events"], meta["fraction"], arrays.get("groups"), market)
+                   arrays.get("item_content"), meta["held_events"], meta["fraction"], arrays.get("groups"), market,
+                   founders)
 
 
 def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION_MAX_USERS) -> Holdout:
@@ -335,7 +363,8 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
     train, heldout = split.train, split.heldout
     holdout = Holdout(train.user_ids, train.item_ids, train.matrix, train.negatives, heldout, [],
                       snapshot.servable, train.item_content, split.held_events, split.fraction,
-                      item_groups(train.item_ids), ItemMarket.of(train.item_ids, platform_data.item_market()))
+                      item_groups(train.item_ids), ItemMarket.of(train.item_ids, platform_data.item_market()),
+                      platform_data.item_founders())
     events_per_user = np.bincount([user for user, _, _ in split.train_events], minlength=train.n_users)
     relevant, users = [], []
     for row, user_id in enumerate(train.user_ids.ids):

@@ -187,14 +187,18 @@ def item_records(people: dict[int, dict]) -> dict[str, dict]:
 
 
 def catalog_version() -> tuple:
-    """((count, latest edit) of positions, the same of startups, positions' applicants in all): the first
-    two change whenever a position or startup is created, edited or deleted; the last with an application
-    (no edit of its position), after which serving reads the market again without loading the models
-    (recommendations.model_store). Two aggregates, as before applicants were counted."""
+    """((count, latest edit) of positions, the same of startups, positions' applicants in all, (count, latest
+    id) of dismissals): the first two change whenever a position or startup is created, edited or deleted;
+    the others with an application (no edit of its position) or a dismissal, after which serving reads the
+    market and who rebuffed whom again without loading the models (recommendations.model_store). Three
+    aggregates, read once per registry check (MODEL_REGISTRY_CHECK_SECONDS), never per request."""
     positions = Position.objects.aggregate(n=models.Count("pk"), edited=models.Max("updated_at"),
                                            applicants=models.Sum("applicants"))
     startups = Startup.objects.aggregate(n=models.Count("pk"), edited=models.Max("updated_at"))
-    return (positions["n"], positions["edited"]), (startups["n"], startups["edited"]), positions["applicants"] or 0
+    said_no = Interaction.objects.filter(kind__in=list(engine_data.NEGATIVE_KINDS)).aggregate(
+        n=models.Count("pk"), latest=models.Max("pk"))
+    return ((positions["n"], positions["edited"]), (startups["n"], startups["edited"]), positions["applicants"] or 0,
+            (said_no["n"], said_no["latest"]))
 
 
 def catalog_records_changed_since(moment) -> dict[str, dict]:
@@ -328,6 +332,32 @@ def item_market() -> dict[str, dict]:
                 for pk, raising, size in Startup.objects.values_list("pk", "raising", "round_size")}
     return startups | {item_key(ItemType.POSITION, pk): {"applicants": applicants, "openings": openings}
                        for pk, applicants, openings in Position.objects.values_list("pk", "applicants", "openings")}
+
+
+def item_founders() -> dict[str, tuple[int, ...]]:
+    """{item key: user ids of its founders} of every startup and position (its startup's founders): whose
+    side a dismissal of a catalog item rebuffs, and whose positions a founder's dismissal of a developer
+    closes to them (``ml.serving_set.rebuffed_by``). Two small reads; read when models load, never per request."""
+    founders: dict[int, list[int]] = defaultdict(list)
+    for startup, founder in Startup.founders.through.objects.order_by("startup_id", "founder_id").values_list(
+            "startup_id", "founder_id"):
+        founders[startup].append(founder)
+    items = {item_key(ItemType.STARTUP, pk): tuple(ids) for pk, ids in founders.items()}
+    return items | {item_key(ItemType.POSITION, pk): tuple(founders[startup])
+                    for pk, startup in Position.objects.values_list("pk", "startup_id") if startup in founders}
+
+
+def dismissals() -> list[tuple[int, str]]:
+    """(user id, item key) of every dismissal on the platform: who said no to what, which the other side's
+    candidates are narrowed by (``ml.serving_set.rebuffed_by``). One read of the dismissals, at load."""
+    columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
+    types = list(TARGET_FIELDS)
+    rows = Interaction.objects.filter(kind__in=list(engine_data.NEGATIVE_KINDS)).values_list("user_id", *columns)
+    said_no = []
+    for user, *targets in rows:
+        position = next(n for n, target in enumerate(targets) if target is not None)
+        said_no.append((user, item_key(types[position], targets[position])))
+    return said_no
 
 
 def item_popularity() -> dict[str, int]:

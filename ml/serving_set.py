@@ -111,6 +111,50 @@ def market_candidates(market: ItemMarket | None, *, role: str, checks: tuple[flo
     return fits if include_not_raising else fits & ~market.not_raising
 
 
+PEOPLE_TYPES = ("developer", "investor")  # whose dismissal of a founder's items rebuffs that founder
+
+
+def rebuffed_by(*, item_ids: IdMap, dismissals, founders: dict[str, tuple[int, ...]]) -> dict[int, np.ndarray]:
+    """{user id: item rows (of ``item_ids``) of candidates who said no to that user's side}: a two-sided
+    market recommends no one who would not answer. ``dismissals``: (user id, item key) of each dismissal
+    (``platform_data.dismissals``, or a holdout's earlier ones); ``founders``: {startup or position key:
+    its founders' user ids} (``platform_data.item_founders``). A developer or investor who dismissed any of
+    a founder's startups or positions rebuffs that founder; a founder who dismissed a developer closes their
+    positions to that developer."""
+    positions_of = _positions_by_founder(item_ids=item_ids, founders=founders)
+    rebuffed: dict[int, set[int]] = {}
+    for user, key in dismissals:
+        item_type, pk = parse_item_key(key)
+        if item_type in CATALOG_TYPES:  # a person said no to a founder's startup or position
+            rows = [item_ids.index[person] for person in (f"{t}:{user}" for t in PEOPLE_TYPES)
+                    if person in item_ids.index]
+            for founder in founders.get(key, ()):
+                rebuffed.setdefault(founder, set()).update(rows)
+        elif item_type == "developer":  # a founder said no to a developer
+            rebuffed.setdefault(pk, set()).update(positions_of.get(user, ()))
+    return {user: np.fromiter(sorted(rows), dtype=np.int64, count=len(rows)) for user, rows in rebuffed.items() if rows}
+
+
+def _positions_by_founder(*, item_ids: IdMap, founders: dict[str, tuple[int, ...]]) -> dict[int, list[int]]:
+    """{founder's user id: the item rows of their startups' positions}."""
+    positions_of: dict[int, list[int]] = {}
+    for key, owners in founders.items():
+        row = item_ids.index.get(key)
+        if row is not None and parse_item_key(key)[0] == "position":
+            for founder in owners:
+                positions_of.setdefault(founder, []).append(row)
+    return positions_of
+
+
+def without_rebuffs(allowed: np.ndarray, rebuffed: np.ndarray | None) -> np.ndarray:
+    """``allowed`` less the rows ``rebuffed`` (a copy when any; ``allowed`` itself when none)."""
+    if rebuffed is None or not len(rebuffed):
+        return allowed
+    allowed = allowed.copy()
+    allowed[rebuffed] = False
+    return allowed
+
+
 @dataclass(frozen=True)
 class ServingSet:
     components: dict[str, Recommender] = field(default_factory=dict)  # aligned to user_ids / item_ids
@@ -126,6 +170,7 @@ class ServingSet:
     servable: np.ndarray | None = None  # (n_items,) bool: not a position closed or a row deleted since (None: all)
     market: ItemMarket | None = None  # rounds and applicants, as of the load (None: no market rules)
     crowding: np.ndarray | None = None  # (n_items,) what each item's blended score loses for its crowd
+    rebuffs: dict[int, np.ndarray] = field(default_factory=dict)  # user id -> rows of those who rebuffed them
 
     @property
     def ready(self) -> bool:
@@ -140,12 +185,13 @@ class ServingSet:
         return allowed if self.servable is None else allowed & self.servable
 
     def allowed_for(self, item_types, *, role: str, checks: tuple[float, float],
-                    include_not_raising: bool = False) -> np.ndarray:
-        """:meth:`allowed`, narrowed by the market for a user of ``role`` with ``checks`` (``check_range``):
-        the candidates serving and the served evaluation both rank."""
+                    include_not_raising: bool = False, user_id: int | None = None) -> np.ndarray:
+        """:meth:`allowed`, narrowed by the market for a user of ``role`` with ``checks`` (``check_range``)
+        and without those who rebuffed user ``user_id`` (``rebuffed_by``): the candidates serving ranks."""
         allowed = self.allowed(item_types)
         market = market_candidates(self.market, role=role, checks=checks, include_not_raising=include_not_raising)
-        return allowed if market is None else allowed & market
+        allowed = allowed if market is None else allowed & market
+        return without_rebuffs(allowed, self.rebuffs.get(user_id))
 
     def ranker(self, weights: dict[str, float]) -> Ranker:
         return Ranker(self.components, weights, len(self.item_ids), popularity=self.popularity,
@@ -156,6 +202,13 @@ class ServingSet:
         """This set with ``market`` (in its numbering) and the crowding it gives: a new application
         counts without loading the models again."""
         return replace(self, market=market, crowding=None if market is None else market.crowding())
+
+    def with_rebuffs(self, *, dismissals, founders: dict[str, tuple[int, ...]]) -> ServingSet:
+        """This set knowing who rebuffed whom (``rebuffed_by``) in its numbering: a new dismissal counts
+        without loading the models again."""
+        if self.item_ids is None:
+            return self
+        return replace(self, rebuffs=rebuffed_by(item_ids=self.item_ids, dismissals=dismissals, founders=founders))
 
     def user_state(self, user_id: int, history, negatives, terms: list[str], features: np.ndarray) -> UserState:
         """User ``user_id`` as they are now: their current interaction rows (in this set's item numbering),

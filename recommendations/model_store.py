@@ -38,6 +38,8 @@ from ml.models import Algorithm, ModelVersion
 from ml.platform_data import (
     catalog_records_changed_since,
     catalog_version,
+    dismissals,
+    item_founders,
     item_market,
     item_popularity,
     item_startups,
@@ -130,6 +132,8 @@ class _DatabaseInputs:
     failed_over: dict[str, str] = field(default_factory=dict)  # algorithm -> why its last active version failed
     startups: dict[str, int] = field(default_factory=dict)  # item key -> its startup (max_per_startup counts it)
     market: dict[str, dict] = field(default_factory=dict)  # item key -> its round or its applicants and openings
+    dismissals: list[tuple[int, str]] = field(default_factory=list)  # (user id, item key) of every dismissal
+    founders: dict[str, tuple[int, ...]] = field(default_factory=dict)  # startup or position key -> its founders
 
 
 def _database_inputs(key: tuple) -> _DatabaseInputs:
@@ -137,7 +141,8 @@ def _database_inputs(key: tuple) -> _DatabaseInputs:
     fresh = catalog_records_changed_since(content[0]) if content else {}
     failed = {algorithm: f"v{version.version} failed ({version.failure_reason})"
               for algorithm, version in failed_over_versions().items()}
-    return _DatabaseInputs(item_popularity(), fresh, failed, item_startups(), item_market())
+    return _DatabaseInputs(item_popularity(), fresh, failed, item_startups(), item_market(), dismissals(),
+                           item_founders())
 
 
 def _load(key: tuple, weights: dict[str, float], inputs: _DatabaseInputs) -> ServingModels:
@@ -165,8 +170,9 @@ def _serving_set(rows: tuple, inputs: _DatabaseInputs) -> tuple[ServingSet, dict
             failed = f"{inputs.failed_over[algorithm]}; " if algorithm in inputs.failed_over else ""
             unavailable[algorithm] = (f"no active {algorithm} version: {failed}train one (POST /api/v1/models/train)"
                                       " or activate a readable one")
-    return build_serving_set(loaded, unavailable, inputs.popularity, inputs.fresh_items, inputs.startups,
-                             inputs.market), broken
+    serving = build_serving_set(loaded, unavailable, inputs.popularity, inputs.fresh_items, inputs.startups,
+                                inputs.market)
+    return serving.with_rebuffs(dismissals=inputs.dismissals, founders=inputs.founders), broken
 
 
 class _Store:
@@ -263,17 +269,23 @@ class _Store:
 
 
 def _only_applicants_changed(held: tuple, key: tuple) -> bool:
-    """Whether ``key`` differs from ``held`` in positions' applicants alone (``catalog_version``'s last part):
-    an application, after which the market is read again and nothing else is loaded."""
+    """Whether ``key`` differs from ``held`` in positions' applicants or dismissals alone (``catalog_version``'s
+    last parts): an application or a dismissal, after which the market and who rebuffed whom are read again
+    and nothing else is loaded."""
     return held != key and (held[0], held[1][:2], held[2]) == (key[0], key[1][:2], key[2])
 
 
 def _with_market_read_again(models: ServingModels, key: tuple) -> ServingModels:
-    """``models`` serving the market as it is now: two small reads, in the request that found the change
-    (at most every MODEL_REGISTRY_CHECK_SECONDS), where loading the models would take seconds."""
-    records = item_market()
-    return replace(models, key=key, serving=_market_of(models.serving, records),
-                   pinned={variant: _market_of(serving, records) for variant, serving in models.pinned.items()})
+    """``models`` serving the market and who rebuffed whom as they are now: a few small reads, in the request
+    that found the change (at most every MODEL_REGISTRY_CHECK_SECONDS), where loading the models would take
+    seconds."""
+    records, said_no, founders = item_market(), dismissals(), item_founders()
+
+    def read_again(serving: ServingSet) -> ServingSet:
+        return _market_of(serving, records).with_rebuffs(dismissals=said_no, founders=founders)
+
+    return replace(models, key=key, serving=read_again(models.serving),
+                   pinned={variant: read_again(serving) for variant, serving in models.pinned.items()})
 
 
 def _market_of(serving: ServingSet, records: dict[str, dict]) -> ServingSet:

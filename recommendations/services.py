@@ -144,8 +144,9 @@ def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingS
     # Never the user themselves or their own startup: a user has one role (profiles.services), and no
     # role is recommended its own kind: founders get developers and investors, the others get startups
     # and positions, which only founders found. The market narrows an investor's: the evaluation's too.
+    # And never someone who said no to the user's side (ml.serving_set.rebuffed_by): they would not answer.
     allowed = serving.allowed_for(types, role=role, checks=check_range(profile.record),
-                                  include_not_raising=include_not_raising).copy()
+                                  include_not_raising=include_not_raising, user_id=user_id).copy()
     ranker = serving.ranker(weights)
     # A reason is anchored on something the user still stands by: a dismissed item is no anchor.
     anchorable = np.setdiff1d(interactions.history.indices, interactions.negatives.indices)

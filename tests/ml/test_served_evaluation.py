@@ -136,6 +136,8 @@ def test_the_evaluation_ranks_each_user_exactly_as_the_api_serves_them(trained):
     # investors among them, whose candidates the market narrows (raising rounds their checks fit) on both paths
     investors = [user for user in holdout.users if user.role == "investor"]
     assert any((holdout.allowed_for(user) != holdout.allowed(user.role)).any() for user in investors)
+    # and founders some of whose candidates said no to their startups (ml.serving_set.rebuffed_by), on both paths
+    assert any(user.user_id in holdout.rebuffs() for user in holdout.users if user.role == "founder")
 
 
 def test_weights_measured_later_on_the_held_out_split_reproduce_the_runs_measure(trained):
