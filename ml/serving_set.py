@@ -47,6 +47,7 @@ class Diversify:
 FEW_APPLICANTS_SHARE = 0.1
 MARKET = "market"  # what the market's reasons come from, beside the components (an explanation's "algorithm")
 FEW_APPLICANTS_TEXT = "Few applicants so far"
+RECIPROCAL = "reciprocal"  # the other side's interest in the asker, beside the components' scores
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,8 @@ class ServingSet:
     market: ItemMarket | None = None  # rounds and applicants, as of the load (None: no market rules)
     crowding: np.ndarray | None = None  # (n_items,) what each item's blended score loses for its crowd
     rebuffs: dict[int, np.ndarray] = field(default_factory=dict)  # user id -> rows of those who rebuffed them
+    founders_of: dict[int, tuple[int, ...]] = field(default_factory=dict)  # startup/position row -> founders' ids
+    owned: dict[int, np.ndarray] = field(default_factory=dict)  # founder's user id -> their catalog items' rows
 
     @property
     def ready(self) -> bool:
@@ -208,7 +211,50 @@ class ServingSet:
         without loading the models again."""
         if self.item_ids is None:
             return self
-        return replace(self, rebuffs=rebuffed_by(item_ids=self.item_ids, dismissals=dismissals, founders=founders))
+        founders_of = {self.item_ids.index[key]: ids for key, ids in founders.items() if key in self.item_ids.index}
+        owned: dict[int, list[int]] = {}
+        for row, ids in founders_of.items():
+            for founder in ids:
+                owned.setdefault(founder, []).append(row)
+        return replace(self, rebuffs=rebuffed_by(item_ids=self.item_ids, dismissals=dismissals, founders=founders),
+                       founders_of=founders_of, owned={f: np.asarray(sorted(rows)) for f, rows in owned.items()})
+
+    def reciprocal(self, *, user_id: int, role: str, rows: np.ndarray) -> list[float | None]:
+        """Per item row, the other side's interest in user ``user_id``: the content model's score of the
+        asker's side for the candidate as a user (as trained), the best over the items concerned. A founder's
+        developers and investors: their score of the founder's startups and positions; a developer's
+        positions: their startup's founders' score of the developer. None where it does not apply (an
+        investor's startups, a developer's startups) or a side is unknown to the content model."""
+        content = self.components.get(CONTENT)
+        if content is None:
+            return [None] * len(rows)
+        if role == Role.FOUNDER:
+            return [self._their_interest(content, [self._user_row(row)], self.owned.get(user_id)) for row in rows]
+        if role == Role.DEVELOPER:
+            me = self.item_ids.index.get(f"developer:{user_id}")
+            return [self._founders_interest(content, int(row), me) for row in rows]
+        return [None] * len(rows)
+
+    def _founders_interest(self, content: Recommender, row: int, developer_row: int | None) -> float | None:
+        """For a position ``row``: its founders' interest in the developer item ``developer_row``."""
+        positions = self.type_masks.get("position")
+        if developer_row is None or positions is None or not positions[row]:
+            return None
+        founders = [self.user_ids.index.get(str(founder)) for founder in self.founders_of.get(row, ())]
+        return self._their_interest(content, founders, np.array([developer_row]))
+
+    def _user_row(self, item_row) -> int | None:
+        """The user row of the person item ``item_row`` is (a developer or investor), None if untrained."""
+        return self.user_ids.index.get(str(parse_item_key(self.item_ids.ids[int(item_row)])[1]))
+
+    @staticmethod
+    def _their_interest(content: Recommender, user_rows: list[int | None],
+                        item_rows: np.ndarray | None) -> float | None:
+        """The best score any of ``user_rows`` gives any of ``item_rows``; None when either is empty."""
+        users = [row for row in user_rows if row is not None]
+        if not users or item_rows is None or not len(item_rows):
+            return None
+        return float(content.score(np.asarray(users))[:, item_rows].max())
 
     def user_state(self, user_id: int, history, negatives, terms: list[str], features: np.ndarray) -> UserState:
         """User ``user_id`` as they are now: their current interaction rows (in this set's item numbering),

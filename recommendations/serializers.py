@@ -14,7 +14,7 @@ from ml.core.ranker import MISSING_PATHS, PATH_ALL, PATH_COLD_START, PATH_POPULA
 from ml.core.registry import COLLABORATIVE, CONTENT, EASE, POPULARITY, RP3BETA, TWO_TOWER
 from ml.evaluation import ROLES, SEGMENTS
 from ml.models import BLENDED, Algorithm, HybridWeights, TrainingRun
-from ml.serving_set import MARKET
+from ml.serving_set import MARKET, RECIPROCAL
 from profiles.models import Developer, Founder, InteractionKind, Investor, ItemType, Position, Role, Startup, a_or_an
 from profiles.serializers import MAX_ID, MAX_LIST_ITEMS
 
@@ -55,8 +55,11 @@ BlendWeightsSerializer = one_field_each("BlendWeightsSerializer", BLENDED, seria
                                         "A weight for every algorithm and for item popularity, summing to 1.")
 ModelVersionsSerializer = per_algorithm("ModelVersionsSerializer", lambda: serializers.IntegerField(allow_null=True),
                                         "The version of each algorithm that serves; null where none does.")
-ScoresSerializer = per_algorithm("ScoresSerializer", lambda: serializers.FloatField(allow_null=True),
-                                 "Each algorithm's score of the item (z-scored per user); null where it was not used.")
+ScoresSerializer = one_field_each(
+    "ScoresSerializer", [*Algorithm.values, RECIPROCAL], lambda: serializers.FloatField(allow_null=True),
+    "Each algorithm's score of the item (z-scored per user), null where it was not used; and reciprocal: the "
+    "content model's score of the asker's side for the candidate (a founder's startups and positions for a "
+    "developer or investor, a developer for a position's founders), null where it does not apply.")
 
 
 # ---------------------------------------------------------------- recommendations

@@ -27,7 +27,7 @@ from ml.core.registry import CONTENT, POPULARITY
 from ml.models import BLENDED, ModelVersion, TrainingRun, Trigger
 from ml.platform_data import ROLE_ITEM_TYPES, item_key, parse_item_key
 from ml.services import model_version_activate
-from ml.serving_set import FEW_APPLICANTS_TEXT, MARKET, Diversify, ServingSet, check_range
+from ml.serving_set import FEW_APPLICANTS_TEXT, MARKET, RECIPROCAL, Diversify, ServingSet, check_range
 from profiles.models import TARGET_FIELDS, Interaction, a_or_an
 from recsys_site.exceptions import ServiceUnavailable
 
@@ -164,11 +164,14 @@ def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingS
     if explain:
         _add_market_reasons(serving, result.items[short.shown], why)
     used = [a for a in BLENDED if a in result.weights]
+    # The other side's interest, reported beside the scores (not yet part of the ranking).
+    reciprocal = serving.reciprocal(user_id=user_id, role=role, rows=result.items[short.shown])
     results = []
-    for position, (n, explanations) in enumerate(zip(short.shown, why, strict=True), start=1):
+    for position, (n, explanations, theirs) in enumerate(zip(short.shown, why, reciprocal, strict=True), start=1):
         key = serving.item_ids.ids[result.items[n]]
         item_type, item_id = parse_item_key(key)
         scores = {a: _rounded(result.components[a][n]) if a in used else None for a in BLENDED}
+        scores[RECIPROCAL] = None if theirs is None else _rounded(theirs)
         results.append(Recommendation(position, item_type, item_id, short.titles[key], _rounded(result.scores[n]),
                                       scores, [e["text"] for e in explanations], explanations))
     applied = {a: _rounded(result.weights.get(a, 0.0)) for a in BLENDED}

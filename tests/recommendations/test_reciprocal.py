@@ -55,3 +55,15 @@ def test_a_founder_who_dismissed_a_developer_takes_their_positions_out_of_that_d
     after = recommend(client, developer.pk, "developer", item_types=["position"], limit=100)
     assert not theirs & {pk for kind, pk in keys_of(after) if kind == "position"}
     assert keys_of(after)  # others' positions are still shown
+
+
+def test_each_result_reports_the_other_sides_interest_where_someone_is_asked_to_answer(world, client_for):
+    founder = Founder.objects.get(pk=world.founder_id)
+    people = recommend(client_for(founder.user), founder.pk, "founder", limit=20)["results"]
+    developer = Developer.objects.get(pk=world.developer_id)
+    catalog = recommend(client_for(developer.user), developer.pk, "developer", limit=50)["results"]
+
+    assert any(isinstance(item["scores"]["reciprocal"], float) for item in people)
+    assert any(isinstance(item["scores"]["reciprocal"], float) for item in catalog if item["item_type"] == "position")
+    # a startup asks a developer for no answer: nothing to report
+    assert all(item["scores"]["reciprocal"] is None for item in catalog if item["item_type"] == "startup")

@@ -58,7 +58,8 @@ def test_the_answer_has_every_field_of_the_contract(world, developer_client):
         assert set(item) == {"rank", "item_type", "item_id", "title", "score", "scores", "reasons", "explanations"}
         assert item["item_type"] in {"position", "startup"} and isinstance(item["item_id"], int)
         assert item["title"]
-        assert set(item["scores"]) == set(BLENDED)
+        assert set(item["scores"]) == set(BLENDED) | {"reciprocal"}
+        assert isinstance(item["scores"]["reciprocal"], float | None)
         used = {name: value for name, value in item["scores"].items() if name in answer["algorithms_used"]}
         assert set(used) == set(ALGORITHMS) and all(isinstance(value, float) for value in used.values())
         assert all(item["scores"][name] is None for name in set(BLENDED) - set(used))
