@@ -1,10 +1,14 @@
 """Headless Chromium from Debian (/usr/bin/chromium) driven by Playwright's sync API against pytest-django's
 live server. No test-tool browser download: CI installs the distribution's package (see .ci/run)."""
 import os
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from playwright.sync_api import expect, sync_playwright
+
+from ml.models import ModelVersion
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Actions and assertions wait for their condition. A busy machine can take several seconds to load the models
@@ -65,3 +69,14 @@ def screenshots(tmp_path, capsys) -> Path:
     with capsys.disabled():
         print(f"\nbrowser screenshots: {folder}")
     return folder
+
+
+@pytest.fixture
+def trained_world(settings, tmp_path):
+    """A small world trained with every algorithm (the Two-Tower for two epochs), written before the browser
+    starts; its run keeps a held-out split."""
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.TWO_TOWER_MAX_EPOCHS = 2
+    call_command("seed_demo", users=70, startups=16, positions=48, interactions=1400, seed=5, verbosity=0)
+    call_command("train_models", stdout=StringIO())
+    assert ModelVersion.objects.filter(status="active").count() == 5, "every algorithm should be serving"

@@ -7,16 +7,13 @@ better than the control), so that the numbers asserted are known before the brow
 import math
 import random
 from datetime import timedelta
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.db.models import Count
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from ml import evaluation
-from ml.models import ModelVersion
 from profiles.models import OUTCOME_OF_KIND, Developer, Interaction
 from recommendations import experiments, online
 from recommendations.models import Experiment, Impression
@@ -142,16 +139,6 @@ def test_a_staff_member_reads_the_online_metrics_and_an_experiments_results(live
     plots = drawn(page)
     assert any(src.endswith("/results.png") and width > 0 for src, width in plots.items()), plots
     page.screenshot(path=screenshots / "experiment.png", full_page=True)
-
-
-@pytest.fixture
-def trained_world(settings, tmp_path):
-    """A small world trained with every algorithm (the Two-Tower for two epochs): its run keeps a held-out split."""
-    settings.MODEL_DIR = tmp_path / "models"
-    settings.TWO_TOWER_MAX_EPOCHS = 2
-    call_command("seed_demo", users=70, startups=16, positions=48, interactions=1400, seed=5, verbosity=0)
-    call_command("train_models", stdout=StringIO())
-    assert ModelVersion.objects.filter(status="active").count() == 5, "every algorithm should be serving"
 
 
 @pytest.fixture

@@ -1,28 +1,15 @@
 """A staff member in a real browser: logs in through the admin form, finds a user, reads their
 recommendations, tries and saves weights, and sees the training runs with their plots drawn."""
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.db.models import Count
 from playwright.sync_api import expect
 
-from ml.models import ModelVersion
 from profiles.models import Developer
 from recommendations.staff import recent_events
 from tests.factories import PASSWORD, StaffUserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def trained_world(settings, tmp_path):
-    """A small world trained with every algorithm (the Two-Tower for two epochs), written before the browser starts."""
-    settings.MODEL_DIR = tmp_path / "models"
-    settings.TWO_TOWER_MAX_EPOCHS = 2
-    call_command("seed_demo", users=70, startups=16, positions=48, interactions=1400, seed=5, verbosity=0)
-    call_command("train_models", stdout=StringIO())
-    assert ModelVersion.objects.filter(status="active").count() == 5, "every algorithm should be serving"
 
 
 @pytest.fixture
