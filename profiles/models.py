@@ -214,6 +214,9 @@ class InteractionKind(models.TextChoices):
     INVEST_INTEREST = "invest_interest", "Investment interest"
     CONTACT = "contact", "Contact"
     DISMISS = "dismiss", "Dismiss"
+    # The target of a contact or application accepting it (profiles.services.interaction_record checks that it
+    # answers one): a founder accepts an applicant or an investor, a developer or investor a founder's startup.
+    ACCEPT = "accept", "Accept"
 
 
 class Outcome(models.TextChoices):
@@ -225,6 +228,8 @@ class Outcome(models.TextChoices):
     DISMISSAL = "dismissal", "Dismissal"
 
 
+# What each kind says about a recommendation shown to its user; ``accept`` has none: it answers someone else's
+# contact or application, not a recommendation the accepter was shown, so it is never attributed.
 OUTCOME_OF_KIND = {
     InteractionKind.VIEW: Outcome.CLICK,
     InteractionKind.LIKE: Outcome.POSITIVE,

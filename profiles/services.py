@@ -282,19 +282,33 @@ def interaction_record(*, user: AbstractBaseUser, item_type: str, item_id: int, 
     ``impression_id`` (the API's recommendation_id) names the impression the event answers: the user's, and
     it must have shown the item. Without it, the latest impression within ATTRIBUTION_WINDOW_HOURS that
     showed the item, if any. The outcome (click, positive, ...) is stored only for an attributed event.
+
+    An ``accept`` is the target of a contact or application accepting it (``_require_accepted_event``): it
+    answers that event, not a recommendation, so it is never attributed.
     """
-    if item_type in PERSON_ITEM_TYPES and role_of(user) != Role.FOUNDER:
+    accepting = kind == InteractionKind.ACCEPT
+    role = role_of(user)
+    if accepting:
+        _require_acceptable(role, item_type)
+    elif item_type in PERSON_ITEM_TYPES and role != Role.FOUNDER:
         raise ValidationError({"item_type": f"Only founders may record interactions with a {item_type}; "
                                             "others may target a position or a startup."})
     target = TARGET_MODELS[item_type].objects.filter(pk=item_id).first()
     if target is None:
         raise ValidationError({"item_id": f"No {item_type} has id {item_id}."})
-    key = item_key(item_type, item_id)
-    # This process's answers are written in batches (recommendations.services): the one this event answers
-    # may still be held. Another process writes its own within IMPRESSION_FLUSH_SECONDS.
-    impressions_flush()
-    impression_id, rank = (_named_impression(user, key, impression_id) if impression_id is not None
-                           else _latest_impression_showing(user, key))
+    if accepting:
+        if impression_id is not None:
+            raise ValidationError({"recommendation_id": "An accept answers a contact or application made to you, "
+                                                        "not a recommendation: send it without recommendation_id."})
+        _require_accepted_event(user, role, item_type, item_id)
+        impression_id, rank = None, None
+    else:
+        key = item_key(item_type, item_id)
+        # This process's answers are written in batches (recommendations.services): the one this event answers
+        # may still be held. Another process writes its own within IMPRESSION_FLUSH_SECONDS.
+        impressions_flush()
+        impression_id, rank = (_named_impression(user, key, impression_id) if impression_id is not None
+                               else _latest_impression_showing(user, key))
     with transaction.atomic():  # the event and the position's applicant count, together
         interaction = Interaction.objects.create(user=user, kind=kind, created_at=timezone.now(),
                                                  impression_id=impression_id, rank=rank,
@@ -303,6 +317,44 @@ def interaction_record(*, user: AbstractBaseUser, item_type: str, item_id: int, 
         if kind == InteractionKind.APPLY and item_type == ItemType.POSITION:
             position_applicants_refresh(position_ids=[item_id])
     return interaction
+
+
+# (accepter's role, what they accept): each is accepted when the event below was made to the accepter.
+ACCEPTABLE = {(Role.FOUNDER, ItemType.DEVELOPER), (Role.FOUNDER, ItemType.INVESTOR),
+              (Role.DEVELOPER, ItemType.STARTUP), (Role.INVESTOR, ItemType.STARTUP)}
+_WHAT_CAN_BE_ACCEPTED = ("a founder accepts a developer who applied to a position of their startup, or an investor "
+                         "who contacted (or showed investment interest in) their startup; a developer or an investor "
+                         "accepts a startup whose founder contacted them")
+
+
+def _require_acceptable(role: str | None, item_type: str) -> None:
+    if (role, item_type) not in ACCEPTABLE:
+        who = a_or_an(role) if role else "a user without a role"
+        raise ValidationError({"kind": f"Only a contact or application can be accepted, and {who} cannot accept "
+                                       f"{a_or_an(item_type)}: {_WHAT_CAN_BE_ACCEPTED}."})
+
+
+def _require_accepted_event(user: AbstractBaseUser, role: str, item_type: str, item_id: int) -> None:
+    """The contact or application that ``user`` accepts by accepting ``item_type`` ``item_id`` must exist: one
+    bounded query (an EXISTS on the interactions of one user, or made to one person)."""
+    founded = Startup.founders.through.objects.filter(founder_id=user.pk).values("startup_id")  # a subquery
+    if role == Role.FOUNDER and item_type == ItemType.DEVELOPER:
+        answered = Interaction.objects.filter(user_id=item_id, kind=InteractionKind.APPLY,
+                                              position__startup__in=founded)
+        missing = f"developer {item_id} has applied to no position of a startup you found"
+    elif role == Role.FOUNDER:  # an investor
+        answered = Interaction.objects.filter(user_id=item_id, startup__in=founded,
+                                              kind__in=[InteractionKind.CONTACT, InteractionKind.INVEST_INTEREST])
+        missing = (f"investor {item_id} has neither contacted nor shown investment interest in a startup you "
+                   "found")
+    else:  # a developer or an investor accepts a startup whose founder contacted them
+        founders = Startup.founders.through.objects.filter(startup_id=item_id).values("founder_id")
+        answered = Interaction.objects.filter(kind=InteractionKind.CONTACT, user__in=founders,
+                                              **{TARGET_FIELDS[role]: user.pk})
+        missing = f"no founder of startup {item_id} has contacted you"
+    if not answered.exists():
+        raise ValidationError({"kind": f"An accept answers a contact or application made to you, and {missing}: "
+                                       f"{_WHAT_CAN_BE_ACCEPTED}."})
 
 
 class Attribution(NamedTuple):

@@ -19,7 +19,9 @@ class EngineError(ValueError):
 
 
 # Positive weight of each interaction kind; ``dismiss`` is negative evidence and goes to
-# ``InteractionData.negatives`` instead. Stronger commitments (apply, invest) weigh more than a view.
+# ``InteractionData.negatives`` instead. Stronger commitments (apply, invest) weigh more than a view. An
+# ``accept`` (the target of a contact or application accepting it) is the accepter's interest in the one who
+# asked, as strong as a contact.
 KIND_WEIGHTS: dict[str, float] = {
     "view": 1.0,
     "like": 2.0,
@@ -28,6 +30,7 @@ KIND_WEIGHTS: dict[str, float] = {
     "contact": 3.0,
     "apply": 4.0,
     "invest_interest": 4.0,
+    "accept": 3.0,
 }
 NEGATIVE_KINDS: dict[str, float] = {"dismiss": 1.0}
 

@@ -34,6 +34,7 @@ KIND_PHRASES = {
     "follow": ("followed", "followed this one"),
     "contact": ("contacted", "contacted this one"),
     "invest_interest": ("showed investment interest in", "showed interest here"),
+    "accept": ("accepted", "accepted this one"),
 }
 
 
