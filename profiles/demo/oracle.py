@@ -15,6 +15,8 @@ demo rows and ``WorldIds.from_rows`` finds (and checks) them.
     oracle = WorldOracle.from_seed(seed, size, world_ids)
     oracle.scores(user_id, ["position:12", "startup:3"])  # the hidden match, e.g. array([0.61, 0.47])
     oracle.propensities(user_id, keys)  # match and exposure: how likely the world's events pick each item
+    oracle.accept_probability(founder_id, "developer:45")  # how likely the founder accepts that applicant
+    oracle.acceptance(developer_id, "apply", "position:12")  # who would accept that application, and how likely
 """
 from __future__ import annotations
 
@@ -25,19 +27,24 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .world import (
+    ASKING_KINDS,
     CHANNELS,
     DEVELOPER,
     DEVELOPER_TARGET,
     FOUNDER,
     INVESTOR,
     INVESTOR_TARGET,
+    KIND,
     POSITION,
     STARTUP,
     TASTE_STRENGTH,
     Channel,
+    Interactions,
     World,
     WorldSize,
     _targets_popularity,
+    accept_chance,
+    asked_events,
     make_world,
 )
 
@@ -88,6 +95,15 @@ def _check_block(what: str, first: int, expected: Sequence[str], found: Mapping[
                                 f"this world has {label!r} there")
 
 
+@dataclass(frozen=True)
+class Acceptance:
+    """Who may accept an application or contact (a user id), what they accept (an item key) and how likely."""
+
+    user_id: int
+    item_key: str
+    chance: float
+
+
 class WorldOracle:
     """Each (user, item) pair's hidden match in [0, 1], for users and items given by primary key."""
 
@@ -135,6 +151,30 @@ class WorldOracle:
         ``scores`` ignores what the user is likely to be shown."""
         return self._score(user_id, item_keys, exposure=True)
 
+    def accept_probability(self, target_user_id: int, accepted_key: str) -> float:
+        """How likely the user ``target_user_id`` accepts a contact or application by accepting ``accepted_key``
+        (a founder: the developer who applied or the investor who contacted; a developer or investor: the
+        contacting founder's startup): ``world.accept_chance`` of their own match of it, as the seeder draws."""
+        return float(accept_chance(self.scores(target_user_id, [accepted_key])[0]))
+
+    def acceptance(self, user_id: int, kind: str, item_key: str) -> Acceptance | None:
+        """Who would accept the event ``user_id`` made (``kind`` on ``item_key``), what they would accept and how
+        likely, by the seeder's own rules (``world.asked_events``: an application is accepted by the lead founder
+        of the position's startup, a founder's contact by the person contacted, who accepts the founder's first
+        startup, an investor's contact by the startup's lead founder); None for any other event."""
+        if kind not in ASKING_KINDS:
+            return None
+        user = self._user_index(user_id)
+        target_type, target = self._target(item_key)
+        asked = asked_events(self.world, Interactions(
+            user=np.array([user]), kind=np.array([KIND[kind]]), target_type=np.array([target_type]),
+            target=np.array([target]), created=np.zeros(1, dtype=np.int64)))
+        if not len(asked.event):
+            return None
+        return Acceptance(user_id=self.ids.first_user + int(asked.user[0]),
+                          item_key=self._key(int(asked.target_type[0]), int(asked.target[0])),
+                          chance=float(accept_chance(asked.match[0])))
+
     def _score(self, user_id: int, item_keys: Sequence[str], exposure: bool) -> np.ndarray:
         user = self._user_index(user_id)
         role = int(self.world.people.roles[user])
@@ -165,6 +205,15 @@ class WorldOracle:
         if not 0 <= index < len(self.world.people.roles):
             raise ValueError(f"user {user_id} is not in this demo world")
         return index
+
+    def _key(self, target_type: int, index: int) -> str:
+        """The item key of a target given by type and index within its table (``_target``'s inverse)."""
+        people, names = self.world.people, {code: name for name, code in TARGET_TYPES.items()}
+        pk = (self.ids.first_position + index if target_type == POSITION
+              else self.ids.first_startup + index if target_type == STARTUP
+              else self.ids.first_user + int((people.developers if target_type == DEVELOPER_TARGET
+                                              else people.investors)[index]))
+        return f"{names[target_type]}:{pk}"
 
     def _target(self, key: str) -> tuple[int, int]:
         """(target type, index within the target's table) of an item key."""

@@ -15,6 +15,12 @@ How the interactions come about (what a recommender should be able to find again
 - The user picks the candidate with the best ``TASTE_STRENGTH * match + Gumbel noise`` (a softmax
   choice), or, in a dismiss event, the worst. The kind of a chosen item escalates with its match:
   a good match is more often liked, saved, applied to or contacted; a poor one is only viewed.
+- The other side answers back (``make_acceptances``): the target of an application or a contact accepts it
+  (an ``accept`` event, by the target) with ``accept_chance`` of the target's own match of whoever asked, a
+  logistic as steep as the choices, 1 hour to 7 days later (or after the accepter joined, if that is later).
+  A developer's application is accepted by the lead founder of the position's startup; a founder's contact by
+  the developer or investor (who accepts the founder's first startup); an investor's contact of a startup by
+  its lead founder.
 """
 from __future__ import annotations
 
@@ -43,11 +49,20 @@ POSITION_STATUS_SHARE = (0.72, 0.14, 0.09, 0.05)
 # The kinds each role makes on each target type; every generated interaction obeys this table.
 ROLE_RULES: dict[tuple[str, str], tuple[str, ...]] = {
     ("developer", "position"): ("view", "like", "save", "apply", "dismiss"),
-    ("developer", "startup"): ("view", "follow", "like"),
-    ("investor", "startup"): ("view", "follow", "invest_interest", "contact", "dismiss"),
-    ("founder", "developer"): ("view", "contact", "like"),
-    ("founder", "investor"): ("view", "contact", "like"),
+    ("developer", "startup"): ("view", "follow", "like", "accept"),
+    ("investor", "startup"): ("view", "follow", "invest_interest", "contact", "dismiss", "accept"),
+    ("founder", "developer"): ("view", "contact", "like", "accept"),
+    ("founder", "investor"): ("view", "contact", "like", "accept"),
 }
+HOUR = 3_600
+ASKING_KINDS = ("apply", "contact")  # the events whose target may accept them (``asked_events`` says which)
+ACCEPT_DELAY = (HOUR, 7 * DAY)  # an accept comes this long after the event it answers (uniform)
+# The target's match at which half of the applications and contacts are accepted. At 0.40 the default demo
+# world (seed_demo's defaults, seed 0) accepts 194 of its 456 (42.5%; seeds 1 and 2: 43.8%, 44.2%), counting
+# only accepts before the clock stops: applications 85 of 291 (29%: a founder's match of an applicant, mean
+# 0.25, is lower than the applicant's of the position), founders' contacts of developers 24 of 47 (51%) and of
+# investors 31 of 37 (84%), investors' contacts of startups 54 of 81 (67%).
+ACCEPT_MIDPOINT = 0.40
 
 
 @dataclass(frozen=True)
@@ -645,8 +660,112 @@ def make_interactions(world: World, seed: int, progress: Callable[[int, int], No
         return Interactions(*(np.zeros(0, dtype=np.int64) for _ in range(5)))
     user, kind, target_type, target, created = (np.concatenate(column) for column in zip(*parts, strict=True))
     order = np.argsort(created, kind="stable")
-    return Interactions(user=user[order], kind=kind[order], target_type=target_type[order], target=target[order],
-                        created=created[order])
+    asked = Interactions(user=user[order], kind=kind[order], target_type=target_type[order], target=target[order],
+                         created=created[order])
+    return _merged(asked, make_acceptances(world, seed, asked))
+
+
+def _merged(first: Interactions, second: Interactions) -> Interactions:
+    """Both sets of events in one, sorted by time (``first``'s events keep their order among themselves)."""
+    columns = [np.concatenate([getattr(first, name), getattr(second, name)])
+               for name in ("user", "kind", "target_type", "target", "created")]
+    order = np.argsort(columns[-1], kind="stable")
+    return Interactions(*(column[order] for column in columns))
+
+
+def accept_chance(match):
+    """How likely the target of a contact or application accepts it, from the target's own match of whoever
+    asked (in [0, 1]; a float or an array): a logistic as steep as the seeder's choices, one half at
+    ACCEPT_MIDPOINT. Shared by the seeder (``make_acceptances``) and the traffic simulation."""
+    return 1.0 / (1.0 + np.exp(-TASTE_STRENGTH * (np.asarray(match, dtype=np.float64) - ACCEPT_MIDPOINT)))
+
+
+def lead_founders(world: World) -> np.ndarray:
+    """(startups,) the founder index (within founders) of each startup's lead founder, -1 for none."""
+    pairs = world.startups.founder_pairs
+    lead = np.full(len(world.startups.name), -1, dtype=np.int64)
+    startups, first = np.unique(pairs[:, 0], return_index=True)  # the lead rows come first
+    lead[startups] = pairs[first, 1]
+    return lead
+
+
+def first_startups(world: World) -> np.ndarray:
+    """(founders,) the startup index of each founder's first startup (the one their tastes follow), -1 for none."""
+    pairs = world.startups.founder_pairs
+    startup = np.full(len(world.people.founders), -1, dtype=np.int64)
+    founders, first = np.unique(pairs[:, 1], return_index=True)
+    startup[founders] = pairs[first, 0]
+    return startup
+
+
+@dataclass
+class Asked:
+    """The applications and contacts that can be accepted, each with who would accept what."""
+
+    event: np.ndarray  # index of the application or contact in the events it was found in
+    user: np.ndarray  # the accepter's user index
+    target_type: np.ndarray  # what they accept
+    target: np.ndarray
+    match: np.ndarray  # the accepter's own match of what they accept
+
+
+def asked_events(world: World, events: Interactions) -> Asked:
+    """The events of ``events`` that their target may accept (see the module's docstring), in event order."""
+    people = world.people
+    within_role = np.full(len(people.roles), -1, dtype=np.int64)
+    for members in (people.developers, people.founders, people.investors):
+        within_role[members] = np.arange(len(members))
+    lead, first = lead_founders(world), first_startups(world)
+    contact = events.kind == KIND["contact"]
+    by_founder = contact & (people.roles[events.user] == FOUNDER)
+    first_of_actor = np.full(len(events.user), -1, dtype=np.int64)  # the contacting founder's first startup
+    first_of_actor[by_founder] = first[within_role[events.user[by_founder]]]
+    # (which events, accepter's role table, accepter (within it), accepted type, accepted, match function)
+    cases = []
+    applied = np.flatnonzero((events.kind == KIND["apply"]) & (events.target_type == POSITION))
+    founder = lead[world.positions.startup[events.target[applied]]]
+    cases.append((applied, people.founders, founder, DEVELOPER_TARGET, within_role[events.user[applied]],
+                  _match_founder_developer))
+    for target_type, accepters, match in ((DEVELOPER_TARGET, people.developers, _match_developer_startup),
+                                          (INVESTOR_TARGET, people.investors, _match_investor_startup)):
+        chosen = np.flatnonzero(by_founder & (events.target_type == target_type) & (first_of_actor >= 0))
+        cases.append((chosen, accepters, events.target[chosen], STARTUP, first_of_actor[chosen], match))
+    invested = np.flatnonzero(contact & (events.target_type == STARTUP))
+    cases.append((invested, people.founders, lead[events.target[invested]], INVESTOR_TARGET,
+                  within_role[events.user[invested]], _match_founder_investor))
+    parts = []
+    for chosen, accepters, accepter, target_type, target, match in cases:
+        keep = accepter >= 0
+        chosen, accepter, target = chosen[keep], accepter[keep], target[keep]
+        scores = match(world, accepter, target[:, None])[:, 0] if len(chosen) else np.zeros(0)
+        parts.append((chosen, accepters[accepter], np.full(len(chosen), target_type), target, scores))
+    columns = [np.concatenate(column) for column in zip(*parts, strict=True)]
+    order = np.argsort(columns[0], kind="stable")
+    return Asked(*(column[order] for column in columns))
+
+
+def make_acceptances(world: World, seed: int, events: Interactions) -> Interactions:
+    """The other side's ``accept`` events answering ``events`` (the channels' events, sorted by time), sorted by
+    time: each application or contact is accepted with ``accept_chance`` of the accepter's match,
+    ACCEPT_DELAY after it (or after the accepter joined, or the accepted startup was created, if later);
+    accepts that would come at or after ``world.end`` are not made. Drawn from a stream
+    of its own, so that a seed's other events are those it made before accepts existed."""
+    rng = rng_for(seed, "acceptances")
+    asked = asked_events(world, events)
+    accepted = rng.random(size=len(asked.event)) < accept_chance(asked.match)
+    # Answered once both are there: a founder who joined after the application (or a startup created after its
+    # founder's contact) answers from then on.
+    there = np.maximum(events.created[asked.event], world.people.joined[asked.user])
+    for target_type in (STARTUP, DEVELOPER_TARGET, INVESTOR_TARGET):
+        chosen = asked.target_type == target_type
+        there[chosen] = np.maximum(there[chosen], _targets_created(world, target_type)[asked.target[chosen]])
+    low, high = ACCEPT_DELAY
+    created = there + rng.integers(low, high + 1, size=len(asked.event))
+    keep = accepted & (created < world.end)
+    order = np.argsort(created[keep], kind="stable")
+    return Interactions(user=asked.user[keep][order], kind=np.full(int(keep.sum()), KIND["accept"]),
+                        target_type=asked.target_type[keep][order], target=asked.target[keep][order],
+                        created=created[keep][order])
 
 
 def _choose(world: World, channel: Channel, rng: np.random.Generator, users: np.ndarray, actor: np.ndarray,

@@ -13,7 +13,16 @@ from django.db import connection
 
 from profiles.demo.oracle import DEFAULT_END, WorldIds, WorldMismatch, WorldOracle
 from profiles.demo.store import DEMO_EMAIL_DOMAIN
-from profiles.demo.world import CHANNELS, DEVELOPER, FOUNDER, POSITION, TASTE_STRENGTH, WorldSize, make_world
+from profiles.demo.world import (
+    CHANNELS,
+    DEVELOPER,
+    FOUNDER,
+    POSITION,
+    TASTE_STRENGTH,
+    WorldSize,
+    accept_chance,
+    make_world,
+)
 from profiles.models import Developer, Founder, Interaction, Position, Startup
 from tests.factories import DeveloperFactory, PositionFactory
 
@@ -130,6 +139,42 @@ def test_a_founder_is_scored_on_developers_and_investors_together(seeded):
     np.testing.assert_allclose(both, apart)
     assert oracle.role(founder_id) == "founder" and people.roles[founder_id - ids.first_user] == FOUNDER
     assert ((both >= 0) & (both <= 1)).all()
+
+
+def test_acceptance_names_who_accepts_an_application_or_contact_as_the_rows_say(seeded):
+    """The lead founder (a startup's first founder link) accepts applications to its positions and investors'
+    contacts; a contacted developer or investor accepts the founder's first startup; with the accepter's own
+    match through accept_chance. Other events, and founders without a startup, have nobody to accept them."""
+    world, ids = seeded
+    oracle = WorldOracle(world, ids)
+    lead, first = {}, {}
+    for startup, founder in Startup.founders.through.objects.order_by("id").values_list("startup_id", "founder_id"):
+        lead.setdefault(startup, founder)
+        first.setdefault(founder, startup)
+    startup_of = dict(Position.objects.values_list("id", "startup_id"))
+    demo = Interaction.objects.filter(user__pk__gte=ids.first_user)
+    seen = set()
+    for event in demo.filter(kind__in=["apply", "contact", "view", "like"]).order_by("id")[:3000]:
+        key = f"{event.item_type}:{event.item_id}"
+        acceptance = oracle.acceptance(event.user_id, event.kind, key)
+        if event.kind in ("view", "like"):
+            assert acceptance is None
+            continue
+        if event.kind == "apply":
+            expected = (lead[startup_of[event.position_id]], f"developer:{event.user_id}")
+        elif event.item_type == "startup":
+            expected = (lead[event.startup_id], f"investor:{event.user_id}")
+        elif event.user_id in first:
+            expected = (event.item_id, f"startup:{first[event.user_id]}")
+        else:
+            assert acceptance is None  # a founder without a startup
+            continue
+        assert (acceptance.user_id, acceptance.item_key) == expected
+        accepter, accepted = expected
+        assert acceptance.chance == pytest.approx(float(accept_chance(oracle.scores(accepter, [accepted])[0])))
+        assert acceptance.chance == pytest.approx(oracle.accept_probability(accepter, accepted))
+        seen.add((event.kind, event.item_type))
+    assert seen == {("apply", "position"), ("contact", "startup"), ("contact", "developer"), ("contact", "investor")}
 
 
 def test_refuses_items_and_users_outside_the_world_or_the_role(seeded):

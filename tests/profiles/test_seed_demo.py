@@ -5,19 +5,21 @@ under a second; the taste checks compare means over hundreds of events, with wid
 """
 import hashlib
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
+import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from ml import evaluation
 from profiles.demo import vocabulary as vocab
 from profiles.demo.store import DEMO_EMAIL_DOMAIN
-from profiles.demo.world import INTERACTION_WINDOW_DAYS, KINDS, ROLE_RULES, WorldSize, make_people
+from profiles.demo.world import INTERACTION_WINDOW_DAYS, KINDS, ROLE_RULES, WorldSize, accept_chance, make_people
 from profiles.models import (
     Developer,
     Founder,
@@ -107,7 +109,10 @@ def test_creates_the_requested_numbers_of_rows_with_one_role_each():
     assert demo_users().count() == SMALL["users"]
     assert Startup.objects.count() == SMALL["startups"]
     assert Position.objects.count() == SMALL["positions"]
-    assert Interaction.objects.count() == SMALL["interactions"]
+    # --interactions counts the channels' events; the accepts that answer applications and contacts come on top
+    assert Interaction.objects.exclude(kind="accept").count() == SMALL["interactions"]
+    assert 0 < Interaction.objects.filter(kind="accept").count() < Interaction.objects.filter(
+        kind__in=["apply", "contact"]).count()
     roles = roles_by_user()
     assert set(roles) == set(demo_users().values_list("id", flat=True))  # every user has a role
     profiles = Developer.objects.count() + Founder.objects.count() + Investor.objects.count()
@@ -233,6 +238,86 @@ def test_every_interaction_follows_the_role_rules_and_the_clock():
     assert max(Position.objects.values_list("created_at", flat=True)) < end
 
 
+def asked_and_accepted() -> tuple[list[tuple], list[tuple]]:
+    """The seeded world's applications and contacts that their target may accept, and its accepts.
+
+    Each asked event: (its time, the accepter's user id, what they would accept as an item key); each accept:
+    (accepter, accepted key, time). The accepter is worked out from the rows, as the world defines them: an
+    application's is the lead founder of the position's startup (its first founder link), an investor's contact's
+    the startup's lead founder, a founder's contact's the person contacted, who accepts the founder's first
+    startup (the founder's first link); a founder without a startup is accepted by nobody."""
+    lead, first = {}, {}
+    for startup, founder in Startup.founders.through.objects.order_by("id").values_list("startup_id", "founder_id"):
+        lead.setdefault(startup, founder)
+        first.setdefault(founder, startup)
+    startup_of = dict(Position.objects.values_list("id", "startup_id"))
+    roles = roles_by_user()
+    asked, accepts = [], []
+    for user, kind, position, startup, developer, investor, created_at in Interaction.objects.values_list(
+            "user_id", "kind", "position_id", "startup_id", "developer_id", "investor_id", "created_at"):
+        if kind == "accept":
+            accepted = (f"developer:{developer}" if developer else f"investor:{investor}" if investor
+                        else f"startup:{startup}")
+            accepts.append((user, accepted, created_at))
+        elif kind == "apply":
+            asked.append((created_at, lead[startup_of[position]], f"developer:{user}"))
+        elif kind == "contact" and roles[user] == "investor":
+            asked.append((created_at, lead[startup], f"investor:{user}"))
+        elif kind == "contact" and user in first:
+            asked.append((created_at, developer or investor, f"startup:{first[user]}"))
+    return asked, accepts
+
+
+def test_the_other_side_accepts_applications_and_contacts_after_them_and_before_the_clock_stops():
+    seed()
+    asked, accepts = asked_and_accepted()
+    end = datetime(2026, 11, 1, tzinfo=UTC)  # seed_demo's default --end
+    joined = dict(demo_users().values_list("id", "date_joined"))
+    since = {**{f"startup:{pk}": at for pk, at in Startup.objects.values_list("id", "created_at")},
+             **{f"{role}:{pk}": at for pk, at in joined.items() for role in ("developer", "investor")}}
+    by_pair = defaultdict(list)
+    for created_at, accepter, accepted in asked:
+        by_pair[accepter, accepted].append(created_at)
+
+    assert len(accepts) > 100
+    for accepter, accepted, created_at in accepts:
+        # 1 hour to 7 days after the application or contact, or after the accepter (or the accepted) was there
+        answered = [asked_at for asked_at in by_pair[accepter, accepted]
+                    if created_at - max(asked_at, joined[accepter], since[accepted]) >= timedelta(hours=1)
+                    and created_at - max(asked_at, joined[accepter], since[accepted]) <= timedelta(days=7)]
+        assert answered, (accepter, accepted, created_at)
+        assert created_at < end
+    kinds_accepted = {accepted.split(":")[0] for _, accepted, _ in accepts}
+    assert kinds_accepted == {"developer", "investor", "startup"}
+
+
+def test_a_target_accepts_more_often_the_better_it_likes_whoever_asked():
+    """The accepter's hidden match (the oracle's, which is the world's) decides: the better half of the asked
+    events by that match is accepted far more often than the worse half, and as often as accept_chance says."""
+    seed()
+    oracle, why = evaluation.demo_oracle(1)
+    assert oracle is not None, why
+    asked, accepts = asked_and_accepted()
+    accepted_at = defaultdict(list)
+    for accepter, accepted, created_at in accepts:
+        accepted_at[accepter, accepted].append(created_at)
+    times = Counter((accepter, accepted) for _, accepter, accepted in asked)
+    last_week = datetime(2026, 11, 1, tzinfo=UTC) - timedelta(days=7)  # their accepts may fall after the end
+    # Pairs asked once (an accept of a pair asked twice could answer either), early enough to be answered
+    rows = [(oracle.scores(accepter, [accepted])[0], bool(accepted_at[accepter, accepted]))
+            for asked_at, accepter, accepted in asked if asked_at < last_week and times[accepter, accepted] == 1]
+    match = np.array([m for m, _ in rows])
+    yes = np.array([a for _, a in rows], dtype=float)
+    high = match >= np.median(match)
+    rate_high, rate_low = yes[high].mean(), yes[~high].mean()
+    error = np.sqrt(rate_high * (1 - rate_high) / high.sum() + rate_low * (1 - rate_low) / (~high).sum())
+
+    assert len(rows) > 200
+    assert rate_high - rate_low > 4 * error, (rate_high, rate_low, error)
+    expected = accept_chance(match)
+    assert abs(yes.sum() - expected.sum()) < 4 * np.sqrt((expected * (1 - expected)).sum())
+
+
 def test_vocabulary_matches_the_models_choices():
     assert tuple(Stage.values) == vocab.STAGES
     assert tuple(RemotePreference.values) == vocab.REMOTE_PREFERENCES
@@ -248,7 +333,7 @@ def test_running_twice_without_flush_refuses_and_flush_keeps_other_users():
         seed(users=50, positions=40, startups=15, interactions=500)
 
     seed(users=60, positions=30, startups=10, interactions=400, flush=True)
-    assert demo_users().count() == 60 and Interaction.objects.count() == 400
+    assert demo_users().count() == 60 and Interaction.objects.exclude(kind="accept").count() == 400
     assert get_user_model().objects.filter(pk=admin.pk, is_staff=True).exists()
 
 

@@ -12,6 +12,9 @@ Choices worth knowing:
   Time is measured back from ``--end`` (default DEFAULT_END, a fixed date rather than today, so that a
   seed means the same world on any day); interactions fall in the 180 days before it. Primary keys follow
   whatever rows already exist.
+- Accepts: ``--interactions`` counts the events of the world's channels (views, likes, applications,
+  contacts ...); the other side's ``accept`` events, answering some of the applications and contacts, come on
+  top (194 in the default world: profiles.demo.world.make_acceptances).
 - Passwords: demo users get an unusable password unless ``--password`` is given, in which case all of them
   share that one password (hashed once, with a salt derived from the seed). No demo user is staff.
 - Speed: rows are written with COPY on PostgreSQL and batched INSERTs elsewhere, all in one transaction.
