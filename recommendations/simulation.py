@@ -17,6 +17,17 @@ in production. The user then answers each shown item (``item_answer``) and each 
 - having looked without clicking, they dismiss an item below their typical match at the channel's dismiss
   rate.
 
+The other side answers back. When a member's event is an application (a developer's ``apply`` to a position) or
+a contact (an investor's of a startup, a founder's of a developer or investor), its target accepts it with the
+seeder's chance (profiles.demo.world.accept_chance of the target's own hidden match of whoever asked;
+WorldOracle.acceptance says who accepts what, as the seeder does: the lead founder of the position's startup,
+or of the startup contacted, accepts the developer or investor; a contacted developer or investor accepts the
+founder's first startup): a ``POST /api/v1/interactions`` of kind ``accept`` authenticated as the target (the
+API checks that it answers that application or contact), right after the event it answers,
+and, like the rest of the day's rows, moved back with the day. Accepts answer no recommendation (they are not
+attributed); the tallies count the applications and contacts made and how many were accepted, by the variant of
+the member who asked.
+
 Days. The days run one after another, now; the rows a day wrote, its impressions and interactions (by id,
 nothing else), then have their created_at moved back by one amount, so that they keep their order and
 spacing and land on their day: day d of N on the date N - d days before today, from ``anchor`` on, where
@@ -26,7 +37,9 @@ moves with the impression it answers, so attribution windows see them seconds ap
 
 Deterministic for a seed: the sample of users is drawn from ``seed``, and each (day, user) draws its sessions
 and answers from its own random stream of ``seed``, four numbers per shown item whatever the user does with
-it. The same world, models and seed give the same requests and events; only ids and times differ. (An
+it, and whether their applications and contacts are accepted from a second stream of its own, one number per
+application or contact (so the sessions and answers are those drawn before accepts existed). The same world,
+models and seed give the same requests and events; only ids and times differ. (An
 experiment's split hangs on the experiment's id, so a rerun with a new experiment splits users anew.)
 """
 from __future__ import annotations
@@ -50,7 +63,7 @@ from rest_framework.test import APIClient
 from ml import evaluation
 from ml.models import ModelVersion
 from ml.platform_data import ROLE_ITEM_TYPES, item_key
-from profiles.demo.oracle import ROLE_NAMES, TARGET_TYPES, WorldOracle
+from profiles.demo.oracle import ROLE_NAMES, TARGET_TYPES, Acceptance, WorldOracle
 from profiles.demo.store import demo_users
 from profiles.demo.world import CHANNELS, TASTE_STRENGTH, Channel
 from profiles.models import OUTCOME_OF_KIND, Interaction, Outcome
@@ -96,6 +109,8 @@ class Tally:
     impressions: int = 0
     items_shown: int = 0
     outcomes: Counter = field(default_factory=Counter)  # Outcome -> events
+    asked: int = 0  # applications and contacts made, each of which its target may accept
+    accepted: int = 0  # of them, those the target accepted
 
     @property
     def events(self) -> int:
@@ -105,10 +120,17 @@ class Tally:
         """Events of ``outcome`` per item shown."""
         return self.outcomes[outcome] / self.items_shown if self.items_shown else 0.0
 
+    @property
+    def acceptance_rate(self) -> float:
+        """Accepted applications and contacts per application or contact made."""
+        return self.accepted / self.asked if self.asked else 0.0
+
     def add(self, other: Tally) -> None:
         self.impressions += other.impressions
         self.items_shown += other.items_shown
         self.outcomes.update(other.outcomes)
+        self.asked += other.asked
+        self.accepted += other.accepted
 
 
 @dataclass
@@ -280,12 +302,14 @@ def day_simulate(*, client: APIClient, oracle: WorldOracle, members: Sequence[Me
 
 def member_day_simulate(*, client: APIClient, oracle: WorldOracle, member: Member, seed: int, day: int,
                         written: _Written, by_variant: dict[str, Tally]) -> Tally:
-    """One member's sessions of ``day``, drawn from their own random stream."""
+    """One member's sessions of ``day``, drawn from their own random streams (answers; accepts of them)."""
     rng = np.random.default_rng([seed, 1, day, member.index])
+    accepts = np.random.default_rng([seed, 2, day, member.index])
     client.force_authenticate(user=member.user)
     tally = Tally()
     for _ in range(1 + int(rng.poisson(EXTRA_SESSIONS))):
-        session, variant = session_simulate(client=client, oracle=oracle, member=member, rng=rng, written=written)
+        session, variant = session_simulate(client=client, oracle=oracle, member=member, rng=rng, written=written,
+                                            accepts=accepts)
         tally.add(session)
         if variant is not None:
             by_variant.setdefault(variant, Tally()).add(session)
@@ -293,8 +317,9 @@ def member_day_simulate(*, client: APIClient, oracle: WorldOracle, member: Membe
 
 
 def session_simulate(*, client: APIClient, oracle: WorldOracle, member: Member, rng: np.random.Generator,
-                     written: _Written) -> tuple[Tally, str | None]:
-    """One answer and the member's events on it; (its tally, the member's variant or None)."""
+                     written: _Written, accepts: np.random.Generator) -> tuple[Tally, str | None]:
+    """One answer, the member's events on it and the other side's accepts of them; (its tally, the member's
+    variant or None). ``accepts`` draws whether each application or contact is accepted."""
     user_id = member.user.pk
     answer = _post(client, "/api/v1/recommendations", {"user_id": user_id, "user_type": member.role}, 200)
     written.impressions.append(answer["recommendation_id"])
@@ -310,8 +335,26 @@ def session_simulate(*, client: APIClient, oracle: WorldOracle, member: Member, 
                      "recommendation_id": answer["recommendation_id"]}
             written.interactions.append(_post(client, "/api/v1/interactions", event, 201)["id"])
             tally.outcomes[OUTCOME_OF_KIND[kind]] += 1
+            acceptance = oracle.acceptance(user_id, kind, item_key(result["item_type"], result["item_id"]))
+            if acceptance is not None:
+                tally.asked += 1
+                if accepts.random() < acceptance.chance:
+                    written.interactions.append(accept_post(client=client, acceptance=acceptance, member=member))
+                    tally.accepted += 1
     experiment = answer.get("experiment")
     return tally, experiment["variant"] if experiment else None
+
+
+def accept_post(*, client: APIClient, acceptance: Acceptance, member: Member) -> int:
+    """The target's accept of the member's application or contact, posted as the target; the event's id. The
+    client is the member's again afterwards."""
+    item_type, item_id = acceptance.item_key.split(":")
+    client.force_authenticate(user=User.objects.get(pk=acceptance.user_id))
+    try:
+        return _post(client, "/api/v1/interactions", {"item_type": item_type, "item_id": int(item_id),
+                                                      "kind": "accept"}, 201)["id"]
+    finally:
+        client.force_authenticate(user=member.user)
 
 
 def _post(client: APIClient, path: str, body: dict, expected: int) -> dict:

@@ -8,6 +8,7 @@ The split of users between an experiment's variants is tested by tests/recommend
 """
 from datetime import UTC, timedelta
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import transaction
@@ -15,12 +16,20 @@ from django.db.models import Max
 from django.utils import timezone
 
 from ml.models import ModelVersion
+from ml.platform_data import item_key
 from ml.services import hybrid_weights_set
 from profiles.models import Interaction
 from recommendations.experiments import CONTROL, clean_variants, experiment_results
 from recommendations.models import Experiment, Impression
 from recommendations.online import online_metrics
-from recommendations.simulation import VARIANT_NAME, VARIANT_SHARE, channel_of, item_answer, traffic_simulate
+from recommendations.simulation import (
+    VARIANT_NAME,
+    VARIANT_SHARE,
+    channel_of,
+    demo_world,
+    item_answer,
+    traffic_simulate,
+)
 
 DEMO_SEED = 5  # tests/recommendations/conftest.py seeds the world with it
 # On this world's hidden tastes (profiles.demo.oracle: the mean match of each weight set's top 10), content
@@ -64,8 +73,9 @@ def test_simulated_days_are_impressions_and_attributed_events_in_the_online_metr
         assert f"({group['key']}): 40 users, {group['impressions']} impressions" in out
     assert sum(g["positives"] for g in by_day) > 0 and sum(g["conversions"] for g in by_day) > 0
     assert sum(g["dismissals"] for g in by_day) > 0
-    # Every event answers the impression it names, on that impression's day, seconds after it.
-    events = Interaction.objects.filter(id__gt=seeded)
+    # Every event answers the impression it names, on that impression's day, seconds after it (but accepts,
+    # which answer an application or contact: test_the_other_side_accepts_applications_and_contacts).
+    events = Interaction.objects.filter(id__gt=seeded).exclude(kind="accept")
     assert events.count() > 0 and not events.filter(impression__isnull=True).exists()
     for event in events.select_related("impression"):
         assert timedelta(0) <= event.created_at - event.impression.created_at < timedelta(minutes=5)
@@ -73,15 +83,19 @@ def test_simulated_days_are_impressions_and_attributed_events_in_the_online_metr
     clicks = sum(g["clicks"] for g in by_day)
     assert f"Simulated 3 days of 40 users: {impressions} impressions" in out
     assert f"click rate {clicks / sum(g['items_shown'] for g in by_day):.2%}" in out
+    accepts = Interaction.objects.filter(id__gt=seeded, kind="accept").count()
+    assert f"Accepted by the other side: {accepts} of " in out
 
 
 def test_the_same_seed_gives_the_same_traffic(world):
     def traffic() -> tuple:
-        """Each day's counts, and what was shown to whom and what they did with it."""
+        """Each day's counts, and what was shown to whom and what they did with it, and the other side's accepts."""
+        seeded = Interaction.objects.aggregate(last=Max("id"))["last"]
         report = simulate(days=2, users=30, seed=3)
-        days = [(day.tally.impressions, day.tally.items_shown, dict(day.tally.outcomes)) for day in report.days]
+        days = [(day.tally.impressions, day.tally.items_shown, dict(day.tally.outcomes), day.tally.asked,
+                 day.tally.accepted) for day in report.days]
         shown = sorted(Impression.objects.values_list("user_id", "items"), key=repr)
-        events = sorted(Interaction.objects.filter(impression__isnull=False).values_list(
+        events = sorted(Interaction.objects.filter(id__gt=seeded).values_list(
             "user_id", "kind", "position_id", "startup_id", "developer_id", "investor_id"), key=repr)
         return days, shown, events
 
@@ -92,7 +106,35 @@ def test_the_same_seed_gives_the_same_traffic(world):
 
     assert first == again
     days, shown, events = first
-    assert len(shown) == sum(impressions for impressions, _, _ in days) and len(events) > 0
+    assert len(shown) == sum(impressions for impressions, *_ in days) and len(events) > 0
+
+
+def test_the_other_side_accepts_applications_and_contacts(world):
+    """Each accept is posted by the target of a simulated application or contact, after it, on its day; as
+    many as the tallies say, with about the chance the world's accept_chance gives."""
+    seeded = Interaction.objects.aggregate(last=Max("id"))["last"]
+    oracle = demo_world(demo_seed=DEMO_SEED)
+    report = simulate(days=3, users=70, seed=4)
+
+    made = Interaction.objects.filter(id__gt=seeded).order_by("id")
+    asked = [(event, oracle.acceptance(event.user_id, event.kind, item_key(event.item_type, event.item_id)))
+             for event in made.filter(kind__in=["apply", "contact"])]
+    asked = [(event, acceptance) for event, acceptance in asked if acceptance is not None]
+    accepts = list(made.filter(kind="accept"))
+    assert report.total.asked == len(asked) > 10
+    assert report.total.accepted == len(accepts) > 0
+    unanswered = [(event, acceptance) for event, acceptance in asked]
+    for accept in accepts:
+        assert accept.impression_id is None and accept.outcome == ""
+        # the application or contact it answers: the last one before it whose target accepts this
+        answered = next((event, acceptance) for event, acceptance in reversed(unanswered) if event.id < accept.id
+                        and acceptance.user_id == accept.user_id
+                        and acceptance.item_key == item_key(accept.item_type, accept.item_id))
+        unanswered.remove(answered)
+        assert timedelta(0) <= accept.created_at - answered[0].created_at < timedelta(minutes=5)
+    # which ones were accepted is drawn with the world's chances
+    chances = np.array([acceptance.chance for _, acceptance in asked])
+    assert abs(len(accepts) - chances.sum()) < 4 * np.sqrt((chances * (1 - chances)).sum()) + 1
 
 
 def test_results_name_the_better_weights_the_winner(world):
@@ -108,6 +150,9 @@ def test_results_name_the_better_weights_the_winner(world):
     assert treatment["p_value"] < 0.05
     assert treatment["rates"]["click_rate"] > results["control"]["rates"]["click_rate"]
     assert {CONTROL, VARIANT_NAME} == set(report.by_variant)
+    # every member is in the experiment: its variants' accepts add up to all of them
+    assert sum(tally.asked for tally in report.by_variant.values()) == report.total.asked > 0
+    assert sum(tally.accepted for tally in report.by_variant.values()) == report.total.accepted
 
 
 def test_an_a_a_test_has_no_winner(world):

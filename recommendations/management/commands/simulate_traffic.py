@@ -42,6 +42,9 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         self.stdout.write(self.style.SUCCESS(f"Simulated {days} days of {report.users} users: {_tally(report.total)}"))
+        self.stdout.write(f"Accepted by the other side: {_accepted(report.total)}")
+        for variant, tally in sorted(report.by_variant.items()):
+            self.stdout.write(f"  {variant}: {_accepted(tally)}")
         if report.experiment is not None:
             self._results(experiments.experiment_results(experiment=report.experiment))
 
@@ -66,7 +69,8 @@ class Command(BaseCommand):
 
     def _day(self, day: simulation.DayReport) -> None:
         self.stdout.write(f"day {day.day}/{day.days} ({day.date}): {day.users} users, {day.tally.impressions} "
-                          f"impressions, {day.tally.events} events")
+                          f"impressions, {day.tally.events} events, {day.tally.accepted} of {day.tally.asked} "
+                          "applications and contacts accepted")
 
 
 def _weights(text: str) -> dict:
@@ -77,6 +81,11 @@ def _weights(text: str) -> dict:
     if not isinstance(weights, dict):
         raise ArgumentTypeError('a JSON object of weights is expected, e.g. {"content_based": 1}')
     return weights
+
+
+def _accepted(tally: simulation.Tally) -> str:
+    return (f"{tally.accepted} of {tally.asked} applications and contacts"
+            + (f" ({tally.acceptance_rate:.1%})" if tally.asked else ""))
 
 
 def _percent(rate: float | None) -> str:
