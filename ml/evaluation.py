@@ -287,6 +287,7 @@ class Holdout:
     groups: np.ndarray | None = None  # (n_items,) each startup's and position's startup pk, NO_GROUP for people
     market: ItemMarket | None = None  # the items' rounds and applicants when the split was made
     founders: dict[str, tuple[int, ...]] | None = None  # startup or position key -> its founders, at the split
+    mutual: sp.csr_matrix | None = None  # (n_users, n_items) 1: a relevant item whose other side said yes to the user
     _allowed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _rebuffs: dict[int, np.ndarray] | None = field(default=None, repr=False)
 
@@ -310,12 +311,16 @@ class Holdout:
         """Who rebuffed whom (``rebuffed_by``) as the earlier part's dismissals say: what serving knows from
         the interactions it read at load."""
         if self._rebuffs is None:
-            if self.founders is None:  # a split saved before it kept them: the founders as they are now
-                self.founders = platform_data.item_founders()
             said_no = [(int(self.user_ids.ids[row]), self.item_ids.ids[item])
                        for row, item in zip(*self.negatives.nonzero(), strict=True)]
-            self._rebuffs = rebuffed_by(item_ids=self.item_ids, dismissals=said_no, founders=self.founders)
+            self._rebuffs = rebuffed_by(item_ids=self.item_ids, dismissals=said_no, founders=self.item_founders())
         return self._rebuffs
+
+    def item_founders(self) -> dict[str, tuple[int, ...]]:
+        """{startup or position key: its founders' ids} as the split was made."""
+        if self.founders is None:  # a split saved before it kept them: the founders as they are now
+            self.founders = platform_data.item_founders()
+        return self.founders
 
     def popularity(self) -> np.ndarray:
         """(n_items,) users with a positive earlier event on each item, as serving's popularity counts them."""
@@ -331,6 +336,8 @@ class Holdout:
                   "servable": self.servable, "features": np.asarray([u.features for u in self.users], np.float32)}
         if self.item_content is not None:
             arrays["item_content"] = self.item_content
+        if self.mutual is not None:
+            arrays["mutual"] = self.mutual
         if self.groups is not None:
             arrays["groups"] = self.groups
         if self.market is not None:
@@ -352,7 +359,7 @@ class Holdout:
         return cls(IdMap.from_json(meta["user_ids"]), IdMap.from_json(meta["item_ids"]), arrays["matrix"],
                    arrays["negatives"], arrays["relevant"], users, arrays["servable"].astype(bool),
                    arrays.get("item_content"), meta["held_events"], meta["fraction"], arrays.get("groups"), market,
-                   founders)
+                   founders, arrays.get("mutual"))
 
 
 def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION_MAX_USERS) -> Holdout:
@@ -383,11 +390,41 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
     if not users:
         raise EngineError("no user has held-out events the API could serve them: nothing to evaluate")
     holdout.relevant = _ones(relevant, train.n_users, train.n_items)
+    answered = said_yes_to(platform_data.commitments(), holdout.founders, train.user_ids, train.item_ids)
+    holdout.mutual = holdout.relevant.multiply(answered).tocsr()
     if len(users) > max_users:
         chosen = np.sort(np.random.default_rng(SEED).choice(len(users), size=max_users, replace=False))
         users = [users[n] for n in chosen]
     holdout.users = users
     return holdout
+
+
+def said_yes_to(commitments, founders: dict[str, tuple[int, ...]], user_ids: IdMap, item_ids: IdMap) -> sp.csr_matrix:
+    """(n_users, n_items) 1 where the item's side said yes to the user (the other half of a mutual match),
+    from ``commitments`` ((user id, item key) of each application, contact, investment interest or
+    acceptance, ``platform_data.commitments``) and ``founders`` ({startup or position key: founders' ids}):
+    - a developer who applied to a founder's position, or accepted their startup's contact, said yes to that
+      founder about themselves (the founder's item ``developer:<id>``); an investor who contacted, showed
+      interest in or accepted a founder's startup, likewise (``investor:<id>``);
+    - a founder who contacted or accepted a developer said yes to the developer about the founder's
+      positions; one who contacted or accepted an investor, to the investor about the founder's startups.
+    An investor's startups answered by their founders (the founder contacted or accepted the investor) are
+    the third case's."""
+    items_of: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for key, owners in founders.items():
+        for founder in owners:
+            items_of[founder][platform_data.parse_item_key(key)[0]].append(key)
+    cells = set()
+    for user, key in commitments:
+        item_type, person = platform_data.parse_item_key(key)
+        if item_type in ("position", "startup"):  # a developer or investor said yes to the item's founders
+            for founder in founders.get(key, ()):
+                cells.update((str(founder), f"{kind}:{user}") for kind in ("developer", "investor"))
+        else:  # a founder said yes to a developer (their positions) or an investor (their startups)
+            wanted = "position" if item_type == "developer" else "startup"
+            cells.update((str(person), item) for item in items_of[user][wanted])
+    known = [(user_ids.index[u], item_ids.index[i]) for u, i in cells if u in user_ids.index and i in item_ids.index]
+    return _ones(known, len(user_ids), len(item_ids))
 
 
 def item_groups(item_ids: IdMap, startups: dict[str, int] | None = None) -> np.ndarray:
@@ -412,14 +449,17 @@ class HeldOutModels:
         self.serving = serving_set_of(self.models, holdout)
 
     def lists(self, weights: dict[str, float], by_role: dict[str, dict[str, float]] | None = None,
-              k: int = K, diversify: Diversify | None = None) -> dict[int, np.ndarray]:
+              k: int = K, diversify: Diversify | None = None,
+              reciprocal_weight: float | None = None) -> dict[int, np.ndarray]:
         """{user id: item rows, best first}: each evaluated user's top ``k`` through the API's ranker, with
-        ``weights``, or their role's in ``by_role``, re-ranked as ``diversify`` says (default: as served)."""
-        return served_lists(self.serving, weights, self.holdout, k, by_role, diversify)
+        ``weights``, or their role's in ``by_role``, re-ranked as ``diversify`` says (default: as served),
+        the other side's interest blended with ``reciprocal_weight`` (default: as served)."""
+        return served_lists(self.serving, weights, self.holdout, k, by_role, diversify, reciprocal_weight)
 
     def measure(self, weights: dict[str, float], by_role: dict[str, dict[str, float]] | None = None,
-                diversify: Diversify | None = None) -> Metrics:
-        return measured(self.lists(weights, by_role, diversify=diversify), self.holdout)
+                diversify: Diversify | None = None, reciprocal_weight: float | None = None) -> Metrics:
+        return measured(self.lists(weights, by_role, diversify=diversify, reciprocal_weight=reciprocal_weight),
+                        self.holdout)
 
     def alone(self) -> dict[str, dict]:
         """Each component served alone (users without history get the content model, as served): for the
@@ -451,7 +491,7 @@ def serving_set_of(models: dict[str, Recommender], holdout: Holdout) -> ServingS
         raise EngineError("no model to evaluate")
     if holdout.market is None:
         holdout.market = ItemMarket.of(holdout.item_ids, platform_data.item_market())
-    serving = serving.with_market(holdout.market)
+    serving = serving.with_market(holdout.market).with_founders(holdout.item_founders())
     if serving.item_ids.ids != holdout.item_ids.ids:
         raise EngineError("the held-out models were fitted on another snapshot of the catalog than the holdout's")
     return serving
@@ -459,20 +499,24 @@ def serving_set_of(models: dict[str, Recommender], holdout: Holdout) -> ServingS
 
 def served_lists(serving: ServingSet, weights: dict[str, float], holdout: Holdout, k: int = K,
                  by_role: dict[str, dict[str, float]] | None = None,
-                 diversify: Diversify | None = None) -> dict[int, np.ndarray]:
+                 diversify: Diversify | None = None, reciprocal_weight: float | None = None) -> dict[int, np.ndarray]:
     """{user id: item rows, best first}: what ``recommendations.services`` serves each evaluated user from
     their rows in ``holdout`` (seen and dismissed items left out, open positions of their role's types),
     with ``weights`` or their role's own in ``by_role``, re-ranked as ``diversify`` says (default: as the
-    API re-ranks a request that sets nothing)."""
+    API re-ranks a request that sets nothing), the other side's interest (``ServingSet.reverse_interest``)
+    blended with ``reciprocal_weight`` (default: the RECIPROCAL_WEIGHT setting, as served; 0: one-sided)."""
     diversify = diversify or Diversify()
-    rankers = {role: serving.ranker((by_role or {}).get(role, weights)) for role in platform_data.ROLE_ITEM_TYPES}
+    rankers = {role: serving.ranker((by_role or {}).get(role, weights), reciprocal_weight)
+               for role in platform_data.ROLE_ITEM_TYPES}
     lists = {}
     with single_threaded_blas():  # as a request ranks: one user's small products
         for user in holdout.users:
             state = serving.user_state(user.user_id, holdout.matrix[user.row], holdout.negatives[user.row],
                                        user.terms, user.features)
+            reverse = serving.reverse_interest(user_id=user.user_id, role=user.role)
             lists[user.user_id] = rankers[user.role].rank(state, k, holdout.allowed_for(user), True,
-                                                          diversify.diversity, diversify.max_per_startup).items
+                                                          diversify.diversity, diversify.max_per_startup,
+                                                          reverse).items
     return lists
 
 
@@ -521,9 +565,11 @@ def measured(lists: dict[int, np.ndarray], holdout: Holdout) -> Metrics:
 
 
 def group_metrics(lists: dict[int, np.ndarray], users: list[EvaluatedUser], holdout: Holdout) -> dict:
-    """NDCG@K, recall@K, coverage of the items the group's roles may be served, diversity, exposure Gini, users."""
+    """NDCG@K, recall@K, mutual matches@K, coverage of the items the group's roles may be served, diversity,
+    exposure Gini, users."""
     if not users:
-        return {"ndcg": None, "recall": None, "coverage": None, "diversity": None, "gini": None, "users": 0}
+        return {"ndcg": None, "recall": None, "mutual": None, "coverage": None, "diversity": None, "gini": None,
+                "users": 0}
     ranked = [[int(i) for i in lists[u.user_id]] for u in users]
     relevant = [set(holdout.relevant[u.row].indices.tolist()) for u in users]
     servable = np.logical_or.reduce([holdout.allowed(role) for role in {u.role for u in users}])
@@ -531,11 +577,22 @@ def group_metrics(lists: dict[int, np.ndarray], users: list[EvaluatedUser], hold
     return {
         "ndcg": _mean([ndcg_at_k(r, rel, K) for r, rel in zip(ranked, relevant, strict=True)]),
         "recall": _mean([recall_at_k(r, rel, K) for r, rel in zip(ranked, relevant, strict=True)]),
+        "mutual": _mutual_matches(ranked, users, holdout),
         "coverage": round(catalog_coverage([sorted(shown)], int(servable.sum())), 5),
         "diversity": None if holdout.item_content is None else round(_diversity(ranked, holdout.item_content), 5),
         "gini": _exposure_gini(ranked, servable, holdout.groups),
         "users": len(users),
     }
+
+
+def _mutual_matches(lists: list[list[int]], users: list[EvaluatedUser], holdout: Holdout) -> float | None:
+    """Mutual matches@K per user: of each list's top K, the held-out items the user took to whose other side
+    said yes to the user (``Holdout.mutual``), averaged over the users. None for a split saved before."""
+    if holdout.mutual is None:
+        return None
+    found = [len(set(items[:K]) & set(holdout.mutual[u.row].indices.tolist())) for items, u in
+             zip(lists, users, strict=True)]
+    return _mean(found)
 
 
 def _exposure_gini(lists: list[list[int]], servable: np.ndarray, groups: np.ndarray | None) -> float | None:
@@ -573,15 +630,19 @@ def ratio(served: float | None, baseline: float | None) -> float | None:
 
 def served_evaluation(held_out: HeldOutModels, weights: dict[str, float], oracle=None,
                       by_role: dict[str, dict[str, float]] | None = None, diversify: Diversify | None = None) -> dict:
-    """{"metrics": M, "popularity": M, "oracle": M | None, "weights", "weights_by_role", "holdout": {"users",
-    "events", "fraction"}, "seconds"}: ``held_out`` ranked with ``weights`` (a role's own in ``by_role``)
-    and re-ranked as ``diversify`` says (default: as served) beside popularity (and the oracle);
+    """{"metrics": M, "one_sided": M, "reciprocal_weight", "popularity": M, "oracle": M | None, "weights",
+    "weights_by_role", "holdout": {"users", "events", "fraction"}, "seconds"}: ``held_out`` ranked with
+    ``weights`` (a role's own in ``by_role``) and re-ranked as ``diversify`` says (default: as served) beside
+    the same without the other side's interest (``one_sided``), popularity (and the oracle);
     ``seconds``: the time ranking and measuring took (the held-out models were fitted before)."""
     started = time.perf_counter()
     holdout = held_out.holdout
     by_role = by_role or {}
     return {
         "metrics": held_out.measure(weights, by_role, diversify),
+        # the same ranking of one side's interest only: what reciprocal ranking changes
+        "one_sided": held_out.measure(weights, by_role, diversify, reciprocal_weight=0.0),
+        "reciprocal_weight": settings.RECIPROCAL_WEIGHT,
         "popularity": measured(popularity_lists(holdout), holdout),
         "oracle": None if oracle is None else measured(oracle_lists(oracle, holdout), holdout),
         "weights": _rounded_weights(weights),

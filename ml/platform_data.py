@@ -360,6 +360,24 @@ def dismissals() -> list[tuple[int, str]]:
     return said_no
 
 
+# The kinds that say yes to the other side of a two-sided match: an application, a contact, an investment
+# interest, an acceptance of the other side's contact or application.
+YES_KINDS = ("apply", "contact", "invest_interest", "accept")
+
+
+def commitments() -> list[tuple[int, str]]:
+    """(user id, item key) of every event of YES_KINDS: who said yes to what, from which the served
+    evaluation finds mutual matches (``ml.evaluation.said_yes_to``). One read, of those kinds only."""
+    columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
+    types = list(TARGET_FIELDS)
+    rows = Interaction.objects.filter(kind__in=YES_KINDS).values_list("user_id", *columns).order_by()
+    said_yes = []
+    for user, *targets in rows:
+        position = next(n for n, target in enumerate(targets) if target is not None)
+        said_yes.append((user, item_key(types[position], targets[position])))
+    return said_yes
+
+
 def item_popularity() -> dict[str, int]:
     """{item key: how many users made a positive interaction (any kind but a dismissal) with it}: the
     fallback ranking when nothing personal can be scored. One aggregate per item type."""

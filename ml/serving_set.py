@@ -5,12 +5,14 @@ both rank through the same :class:`ml.core.ranker.Ranker` with the same candidat
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from django.conf import settings
 
 from ml.core.base import Recommender, UserState
+from ml.core.content import ContentRecommender
 from ml.core.data import IdMap
 from ml.core.diversify import DEFAULT_DIVERSITY, DEFAULT_MAX_PER_STARTUP, NO_GROUP
 from ml.core.features import ContentVocabulary, crowding_penalty, platform_item_terms, round_fits
@@ -157,6 +159,37 @@ def without_rebuffs(allowed: np.ndarray, rebuffed: np.ndarray | None) -> np.ndar
 
 
 @dataclass(frozen=True)
+class ReverseInterest:
+    """The other side's interest in one asker (issue 13.1): for each candidate, the content model's best
+    score of a pair of (someone on the candidate's side, as a user) and (the asker's side, as an item), from
+    the users' fitted vectors: their declared tastes and what they did (applied to, contacted, dismissed).
+    A founder's candidate developer or investor against the founder's startups and positions; a developer's
+    candidate position's founders against the developer."""
+
+    content: ContentRecommender
+    items: np.ndarray  # the asker's side as item rows: a founder's startups and positions, or the developer
+    users_of: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # rows -> (positions among rows, user rows)
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows),) float32: each candidate's best pair score; NaN where their side is unknown."""
+        at, users = self.users_of(np.asarray(rows, dtype=np.int64))
+        theirs = np.full(len(rows), np.nan, dtype=np.float32)
+        if len(users):
+            distinct, inverse = np.unique(users, return_inverse=True)
+            np.fmax.at(theirs, at, self.content.pair_scores(distinct, self.items).max(axis=1)[inverse])
+        return theirs
+
+    def best_pair(self, row: int) -> tuple[int, int] | None:
+        """(user row, item row) of the pair that gives candidate ``row`` its score; None when unknown."""
+        _, users = self.users_of(np.array([row], dtype=np.int64))
+        if not len(users):
+            return None
+        pairs = self.content.pair_scores(users, self.items)
+        user, item = np.unravel_index(int(np.argmax(pairs)), pairs.shape)
+        return int(users[user]), int(self.items[item])
+
+
+@dataclass(frozen=True)
 class ServingSet:
     components: dict[str, Recommender] = field(default_factory=dict)  # aligned to user_ids / item_ids
     unavailable: dict[str, str] = field(default_factory=dict)  # algorithm -> why it does not serve
@@ -172,8 +205,9 @@ class ServingSet:
     market: ItemMarket | None = None  # rounds and applicants, as of the load (None: no market rules)
     crowding: np.ndarray | None = None  # (n_items,) what each item's blended score loses for its crowd
     rebuffs: dict[int, np.ndarray] = field(default_factory=dict)  # user id -> rows of those who rebuffed them
-    founders_of: dict[int, tuple[int, ...]] = field(default_factory=dict)  # startup/position row -> founders' ids
     owned: dict[int, np.ndarray] = field(default_factory=dict)  # founder's user id -> their catalog items' rows
+    founder_users: dict[int, tuple[int, ...]] = field(default_factory=dict)  # catalog row -> founders' user rows
+    person_users: np.ndarray | None = None  # (n_items,) each developer's and investor's user row, -1 else
 
     @property
     def ready(self) -> bool:
@@ -196,10 +230,14 @@ class ServingSet:
         allowed = allowed if market is None else allowed & market
         return without_rebuffs(allowed, self.rebuffs.get(user_id))
 
-    def ranker(self, weights: dict[str, float]) -> Ranker:
+    def ranker(self, weights: dict[str, float], reciprocal_weight: float | None = None) -> Ranker:
+        """A ranker of these components with ``weights``, blending the other side's interest with
+        ``reciprocal_weight`` (default: the RECIPROCAL_WEIGHT setting; 0 ranks one side's interest only)."""
+        if reciprocal_weight is None:
+            reciprocal_weight = settings.RECIPROCAL_WEIGHT
         return Ranker(self.components, weights, len(self.item_ids), popularity=self.popularity,
                       retrieval=self.retrieval, unavailable=self.unavailable, item_vectors=self.item_vectors or None,
-                      groups=self.groups, crowding=self.crowding)
+                      groups=self.groups, crowding=self.crowding, reciprocal_weight=reciprocal_weight)
 
     def with_market(self, market: ItemMarket | None) -> ServingSet:
         """This set with ``market`` (in its numbering) and the crowding it gives: a new application
@@ -207,54 +245,63 @@ class ServingSet:
         return replace(self, market=market, crowding=None if market is None else market.crowding())
 
     def with_rebuffs(self, *, dismissals, founders: dict[str, tuple[int, ...]]) -> ServingSet:
-        """This set knowing who rebuffed whom (``rebuffed_by``) in its numbering: a new dismissal counts
-        without loading the models again."""
+        """This set knowing who rebuffed whom (``rebuffed_by``) and who founded what (``with_founders``) in
+        its numbering: a new dismissal counts without loading the models again."""
         if self.item_ids is None:
             return self
-        founders_of = {self.item_ids.index[key]: ids for key, ids in founders.items() if key in self.item_ids.index}
+        return replace(self.with_founders(founders),
+                       rebuffs=rebuffed_by(item_ids=self.item_ids, dismissals=dismissals, founders=founders))
+
+    def with_founders(self, founders: dict[str, tuple[int, ...]]) -> ServingSet:
+        """This set knowing ``founders`` ({startup or position key: its founders' user ids}) in its
+        numbering: whose side a founder's or a position's other side answers (``reverse_interest``)."""
+        if self.item_ids is None:
+            return self
         owned: dict[int, list[int]] = {}
-        for row, ids in founders_of.items():
+        founder_users: dict[int, tuple[int, ...]] = {}
+        for key, ids in founders.items():
+            row = self.item_ids.index.get(key)
+            if row is None:
+                continue
             for founder in ids:
                 owned.setdefault(founder, []).append(row)
-        return replace(self, rebuffs=rebuffed_by(item_ids=self.item_ids, dismissals=dismissals, founders=founders),
-                       founders_of=founders_of, owned={f: np.asarray(sorted(rows)) for f, rows in owned.items()})
+            if users := tuple(self.user_ids.index[str(f)] for f in ids if str(f) in self.user_ids.index):
+                founder_users[row] = users
+        return replace(self, owned={f: np.asarray(sorted(rows)) for f, rows in owned.items()},
+                       founder_users=founder_users)
 
-    def reciprocal(self, *, user_id: int, role: str, rows: np.ndarray) -> list[float | None]:
-        """Per item row, the other side's interest in user ``user_id``: the content model's score of the
-        asker's side for the candidate as a user (as trained), the best over the items concerned. A founder's
-        developers and investors: their score of the founder's startups and positions; a developer's
-        positions: their startup's founders' score of the developer. None where it does not apply (an
-        investor's startups, a developer's startups) or a side is unknown to the content model."""
+    def reverse_interest(self, *, user_id: int, role: str) -> ReverseInterest | None:
+        """The other side's interest in user ``user_id`` of ``role``, where their answer is what a
+        recommendation asks for: a founder's developers and investors (would they take the founder's
+        startups and positions?) and a developer's positions (would their founders take the developer?).
+        None for the other answers (an investor's startups, a developer's startups: nobody must say yes),
+        without a content model, or where the asker's side is unknown to it."""
         content = self.components.get(CONTENT)
-        if content is None:
-            return [None] * len(rows)
+        if not isinstance(content, ContentRecommender):
+            return None
         if role == Role.FOUNDER:
-            return [self._their_interest(content, [self._user_row(row)], self.owned.get(user_id)) for row in rows]
+            owned = self.owned.get(user_id)
+            return None if owned is None else ReverseInterest(content, owned, self._people_as_users)
         if role == Role.DEVELOPER:
             me = self.item_ids.index.get(f"developer:{user_id}")
-            return [self._founders_interest(content, int(row), me) for row in rows]
-        return [None] * len(rows)
+            return None if me is None else ReverseInterest(content, np.array([me]), self._founders_as_users)
+        return None
 
-    def _founders_interest(self, content: Recommender, row: int, developer_row: int | None) -> float | None:
-        """For a position ``row``: its founders' interest in the developer item ``developer_row``."""
+    def _people_as_users(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions among ``rows``, user rows): each person item that the content model knows as a user."""
+        users = self.person_users[rows]
+        at = np.flatnonzero(users >= 0)
+        return at, users[at]
+
+    def _founders_as_users(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions among ``rows``, user rows): each position's founders that the content model knows."""
         positions = self.type_masks.get("position")
-        if developer_row is None or positions is None or not positions[row]:
-            return None
-        founders = [self.user_ids.index.get(str(founder)) for founder in self.founders_of.get(row, ())]
-        return self._their_interest(content, founders, np.array([developer_row]))
-
-    def _user_row(self, item_row) -> int | None:
-        """The user row of the person item ``item_row`` is (a developer or investor), None if untrained."""
-        return self.user_ids.index.get(str(parse_item_key(self.item_ids.ids[int(item_row)])[1]))
-
-    @staticmethod
-    def _their_interest(content: Recommender, user_rows: list[int | None],
-                        item_rows: np.ndarray | None) -> float | None:
-        """The best score any of ``user_rows`` gives any of ``item_rows``; None when either is empty."""
-        users = [row for row in user_rows if row is not None]
-        if not users or item_rows is None or not len(item_rows):
-            return None
-        return float(content.score(np.asarray(users))[:, item_rows].max())
+        pairs = [(n, user) for n, row in enumerate(rows.tolist()) if positions is not None and positions[row]
+                 for user in self.founder_users.get(row, ())]
+        if not pairs:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        at, users = (np.asarray(column, dtype=np.int64) for column in zip(*pairs, strict=True))
+        return at, users
 
     def user_state(self, user_id: int, history, negatives, terms: list[str], features: np.ndarray) -> UserState:
         """User ``user_id`` as they are now: their current interaction rows (in this set's item numbering),
@@ -289,8 +336,11 @@ def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str
     users, items = reference.user_ids, reference.item_ids
     item_types = np.asarray([parse_item_key(key)[0] for key in items.ids])
     components = {name: align(model, users, items) for name, model in loaded.items()}
+    person_users = np.fromiter((users.index.get(str(parse_item_key(key)[1]), -1) if item_type in PEOPLE_TYPES else -1
+                                for key, item_type in zip(items.ids, item_types, strict=True)),
+                               dtype=np.int64, count=len(items))
     serving = ServingSet(
-        components=components, unavailable=dict(unavailable), user_ids=users, item_ids=items,
+        components=components, unavailable=dict(unavailable), user_ids=users, item_ids=items, person_users=person_users,
         vocabulary=vocabulary,
         type_masks={item_type: item_types == item_type for item_type in np.unique(item_types)},
         retrieval=Retrieval(components, item_types),

@@ -58,8 +58,10 @@ ModelVersionsSerializer = per_algorithm("ModelVersionsSerializer", lambda: seria
 ScoresSerializer = one_field_each(
     "ScoresSerializer", [*Algorithm.values, RECIPROCAL], lambda: serializers.FloatField(allow_null=True),
     "Each algorithm's score of the item (z-scored per user), null where it was not used; and reciprocal: the "
-    "content model's score of the asker's side for the candidate (a founder's startups and positions for a "
-    "developer or investor, a developer for a position's founders), null where it does not apply.")
+    "other side's interest in the asker, z-scored over the candidates, which the item's score adds times the "
+    "RECIPROCAL_WEIGHT setting: the content model's best score of the asker's side for the candidate as a user "
+    "(a founder's startups and positions for a developer or investor, a developer for a position's founders), "
+    "null where nobody must answer (startups) or it is unknown.")
 
 
 # ---------------------------------------------------------------- recommendations
@@ -90,9 +92,11 @@ class RecommendationRequestSerializer(StrictSerializer):
 
 class ExplanationSerializer(serializers.Serializer):
     algorithm = serializers.ChoiceField(
-        choices=[CONTENT, COLLABORATIVE, TWO_TOWER, EASE, RP3BETA, POPULARITY, MARKET],
+        choices=[CONTENT, COLLABORATIVE, TWO_TOWER, EASE, RP3BETA, POPULARITY, MARKET, RECIPROCAL],
         help_text="The component the reason comes from; popularity on the popular fallback; market: what the "
-                  "marketplace says of the item, after the components' reasons.")
+                  "marketplace says of the item, after the components' reasons; reciprocal: why the other side "
+                  "would likely answer, naming both sides (\"You need django; they list django and prefer "
+                  "fintech, your industry\").")
     text = serializers.CharField(
         help_text="content_based: what the item shares with your profile or history; collaborative and item-item "
                   "models: \"People who applied to <item> also applied here\"; two_tower: \"Like <item>, which you "
@@ -231,6 +235,11 @@ class GroupMetricsSerializer(serializers.Serializer):
 
     ndcg = serializers.FloatField(allow_null=True)
     recall = serializers.FloatField(allow_null=True)
+    mutual = serializers.FloatField(
+        allow_null=True, required=False,
+        help_text="Mutual matches@10 per user: top-10 items the user took in the held-out period whose other side "
+                  "said yes to them (applied, contacted, showed interest or accepted); absent in runs measured "
+                  "before it was.")
     coverage = serializers.FloatField(allow_null=True, help_text="Share of the items the group's roles may be "
                                                                  "served that appear in some top 10.")
     diversity = serializers.FloatField(allow_null=True, help_text="Intra-list diversity over the items' content; "
@@ -265,6 +274,11 @@ class HoldoutSerializer(serializers.Serializer):
 class ServedEvaluationSerializer(serializers.Serializer):
     metrics = ServedMetricsSerializer(help_text="The run's set ranked as the API serves it, with the weights "
                                                 "tuned on the holdout's earlier events.")
+    one_sided = ServedMetricsSerializer(
+        required=False, help_text="The same ranking without the other side's interest (reciprocal weight 0): what "
+                                  "reciprocal ranking changes. Absent in runs measured before it was.")
+    reciprocal_weight = serializers.FloatField(required=False,
+                                               help_text="The RECIPROCAL_WEIGHT the served ranking blended with.")
     popularity = ServedMetricsSerializer(help_text="The most popular candidates, on the same users.")
     oracle = ServedMetricsSerializer(allow_null=True, help_text="On a seeded demo world, the ranking the world's "
                                                                 "events follow (a ceiling); null elsewhere.")

@@ -27,7 +27,7 @@ from ml.core.registry import CONTENT, POPULARITY
 from ml.models import BLENDED, ModelVersion, TrainingRun, Trigger
 from ml.platform_data import ROLE_ITEM_TYPES, item_key, parse_item_key
 from ml.services import model_version_activate
-from ml.serving_set import FEW_APPLICANTS_TEXT, MARKET, RECIPROCAL, Diversify, ServingSet, check_range
+from ml.serving_set import FEW_APPLICANTS_TEXT, MARKET, RECIPROCAL, Diversify, ReverseInterest, ServingSet, check_range
 from profiles.models import TARGET_FIELDS, Interaction, a_or_an
 from recsys_site.exceptions import ServiceUnavailable
 
@@ -151,8 +151,10 @@ def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingS
     # A reason is anchored on something the user still stands by: a dismissed item is no anchor.
     anchorable = np.setdiff1d(interactions.history.indices, interactions.negatives.indices)
 
+    reverse = serving.reverse_interest(user_id=user_id, role=role)
+
     def rank(k: int) -> Ranking:
-        return ranker.rank(user, k, allowed, exclude_seen, diversify.diversity, diversify.max_per_startup)
+        return ranker.rank(user, k, allowed, exclude_seen, diversify.diversity, diversify.max_per_startup, reverse)
 
     def anchors_of(ranking: Ranking) -> dict[str, np.ndarray]:
         return _anchors(serving, anchorable, ranking) if explain else {}
@@ -163,9 +165,11 @@ def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingS
            else [[] for _ in short.shown])
     if explain:
         _add_market_reasons(serving, result.items[short.shown], why)
+        _add_two_sided_reasons(role, reverse, result, short.shown, why)
     used = [a for a in BLENDED if a in result.weights]
-    # The other side's interest, reported beside the scores (not yet part of the ranking).
-    reciprocal = serving.reciprocal(user_id=user_id, role=role, rows=result.items[short.shown])
+    # The other side's interest as the ranking blended it (a z-score, times RECIPROCAL_WEIGHT in the score).
+    reciprocal = ([None] * len(short.shown) if result.reciprocal is None
+                  else [None if np.isnan(value) else value for value in result.reciprocal[short.shown]])
     results = []
     for position, (n, explanations, theirs) in enumerate(zip(short.shown, why, reciprocal, strict=True), start=1):
         key = serving.item_ids.ids[result.items[n]]
@@ -246,6 +250,21 @@ def _add_market_reasons(serving: ServingSet, rows: np.ndarray, why: list[list[Ex
     for explanations, few in zip(why, serving.market.few_applicants(rows), strict=True):
         if few:
             explanations.append(Explanation(algorithm=MARKET, text=FEW_APPLICANTS_TEXT))
+
+
+def _add_two_sided_reasons(role: str, reverse: ReverseInterest | None, ranking: Ranking,
+                           shown: list[int], why: list[list[Explanation]]) -> None:
+    """After the others, a reason naming both sides for each shown item whose other side is more interested
+    in the user than the typical candidate's (a reciprocal z-score above 0), from the terms the best
+    pair shares (``explainer.two_sided_text``): "You need django; they list django and prefer fintech, your
+    industry"."""
+    if reverse is None or ranking.reciprocal is None:
+        return
+    for n, explanations in zip(shown, why, strict=True):
+        pair = reverse.best_pair(int(ranking.items[n])) if ranking.reciprocal[n] > 0 else None
+        text = None if pair is None else explainer.two_sided_text(role, reverse.content.shared_terms(*pair))
+        if text:
+            explanations.append(Explanation(algorithm=RECIPROCAL, text=text))
 
 
 def _anchored(name: str, n: int, short: _Shortlist, kinds: dict[int, str]) -> list[str]:

@@ -3,6 +3,7 @@
 A typo in production configuration should stop the process at start-up, not
 silently fall back to a default.
 """
+import math
 import os
 from urllib.parse import unquote, urlparse
 
@@ -37,6 +38,19 @@ def env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {value!r}")
+    return number
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

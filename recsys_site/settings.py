@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import database_from_url, env_bool, env_int, env_list, env_str
+from .env import database_from_url, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -116,6 +116,11 @@ RECORD_IMPRESSIONS = env_bool("RECORD_IMPRESSIONS", True)
 # log(1 + excess / this). 20: a founder reviews about that many applications per hire; in the demo world it
 # is above what 99% of open positions have, so only the crowded tail is lowered.
 CROWDED_APPLICANTS_PER_OPENING = env_int("CROWDED_APPLICANTS_PER_OPENING", 20)
+# How much the other side's interest (would they answer? ml.serving_set.ReverseInterest) adds to a founder's
+# developers and investors and a developer's positions, in z-score units beside the blend's; 0 ranks one
+# side's interest only. Chosen on the demo world by `python bench/reciprocal_blend.py` (README, "Reciprocal
+# ranking"): the weight that raised mutual matches@10 most while forward NDCG@10 fell at most 3%.
+RECIPROCAL_WEIGHT = env_float("RECIPROCAL_WEIGHT", 0.3)
 
 # API tokens (django-rest-knox): stored as digests, expiring, revocable; sent as `Authorization: Token <key>`.
 TOKEN_TTL_HOURS = env_int("TOKEN_TTL_HOURS", 720)

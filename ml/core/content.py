@@ -98,6 +98,21 @@ class ContentRecommender(Recommender):
     def linear_items(self) -> tuple[sp.csr_matrix, np.ndarray]:
         return self.item_vectors, self._offsets()
 
+    def pair_scores(self, user_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+        """(len(user_rows), len(item_rows)) the cosine of each user's fitted vector (declared terms and
+        history, as trained) with each item's: how well the items suit those users, without the popularity
+        prior (which says how popular an item is, not how much these users like it)."""
+        rows = self._check_rows(user_rows)
+        users = self._user_vectors(self.declared[rows], self.history[rows])
+        return np.asarray((users @ self.item_vectors[np.asarray(item_rows, dtype=np.int64)].T).toarray(),
+                          dtype=np.float32)
+
+    def shared_terms(self, user_row: int, item_row: int) -> dict[str, list[str]]:
+        """{namespace: terms} that user ``user_row`` declared (as trained) and item ``item_row`` has."""
+        declared = self.declared[int(user_row)].indices
+        item = self.item_vectors[int(item_row)].indices
+        return dict(_by_namespace(self.vocab, np.intersect1d(declared, item)))
+
     def _query(self, user: UserState) -> np.ndarray:
         """(v,) the user's content vector from their declared terms and current interaction rows."""
         declared, profile = self._fresh_profiles(user.content, user.history, user.negatives)

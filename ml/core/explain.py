@@ -129,3 +129,29 @@ def popular_text(audience: str) -> str:
     """The popular fallback's reason; ``audience``: who the reader is among (e.g. "developers"). It names
     no period: the popularity it ranks by counts every positive interaction ever made."""
     return f"Popular with {audience}"
+
+
+def two_sided_text(role: str, shared: dict[str, list[str]], limit: int = 3) -> str | None:
+    """A reason that names both sides of a two-sided match, from the terms the other side's declared tastes
+    share with the asker's side (``ContentRecommender.shared_terms`` of ``ReverseInterest.best_pair``):
+    for a founder, "You need django; they list django and prefer fintech, your industry"; for a developer,
+    "Its founders look for django, which you list, and work in fintech, your industry". None when the pair
+    shares no skill, industry or stage (a reason must say something the reader can check)."""
+    skills, industries, stages = (", ".join(shared.get(namespace, [])[:limit]) for namespace in
+                                  ("skill", "industry", "stage"))
+    if role == "founder":
+        theirs = [f"list {skills}" if skills else "", f"prefer {industries}, your industry" if industries else "",
+                  f"invest at {stages}, your stage" if stages else ""]
+        said = _joined(theirs)
+        if not said:
+            return None
+        return f"You need {skills}; they {said}" if skills else f"They {said}"
+    said = _joined([f"look for {skills}, which you list" if skills else "",
+                    f"work in {industries}, your industry" if industries else ""])
+    return f"Its founders {said}" if said else None
+
+
+def _joined(parts: list[str]) -> str:
+    """The non-empty ``parts`` as a phrase: "a", "a and b", "a, b and c"."""
+    parts = [part for part in parts if part]
+    return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] if parts else ""

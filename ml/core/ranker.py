@@ -65,6 +65,9 @@ class Ranking:
     weights: dict[str, float]
     unavailable: dict[str, str] = field(default_factory=dict)
     user_scores: dict[str, UserScores] = field(default_factory=dict)
+    # The other side's interest in the user, of the ranked items: z-scores over the candidates, NaN where
+    # unknown (``reciprocal_z``); None: not asked, or not known for enough candidates
+    reciprocal: np.ndarray | None = None
 
 
 class Ranker:
@@ -78,13 +81,15 @@ class Ranker:
     similarities are averaged; None: items are all unlike);
     ``groups``: (n_items,) int, the group (startup) of each item, ``ml.core.diversify.NO_GROUP`` for none;
     ``crowding``: (n_items,) >= 0, what each item's blended score (z-score units) loses before the top k
-    are chosen (``ml.core.features.crowding_penalty``: a position with more applicants than it can read).
+    are chosen (``ml.core.features.crowding_penalty``: a position with more applicants than it can read);
+    ``reciprocal_weight``: how much the other side's interest (a rank's ``reverse``, z-scored over the
+    candidates) adds to the blended score, in z-score units (0: one-sided ranking).
     """
 
     def __init__(self, components: dict[str, Recommender], weights: dict[str, float], n_items: int, *,
                  popularity: np.ndarray | None = None, retrieval: Retrieval | None = None,
                  unavailable: dict[str, str] | None = None, item_vectors=None, groups: np.ndarray | None = None,
-                 crowding: np.ndarray | None = None):
+                 crowding: np.ndarray | None = None, reciprocal_weight: float = 0.0):
         self.components = dict(components)
         self.weights = dict(weights)
         self.n_items = n_items
@@ -94,13 +99,16 @@ class Ranker:
         self.item_vectors, self.groups = item_vectors, groups
         # None when nothing is crowded: the common case costs no subtraction
         self.crowding = crowding if crowding is not None and crowding.any() else None
+        self.reciprocal_weight = reciprocal_weight
 
     def rank(self, user: UserState, k: int, allowed: np.ndarray | None = None, exclude_seen: bool = True,
-             diversity: float = 0.0, max_per_group: int | None = None) -> Ranking:
+             diversity: float = 0.0, max_per_group: int | None = None, reverse=None) -> Ranking:
         """Top ``k`` of the ``allowed`` items (bool per item row; None: all), dismissed items always left
         out, seen ones unless ``exclude_seen`` is off; re-ranked for ``diversity`` (0-1, MMR over
         ``item_vectors``) and at most ``max_per_group`` items of one group (``ml.core.diversify``). A
-        re-ranked item keeps its blended score: the scores then need not fall down the list."""
+        re-ranked item keeps its blended score: the scores then need not fall down the list.
+        ``reverse``: the other side's interest in this user (``scores(rows)`` -> raw scores, NaN where
+        unknown; ``ml.serving_set.ReverseInterest``), blended with ``reciprocal_weight``."""
         if k < 1:
             raise EngineError(f"k must be >= 1, got {k}")
         if not 0.0 <= diversity <= 1.0:
@@ -123,9 +131,14 @@ class Ranker:
         candidates = self._candidates(scores, keep)
         seen = self._seen_among_stats_rows(user.history)
         z = {n: self._standardised(n, scores[n], candidates, seen) for n in weights}
-        chosen, values = top(self._crowded(self._blend(weights, z, scores, candidates), candidates), candidates, k)
+        relevance = self._crowded(self._blend(weights, z, scores, candidates), candidates)
+        theirs = None if reverse is None else reciprocal_z(reverse.scores(candidates))
+        if theirs is not None and self.reciprocal_weight:
+            relevance = (relevance + self.reciprocal_weight * np.nan_to_num(theirs)).astype(np.float32)
+        chosen, values = top(relevance, candidates, k)
         return Ranking(candidates[chosen], values, {n: z[n][chosen] for n in weights},
-                       self._path(user.history.nnz > 0, unavailable), weights, unavailable, scores)
+                       self._path(user.history.nnz > 0, unavailable), weights, unavailable, scores,
+                       None if theirs is None else theirs[chosen])
 
     def _top(self, diversity: float, max_per_group: int | None):
         """(relevance of ``rows``, rows, k) -> (positions chosen, their relevance): the plain top k, or
@@ -255,6 +268,18 @@ class Ranker:
         counted_values = values[counted]
         mean, std = (counted_values.mean(), counted_values.std()) if len(counted_values) else (0.0, 0.0)
         return ((scores.at(rows) - mean) / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+def reciprocal_z(theirs: np.ndarray) -> np.ndarray | None:
+    """The other side's interest ``theirs`` (raw, NaN where unknown) as z-scores over the candidates, NaN
+    kept where unknown (blended as 0: no opinion); None when fewer than two are known. Summed with the
+    blend's z-scores by ``Ranker.reciprocal_weight``: on the demo world that raised mutual matches more, for
+    less forward NDCG, than a harmonic mean of the two sides' percentile ranks (README, "Reciprocal ranking")."""
+    known = np.isfinite(theirs)
+    if known.sum() < 2:
+        return None
+    spread = theirs[known].std()
+    return ((theirs - theirs[known].mean()) / (spread if spread > 0 else 1.0)).astype(np.float32)
 
 
 # ---------------------------------------------------------------- components from other snapshots

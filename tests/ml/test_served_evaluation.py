@@ -22,7 +22,7 @@ from profiles.models import Industry, Interaction, Skill, Startup
 
 pytestmark = pytest.mark.django_db
 M_GROUPS = {"all", "by_role", "by_segment"}
-GROUP_METRICS = {"ndcg", "recall", "coverage", "diversity", "gini", "users"}
+GROUP_METRICS = {"ndcg", "recall", "mutual", "coverage", "diversity", "gini", "users"}
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +91,9 @@ def test_a_web_process_serves_the_tuned_weights_of_a_newly_activated_run(trained
 
 def test_a_run_stores_its_set_measured_as_served_by_role_and_segment_beside_popularity_and_the_oracle(trained):
     served = trained.served
-    assert set(served) == {"metrics", "popularity", "oracle", "weights", "weights_by_role", "holdout", "seconds"}
-    for ranking in ("metrics", "popularity", "oracle"):  # seed 0: the demo world's oracle is rebuilt
+    assert set(served) == {"metrics", "one_sided", "reciprocal_weight", "popularity", "oracle", "weights",
+                           "weights_by_role", "holdout", "seconds"}
+    for ranking in ("metrics", "one_sided", "popularity", "oracle"):  # seed 0: the demo world's oracle is rebuilt
         metrics = served[ranking]
         assert set(metrics) == M_GROUPS
         assert set(metrics["by_role"]) == {"developer", "investor", "founder"}
@@ -163,14 +164,33 @@ def test_the_evaluate_command_prints_the_table_and_writes_the_plot(trained, tmp_
     assert "Holding out each user's latest 20% of events" in printed and "Ranking" in printed
     header = next(line for line in printed.splitlines() if line.startswith("group"))
     assert header.split() == ["group", "users", "served", "popular", "oracle", "srv/pop", "srv/orc", "recall",
-                              "coverage", "divers.", "gini"]
-    rows = {line.split()[0]: line.split() for line in printed.splitlines()[printed.splitlines().index(header) + 2:]
-            if line.split() and line.split()[0] in {"all", "developer", "investor", "founder", "cold", "light",
-                                                    "heavy"}}
+                              "mutual", "coverage", "divers.", "gini"]
+    rows = table_rows(printed, header)
     assert set(rows) == {"all", "developer", "investor", "founder", "cold", "light", "heavy"}
     served, popularity, ratio = float(rows["all"][2]), float(rows["all"][3]), float(rows["all"][5])
     assert ratio == pytest.approx(served / popularity, abs=0.01)
+    # and the reciprocal ranking beside one-sided ranking, per role: mutual matches and NDCG with their changes
+    reciprocal = next(line for line in printed.splitlines() if line.startswith("group") and "mutual 1-sided" in line)
+    rows = table_rows(printed, reciprocal)
+    assert set(rows) == {"all", "developer", "investor", "founder"}
+    one_sided, as_served, change = float(rows["all"][2]), float(rows["all"][3]), rows["all"][4]
+    if one_sided:  # printed to 4 places: the change from the printed numbers agrees to their rounding
+        assert float(change.rstrip("%")) == pytest.approx(100 * (as_served - one_sided) / one_sided,
+                                                          abs=0.1 + 100 * 1e-4 / one_sided)
+    else:
+        assert change == "-"
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def table_rows(printed: str, header: str) -> dict[str, list[str]]:
+    """{group: its row's fields} of the table under ``header``, up to the next blank line."""
+    lines = printed.splitlines()[printed.splitlines().index(header) + 2:]
+    rows = {}
+    for line in lines:
+        if not line.strip():
+            break
+        rows[line.split()[0]] = line.split()
+    return rows
 
 
 def test_a_world_that_is_not_the_seeded_demo_world_has_no_oracle(trained):

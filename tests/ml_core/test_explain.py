@@ -141,3 +141,14 @@ def test_it_imports_without_django():
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], env=env,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_two_sided_reason_names_what_each_side_brings():
+    shared = {"skill": ["django", "postgresql"], "industry": ["fintech"]}
+    assert explain.two_sided_text("founder", shared) == ("You need django, postgresql; they list django, postgresql "
+                                                         "and prefer fintech, your industry")
+    assert explain.two_sided_text("founder", {"industry": ["fintech"], "stage": ["seed"]}) == (
+        "They prefer fintech, your industry and invest at seed, your stage")
+    assert explain.two_sided_text("developer", shared) == ("Its founders look for django, postgresql, which you "
+                                                           "list and work in fintech, your industry")
+    assert explain.two_sided_text("developer", {"remote": ["remote"]}) is None  # nothing the reader can check

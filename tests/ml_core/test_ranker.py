@@ -214,3 +214,49 @@ def test_the_popular_path_lowers_crowded_items_too(cold_world):
     crowded = ranker(cold_world, {}, crowding=crowding).rank(state(cold_world, 0), 3)
     assert plain.items[0] not in crowded.items
     assert crowded.scores.tolist() == popularity[crowded.items].tolist()  # scores stay the popularity counts
+
+
+class FixedInterest:
+    """The other side's interest in the user: a fixed raw score per item row, NaN where unknown."""
+
+    def __init__(self, theirs: np.ndarray):
+        self.theirs = theirs
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        return self.theirs[rows]
+
+
+def test_the_other_sides_interest_adds_its_z_score_times_the_reciprocal_weight(cold_world, components):
+    user = state(cold_world, 0)
+    plain = ranker(cold_world, components).rank(user, cold_world.n_items)
+    theirs = np.full(cold_world.n_items, np.nan, dtype=np.float32)
+    last = plain.items[-1]
+    theirs[plain.items] = 0.0
+    theirs[last] = 1.0  # the forward ranking's last item is the one whose side would answer
+    reverse = FixedInterest(theirs)
+    one_sided = ranker(cold_world, components).rank(user, cold_world.n_items, reverse=reverse)
+    assert one_sided.items.tolist() == plain.items.tolist()  # weight 0: measured, not blended
+    two_sided = ranker(cold_world, components, reciprocal_weight=1.0).rank(user, cold_world.n_items, reverse=reverse)
+    z = (theirs[plain.items] - theirs[plain.items].mean()) / theirs[plain.items].std()
+    by_item = dict(zip(plain.items.tolist(), plain.scores.tolist(), strict=True))
+    for item, score, reported in zip(two_sided.items, two_sided.scores, two_sided.reciprocal, strict=True):
+        expected = z[plain.items.tolist().index(item)]
+        assert reported == pytest.approx(expected, abs=1e-5)
+        assert score == pytest.approx(by_item[item] + expected, abs=1e-4)
+    assert two_sided.items.tolist().index(last) < plain.items.tolist().index(last)
+
+
+def test_an_unknown_interest_counts_as_no_opinion(cold_world, components):
+    user = state(cold_world, 0)
+    plain = ranker(cold_world, components).rank(user, cold_world.n_items)
+    unknown = FixedInterest(np.full(cold_world.n_items, np.nan, dtype=np.float32))
+    ranked = ranker(cold_world, components, reciprocal_weight=1.0).rank(user, cold_world.n_items, reverse=unknown)
+    assert ranked.items.tolist() == plain.items.tolist() and ranked.reciprocal is None
+    theirs = np.full(cold_world.n_items, np.nan, dtype=np.float32)
+    theirs[plain.items[:2]] = [0.0, 1.0]
+    partly = ranker(cold_world, components, reciprocal_weight=1.0).rank(user, cold_world.n_items,
+                                                                        reverse=FixedInterest(theirs))
+    assert np.isnan(partly.reciprocal[np.isin(partly.items, plain.items[2:])]).all()
+    scores = dict(zip(partly.items.tolist(), partly.scores.tolist(), strict=True))
+    assert all(scores[item] == pytest.approx(score, abs=1e-5)  # unknown: the blend alone
+               for item, score in zip(plain.items[2:].tolist(), plain.scores[2:].tolist(), strict=True))

@@ -40,8 +40,8 @@ def test_each_result_is_explained_by_every_component_that_scored_it_strongest_fi
 
     assert answer["algorithms_used"] == ["content_based", "collaborative", "two_tower"]
     for item in answer["results"]:
-        # the market's reason ("Few applicants so far") comes last and is no component's
-        algorithms = [e["algorithm"] for e in item["explanations"] if e["algorithm"] != "market"]
+        # the market's reason ("Few applicants so far") and the two-sided one come last and are no component's
+        algorithms = [e["algorithm"] for e in item["explanations"] if e["algorithm"] not in {"market", "reciprocal"}]
         assert {"collaborative", "two_tower"} <= set(algorithms) <= set(answer["algorithms_used"])
         strengths = [contribution(answer, item, name) for name in algorithms]
         assert strengths == sorted(strengths, reverse=True), item

@@ -13,7 +13,7 @@ WEIGHTS = "/api/v1/models/weights"
 EVALUATE = "/api/v1/models/weights/evaluate"
 STATUS = "/api/v1/algorithms/status"
 SCHEMA = "/api/v1/schema/"
-GROUP_KEYS = {"ndcg", "recall", "coverage", "diversity", "gini", "users"}
+GROUP_KEYS = {"ndcg", "recall", "mutual", "coverage", "diversity", "gini", "users"}
 ROLES = {"developer", "founder", "investor"}
 SEGMENTS = {"cold", "light", "heavy"}
 
@@ -207,7 +207,8 @@ def test_a_training_run_shows_what_it_tuned_and_how_it_measured_as_served(staff,
     assert set(world.run.algorithms) <= set(body["tuned"]["settings"])
     assert body["tuned"]["by_role"] == world.run.tuned["by_role"]
     served = body["served"]
-    assert set(served) == {"metrics", "popularity", "oracle", "weights", "weights_by_role", "holdout", "seconds"}
+    assert set(served) == {"metrics", "one_sided", "reciprocal_weight", "popularity", "oracle", "weights",
+                           "weights_by_role", "holdout", "seconds"}
     assert served == world.run.served
     assert served["oracle"] is None  # seed 5 is not the demo world's seed
     assert body["not_activated"] == ""

@@ -86,6 +86,7 @@ class Command(BaseCommand):
             self.stdout.write("No oracle: the data is not the demo world of seed "
                               f"{demo_seed} (pass --demo-seed for another).")
         self.stdout.write(table(result))
+        self.stdout.write(reciprocal_table(result))
         self.stdout.write("\nEach component served alone (all users): " + ", ".join(
             f"{name} {_number(m['ndcg'])}" for name, m in result["alone"].items()))
         path = Path(plot)
@@ -142,10 +143,10 @@ def _cap_argument(text: str) -> int:
 
 def table(result: dict) -> str:
     """One row per group: users, NDCG@10 of served, popularity and oracle with the ratios, then the served
-    ranking's recall@10, coverage, diversity and exposure Gini (per startup; "-" for founders, who are
-    served people)."""
+    ranking's recall@10, mutual matches@10, coverage, diversity and exposure Gini (per startup; "-" for
+    founders, who are served people)."""
     header = (f"{'group':<10} {'users':>6} {'served':>8} {'popular':>8} {'oracle':>8} {'srv/pop':>8} {'srv/orc':>8} "
-              f"{'recall':>8} {'coverage':>8} {'divers.':>8} {'gini':>8}")
+              f"{'recall':>8} {'mutual':>8} {'coverage':>8} {'divers.':>8} {'gini':>8}")
     lines = ["", "NDCG@10 as served, beside popularity and the oracle on the same candidates", header,
              "-" * len(header)]
     for name, served, popularity, oracle in _groups(result):
@@ -153,8 +154,31 @@ def table(result: dict) -> str:
             f"{name:<10} {served['users']:>6} {_number(served['ndcg']):>8} {_number(popularity['ndcg']):>8} "
             f"{_number(oracle.get('ndcg')):>8} {_number(evaluation.ratio(served['ndcg'], popularity['ndcg']), 2):>8} "
             f"{_number(evaluation.ratio(served['ndcg'], oracle.get('ndcg')), 2):>8} {_number(served['recall']):>8} "
+            f"{_number(served.get('mutual')):>8} "
             f"{_number(served['coverage']):>8} {_number(served['diversity']):>8} {_number(served.get('gini')):>8}")
     return "\n".join(lines)
+
+
+def reciprocal_table(result: dict) -> str:
+    """Per role, mutual matches@10 and NDCG@10 of the ranking as served (the other side's interest blended
+    with RECIPROCAL_WEIGHT) beside the same ranking of one side's interest only."""
+    header = (f"{'group':<10} {'users':>6} {'mutual 1-sided':>15} {'mutual served':>14} {'change':>8} "
+              f"{'NDCG 1-sided':>13} {'NDCG served':>12} {'change':>8}")
+    lines = ["", f"Reciprocal ranking (weight {result['reciprocal_weight']}): mutual matches@10 per user (held-out "
+             "items taken whose other side said yes) and NDCG@10, one-sided beside as served", header,
+             "-" * len(header)]
+    for name, part in ROWS[:1 + len(evaluation.ROLES)]:
+        served, one_sided = _group(result["metrics"], name, part), _group(result["one_sided"], name, part)
+        lines.append(
+            f"{name:<10} {served['users']:>6} {_number(one_sided['mutual']):>15} {_number(served['mutual']):>14} "
+            f"{_change(served['mutual'], one_sided['mutual']):>8} {_number(one_sided['ndcg']):>13} "
+            f"{_number(served['ndcg']):>12} {_change(served['ndcg'], one_sided['ndcg']):>8}")
+    return "\n".join(lines)
+
+
+def _change(value: float | None, before: float | None) -> str:
+    """The relative change from ``before`` to ``value``, as a signed percentage; "-" where undefined."""
+    return "-" if value is None or not before else f"{(value - before) / before:+.1%}"
 
 
 def _groups(result: dict):
