@@ -45,8 +45,8 @@ NDCG_FLOOR = 0.97  # forward NDCG@10 may fall at most 3%
 class HarmonicRanker(Ranker):
     """The served ranker with the two directions combined by a harmonic mean of percentile ranks."""
 
-    def _reciprocal(self, relevance: np.ndarray, theirs: np.ndarray | None) -> np.ndarray:
-        if theirs is None or not np.isfinite(theirs).any():
+    def _two_sided(self, relevance: np.ndarray, theirs: np.ndarray | None) -> np.ndarray:
+        if theirs is None:
             return relevance
         forward = rankdata(relevance) / len(relevance)
         known = np.isfinite(theirs)
@@ -80,7 +80,7 @@ def main() -> None:
         sys.exit("the latest run's split predates mutual matches: train again")
     print(f"Training run {run.pk}: {len(held_out.holdout.users)} evaluated users; ranking each configuration")
     rows = []
-    configurations = [(f"weight {w:g}", float(w), False) for w in args.weights.split(",")]
+    configurations = [(f"weight {float(w):g}", float(w), False) for w in args.weights.split(",")]
     configurations.append(("harmonic", 1.0, True))
     for label, weight, harmonic in configurations:
         started = time.perf_counter()

@@ -24,11 +24,15 @@ most ``EVALUATION_MAX_USERS`` are (a fixed sample beyond it). Metrics @10 (``M``
 coverage (of the items the group's roles may be served), intra-list diversity (over the items' content
 vectors) and exposure concentration (the Gini of the served slots per startup, a position counting for its
 startup, over the startups the group's roles may be served), with the users counted, for all users, by
-role and by segment (training events in the earlier part: cold none, light 1-4, heavy 5+). The lists are
+role and by segment (training events in the earlier part: cold none, light 1-4, heavy 5+), and mutual
+matches@10: per user, the top-10 items they took in the held-out period whose other side said yes to them at
+any time (applied, contacted, showed interest or accepted: ``ml.serving_set.answered_by``). The lists are
 re-ranked for diversity as the API re-ranks them (``Diversify``: by default as a request that sets
-nothing). Beside the served ranking, on the same candidates: popularity (earlier-part popularity) and, on
-a seeded demo world, the oracle (how the world's events pick items: each
-candidate's hidden taste match and exposure, ``profiles.demo.oracle``).
+nothing), with the other side's interest blended as served (``RECIPROCAL_WEIGHT``; from the earlier events'
+answers, as serving reads them at load), and again one-sided (weight 0) for comparison. Beside the served
+ranking, on the same candidates: popularity (earlier-part popularity) and, on a seeded demo world, the
+oracle (how the world's events pick items: each candidate's hidden taste match and exposure,
+``profiles.demo.oracle``).
 """
 from __future__ import annotations
 
@@ -59,6 +63,7 @@ from .serving_set import (
     Diversify,
     ItemMarket,
     ServingSet,
+    answered_by,
     build_serving_set,
     check_range,
     market_candidates,
@@ -288,6 +293,7 @@ class Holdout:
     market: ItemMarket | None = None  # the items' rounds and applicants when the split was made
     founders: dict[str, tuple[int, ...]] | None = None  # startup or position key -> its founders, at the split
     mutual: sp.csr_matrix | None = None  # (n_users, n_items) 1: a relevant item whose other side said yes to the user
+    said_yes: sp.csr_matrix | None = None  # (n_users, n_items) 1: the earlier applications, contacts, acceptances ...
     _allowed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _rebuffs: dict[int, np.ndarray] | None = field(default=None, repr=False)
 
@@ -311,10 +317,16 @@ class Holdout:
         """Who rebuffed whom (``rebuffed_by``) as the earlier part's dismissals say: what serving knows from
         the interactions it read at load."""
         if self._rebuffs is None:
-            said_no = [(int(self.user_ids.ids[row]), self.item_ids.ids[item])
-                       for row, item in zip(*self.negatives.nonzero(), strict=True)]
-            self._rebuffs = rebuffed_by(item_ids=self.item_ids, dismissals=said_no, founders=self.item_founders())
+            self._rebuffs = rebuffed_by(item_ids=self.item_ids, dismissals=self.events_of(self.negatives),
+                                        founders=self.item_founders())
         return self._rebuffs
+
+    def events_of(self, cells: sp.csr_matrix | None) -> list[tuple[int, str]]:
+        """(user id, item key) of each cell of ``cells`` (users x items of this numbering; None: none)."""
+        if cells is None:
+            return []
+        return [(int(self.user_ids.ids[row]), self.item_ids.ids[item]) for row, item in zip(*cells.nonzero(),
+                                                                                            strict=True)]
 
     def item_founders(self) -> dict[str, tuple[int, ...]]:
         """{startup or position key: its founders' ids} as the split was made."""
@@ -336,8 +348,9 @@ class Holdout:
                   "servable": self.servable, "features": np.asarray([u.features for u in self.users], np.float32)}
         if self.item_content is not None:
             arrays["item_content"] = self.item_content
-        if self.mutual is not None:
-            arrays["mutual"] = self.mutual
+        for name in ("mutual", "said_yes"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
         if self.groups is not None:
             arrays["groups"] = self.groups
         if self.market is not None:
@@ -359,7 +372,7 @@ class Holdout:
         return cls(IdMap.from_json(meta["user_ids"]), IdMap.from_json(meta["item_ids"]), arrays["matrix"],
                    arrays["negatives"], arrays["relevant"], users, arrays["servable"].astype(bool),
                    arrays.get("item_content"), meta["held_events"], meta["fraction"], arrays.get("groups"), market,
-                   founders, arrays.get("mutual"))
+                   founders, arrays.get("mutual"), arrays.get("said_yes"))
 
 
 def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION_MAX_USERS) -> Holdout:
@@ -390,8 +403,11 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
     if not users:
         raise EngineError("no user has held-out events the API could serve them: nothing to evaluate")
     holdout.relevant = _ones(relevant, train.n_users, train.n_items)
-    answered = said_yes_to(platform_data.commitments(), holdout.founders, train.user_ids, train.item_ids)
-    holdout.mutual = holdout.relevant.multiply(answered).tocsr()
+    earlier_yes = [(user, item) for user, item, kind in split.train_events if kind in platform_data.YES_KINDS]
+    holdout.said_yes = _ones(earlier_yes, train.n_users, train.n_items)
+    # the other side's yes at any time, earlier or held out: a held-out item taken is a mutual match if so
+    ever = answered_by(item_ids=train.item_ids, commitments=platform_data.commitments(), founders=holdout.founders)
+    holdout.mutual = holdout.relevant.multiply(_rows_matrix(ever, train.user_ids, train.n_items)).tocsr()
     if len(users) > max_users:
         chosen = np.sort(np.random.default_rng(SEED).choice(len(users), size=max_users, replace=False))
         users = [users[n] for n in chosen]
@@ -399,32 +415,11 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
     return holdout
 
 
-def said_yes_to(commitments, founders: dict[str, tuple[int, ...]], user_ids: IdMap, item_ids: IdMap) -> sp.csr_matrix:
-    """(n_users, n_items) 1 where the item's side said yes to the user (the other half of a mutual match),
-    from ``commitments`` ((user id, item key) of each application, contact, investment interest or
-    acceptance, ``platform_data.commitments``) and ``founders`` ({startup or position key: founders' ids}):
-    - a developer who applied to a founder's position, or accepted their startup's contact, said yes to that
-      founder about themselves (the founder's item ``developer:<id>``); an investor who contacted, showed
-      interest in or accepted a founder's startup, likewise (``investor:<id>``);
-    - a founder who contacted or accepted a developer said yes to the developer about the founder's
-      positions; one who contacted or accepted an investor, to the investor about the founder's startups.
-    An investor's startups answered by their founders (the founder contacted or accepted the investor) are
-    the third case's."""
-    items_of: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for key, owners in founders.items():
-        for founder in owners:
-            items_of[founder][platform_data.parse_item_key(key)[0]].append(key)
-    cells = set()
-    for user, key in commitments:
-        item_type, person = platform_data.parse_item_key(key)
-        if item_type in ("position", "startup"):  # a developer or investor said yes to the item's founders
-            for founder in founders.get(key, ()):
-                cells.update((str(founder), f"{kind}:{user}") for kind in ("developer", "investor"))
-        else:  # a founder said yes to a developer (their positions) or an investor (their startups)
-            wanted = "position" if item_type == "developer" else "startup"
-            cells.update((str(person), item) for item in items_of[user][wanted])
-    known = [(user_ids.index[u], item_ids.index[i]) for u, i in cells if u in user_ids.index and i in item_ids.index]
-    return _ones(known, len(user_ids), len(item_ids))
+def _rows_matrix(rows_of: dict[int, np.ndarray], user_ids: IdMap, n_items: int) -> sp.csr_matrix:
+    """{user id: item rows} as a (n_users, n_items) matrix of ones (users ``user_ids`` does not know dropped)."""
+    cells = [(user_ids.index[str(user)], int(row)) for user, rows in rows_of.items() if str(user) in user_ids.index
+             for row in rows]
+    return _ones(cells, len(user_ids), n_items)
 
 
 def item_groups(item_ids: IdMap, startups: dict[str, int] | None = None) -> np.ndarray:
@@ -491,7 +486,10 @@ def serving_set_of(models: dict[str, Recommender], holdout: Holdout) -> ServingS
         raise EngineError("no model to evaluate")
     if holdout.market is None:
         holdout.market = ItemMarket.of(holdout.item_ids, platform_data.item_market())
-    serving = serving.with_market(holdout.market).with_founders(holdout.item_founders())
+    # who answered whom as the earlier events say: what serving reads from the interactions at load
+    serving = serving.with_market(holdout.market).with_answers(
+        dismissals=holdout.events_of(holdout.negatives), commitments=holdout.events_of(holdout.said_yes),
+        founders=holdout.item_founders())
     if serving.item_ids.ids != holdout.item_ids.ids:
         raise EngineError("the held-out models were fitted on another snapshot of the catalog than the holdout's")
     return serving

@@ -186,19 +186,25 @@ def item_records(people: dict[int, dict]) -> dict[str, dict]:
     return records | _people_as_items(people)
 
 
+# The kinds that say yes to the other side of a two-sided match: an application, a contact, an investment
+# interest, an acceptance of the other side's contact or application.
+YES_KINDS = ("apply", "contact", "invest_interest", "accept")
+
+
 def catalog_version() -> tuple:
     """((count, latest edit) of positions, the same of startups, positions' applicants in all, (count, latest
-    id) of dismissals): the first two change whenever a position or startup is created, edited or deleted;
-    the others with an application (no edit of its position) or a dismissal, after which serving reads the
-    market and who rebuffed whom again without loading the models (recommendations.model_store). Three
-    aggregates, read once per registry check (MODEL_REGISTRY_CHECK_SECONDS), never per request."""
+    id) of the answers: dismissals and YES_KINDS): the first two change whenever a position or startup is
+    created, edited or deleted; the others with an application (no edit of its position), a dismissal, a
+    contact or an acceptance, after which serving reads the market and who answered whom again without
+    loading the models (recommendations.model_store). Three aggregates, read once per registry check
+    (MODEL_REGISTRY_CHECK_SECONDS), never per request."""
     positions = Position.objects.aggregate(n=models.Count("pk"), edited=models.Max("updated_at"),
                                            applicants=models.Sum("applicants"))
     startups = Startup.objects.aggregate(n=models.Count("pk"), edited=models.Max("updated_at"))
-    said_no = Interaction.objects.filter(kind__in=list(engine_data.NEGATIVE_KINDS)).aggregate(
+    answers = Interaction.objects.filter(kind__in=[*engine_data.NEGATIVE_KINDS, *YES_KINDS]).aggregate(
         n=models.Count("pk"), latest=models.Max("pk"))
     return ((positions["n"], positions["edited"]), (startups["n"], startups["edited"]), positions["applicants"] or 0,
-            (said_no["n"], said_no["latest"]))
+            (answers["n"], answers["latest"]))
 
 
 def catalog_records_changed_since(moment) -> dict[str, dict]:
@@ -350,32 +356,26 @@ def item_founders() -> dict[str, tuple[int, ...]]:
 def dismissals() -> list[tuple[int, str]]:
     """(user id, item key) of every dismissal on the platform: who said no to what, which the other side's
     candidates are narrowed by (``ml.serving_set.rebuffed_by``). One read of the dismissals, at load."""
-    columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
-    types = list(TARGET_FIELDS)
-    rows = Interaction.objects.filter(kind__in=list(engine_data.NEGATIVE_KINDS)).values_list("user_id", *columns)
-    said_no = []
-    for user, *targets in rows:
-        position = next(n for n, target in enumerate(targets) if target is not None)
-        said_no.append((user, item_key(types[position], targets[position])))
-    return said_no
-
-
-# The kinds that say yes to the other side of a two-sided match: an application, a contact, an investment
-# interest, an acceptance of the other side's contact or application.
-YES_KINDS = ("apply", "contact", "invest_interest", "accept")
+    return _events_of(engine_data.NEGATIVE_KINDS)
 
 
 def commitments() -> list[tuple[int, str]]:
-    """(user id, item key) of every event of YES_KINDS: who said yes to what, from which the served
-    evaluation finds mutual matches (``ml.evaluation.said_yes_to``). One read, of those kinds only."""
+    """(user id, item key) of every event of YES_KINDS: who said yes to what, which lifts the other side's
+    interest in serving and finds mutual matches in the served evaluation (``ml.serving_set.answered_by``).
+    One read of those kinds, at load."""
+    return _events_of(YES_KINDS)
+
+
+def _events_of(kinds) -> list[tuple[int, str]]:
+    """(user id, item key) of every interaction of ``kinds``."""
     columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
     types = list(TARGET_FIELDS)
-    rows = Interaction.objects.filter(kind__in=YES_KINDS).values_list("user_id", *columns).order_by()
-    said_yes = []
+    rows = Interaction.objects.filter(kind__in=list(kinds)).values_list("user_id", *columns).order_by()
+    events = []
     for user, *targets in rows:
         position = next(n for n, target in enumerate(targets) if target is not None)
-        said_yes.append((user, item_key(types[position], targets[position])))
-    return said_yes
+        events.append((user, item_key(types[position], targets[position])))
+    return events
 
 
 def item_popularity() -> dict[str, int]:

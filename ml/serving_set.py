@@ -124,7 +124,7 @@ def rebuffed_by(*, item_ids: IdMap, dismissals, founders: dict[str, tuple[int, .
     its founders' user ids} (``platform_data.item_founders``). A developer or investor who dismissed any of
     a founder's startups or positions rebuffs that founder; a founder who dismissed a developer closes their
     positions to that developer."""
-    positions_of = _positions_by_founder(item_ids=item_ids, founders=founders)
+    positions_of = _owned_by_founder(item_ids=item_ids, founders=founders, item_type="position")
     rebuffed: dict[int, set[int]] = {}
     for user, key in dismissals:
         item_type, pk = parse_item_key(key)
@@ -138,15 +138,42 @@ def rebuffed_by(*, item_ids: IdMap, dismissals, founders: dict[str, tuple[int, .
     return {user: np.fromiter(sorted(rows), dtype=np.int64, count=len(rows)) for user, rows in rebuffed.items() if rows}
 
 
-def _positions_by_founder(*, item_ids: IdMap, founders: dict[str, tuple[int, ...]]) -> dict[int, list[int]]:
-    """{founder's user id: the item rows of their startups' positions}."""
-    positions_of: dict[int, list[int]] = {}
+def answered_by(*, item_ids: IdMap, commitments, founders: dict[str, tuple[int, ...]]) -> dict[int, np.ndarray]:
+    """{user id: item rows (of ``item_ids``) whose side said yes to that user}: the candidates already
+    interested in the asker, the other half of a mutual match. ``commitments``: (user id, item key) of each
+    application, contact, investment interest or acceptance (``platform_data.commitments``, or a holdout's
+    earlier ones); ``founders`` as for ``rebuffed_by``.
+    - a developer who applied to a founder's position, or accepted their startup's contact, said yes to that
+      founder (the founder's item ``developer:<id>``); an investor who contacted, showed interest in or
+      accepted a founder's startup, likewise (``investor:<id>``);
+    - a founder who contacted or accepted a developer said yes to the developer about the founder's positions;
+      one who contacted or accepted an investor, to the investor about the founder's startups."""
+    positions_of = _owned_by_founder(item_ids=item_ids, founders=founders, item_type="position")
+    startups_of = _owned_by_founder(item_ids=item_ids, founders=founders, item_type="startup")
+    answered: dict[int, set[int]] = {}
+    for user, key in commitments:
+        item_type, pk = parse_item_key(key)
+        if item_type in CATALOG_TYPES:  # a developer or investor said yes to the item's founders
+            rows = [item_ids.index[person] for person in (f"{t}:{user}" for t in PEOPLE_TYPES)
+                    if person in item_ids.index]
+            for founder in founders.get(key, ()):
+                answered.setdefault(founder, set()).update(rows)
+        else:  # a founder said yes to a developer (about their positions) or an investor (their startups)
+            theirs = positions_of if item_type == "developer" else startups_of
+            answered.setdefault(pk, set()).update(theirs.get(user, ()))
+    return {user: np.fromiter(sorted(rows), dtype=np.int64, count=len(rows)) for user, rows in answered.items() if rows}
+
+
+def _owned_by_founder(*, item_ids: IdMap, founders: dict[str, tuple[int, ...]],
+                      item_type: str) -> dict[int, list[int]]:
+    """{founder's user id: the item rows of their startups' positions ("position") or startups ("startup")}."""
+    owned: dict[int, list[int]] = {}
     for key, owners in founders.items():
         row = item_ids.index.get(key)
-        if row is not None and parse_item_key(key)[0] == "position":
+        if row is not None and parse_item_key(key)[0] == item_type:
             for founder in owners:
-                positions_of.setdefault(founder, []).append(row)
-    return positions_of
+                owned.setdefault(founder, []).append(row)
+    return owned
 
 
 def without_rebuffs(allowed: np.ndarray, rebuffed: np.ndarray | None) -> np.ndarray:
@@ -156,6 +183,9 @@ def without_rebuffs(allowed: np.ndarray, rebuffed: np.ndarray | None) -> np.ndar
     allowed = allowed.copy()
     allowed[rebuffed] = False
     return allowed
+
+
+NO_ROWS = np.empty(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -169,15 +199,24 @@ class ReverseInterest:
     content: ContentRecommender
     items: np.ndarray  # the asker's side as item rows: a founder's startups and positions, or the developer
     users_of: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # rows -> (positions among rows, user rows)
+    answered: np.ndarray  # the candidates' rows whose side already said yes to the asker (``answered_by``)
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows),) float32: each candidate's best pair score; NaN where their side is unknown."""
-        at, users = self.users_of(np.asarray(rows, dtype=np.int64))
+        """(len(rows),) float32: each candidate's best pair score; for one whose side already said yes to the
+        asker (``answered_by``) the most a pair can score, so that an answer given outranks any guess; NaN
+        where their side is unknown."""
+        rows = np.asarray(rows, dtype=np.int64)
+        at, users = self.users_of(rows)
         theirs = np.full(len(rows), np.nan, dtype=np.float32)
         if len(users):
             distinct, inverse = np.unique(users, return_inverse=True)
             np.fmax.at(theirs, at, self.content.pair_scores(distinct, self.items).max(axis=1)[inverse])
+        theirs[self.said_yes(rows)] = self.content.pair_score_ceiling()
         return theirs
+
+    def said_yes(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows),) bool: the candidates whose side already said yes to the asker."""
+        return np.isin(rows, self.answered)
 
     def best_pair(self, row: int) -> tuple[int, int] | None:
         """(user row, item row) of the pair that gives candidate ``row`` its score; None when unknown."""
@@ -205,6 +244,7 @@ class ServingSet:
     market: ItemMarket | None = None  # rounds and applicants, as of the load (None: no market rules)
     crowding: np.ndarray | None = None  # (n_items,) what each item's blended score loses for its crowd
     rebuffs: dict[int, np.ndarray] = field(default_factory=dict)  # user id -> rows of those who rebuffed them
+    answered: dict[int, np.ndarray] = field(default_factory=dict)  # user id -> rows of those who said yes to them
     owned: dict[int, np.ndarray] = field(default_factory=dict)  # founder's user id -> their catalog items' rows
     founder_users: dict[int, tuple[int, ...]] = field(default_factory=dict)  # catalog row -> founders' user rows
     person_users: np.ndarray | None = None  # (n_items,) each developer's and investor's user row, -1 else
@@ -244,13 +284,15 @@ class ServingSet:
         counts without loading the models again."""
         return replace(self, market=market, crowding=None if market is None else market.crowding())
 
-    def with_rebuffs(self, *, dismissals, founders: dict[str, tuple[int, ...]]) -> ServingSet:
-        """This set knowing who rebuffed whom (``rebuffed_by``) and who founded what (``with_founders``) in
-        its numbering: a new dismissal counts without loading the models again."""
+    def with_answers(self, *, dismissals, commitments, founders: dict[str, tuple[int, ...]]) -> ServingSet:
+        """This set knowing who rebuffed whom (``rebuffed_by``), who said yes to whom (``answered_by``) and
+        who founded what (``with_founders``) in its numbering: a new dismissal, application, contact or
+        acceptance counts without loading the models again."""
         if self.item_ids is None:
             return self
         return replace(self.with_founders(founders),
-                       rebuffs=rebuffed_by(item_ids=self.item_ids, dismissals=dismissals, founders=founders))
+                       rebuffs=rebuffed_by(item_ids=self.item_ids, dismissals=dismissals, founders=founders),
+                       answered=answered_by(item_ids=self.item_ids, commitments=commitments, founders=founders))
 
     def with_founders(self, founders: dict[str, tuple[int, ...]]) -> ServingSet:
         """This set knowing ``founders`` ({startup or position key: its founders' user ids}) in its
@@ -281,10 +323,12 @@ class ServingSet:
             return None
         if role == Role.FOUNDER:
             owned = self.owned.get(user_id)
-            return None if owned is None else ReverseInterest(content, owned, self._people_as_users)
+            return None if owned is None else ReverseInterest(content, owned, self._people_as_users,
+                                                              self.answered.get(user_id, NO_ROWS))
         if role == Role.DEVELOPER:
             me = self.item_ids.index.get(f"developer:{user_id}")
-            return None if me is None else ReverseInterest(content, np.array([me]), self._founders_as_users)
+            return None if me is None else ReverseInterest(content, np.array([me]), self._founders_as_users,
+                                                           self.answered.get(user_id, NO_ROWS))
         return None
 
     def _people_as_users(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

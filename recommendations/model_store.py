@@ -38,6 +38,7 @@ from ml.models import Algorithm, ModelVersion
 from ml.platform_data import (
     catalog_records_changed_since,
     catalog_version,
+    commitments,
     dismissals,
     item_founders,
     item_market,
@@ -133,6 +134,7 @@ class _DatabaseInputs:
     startups: dict[str, int] = field(default_factory=dict)  # item key -> its startup (max_per_startup counts it)
     market: dict[str, dict] = field(default_factory=dict)  # item key -> its round or its applicants and openings
     dismissals: list[tuple[int, str]] = field(default_factory=list)  # (user id, item key) of every dismissal
+    commitments: list[tuple[int, str]] = field(default_factory=list)  # (user id, item key) of every yes
     founders: dict[str, tuple[int, ...]] = field(default_factory=dict)  # startup or position key -> its founders
 
 
@@ -142,7 +144,7 @@ def _database_inputs(key: tuple) -> _DatabaseInputs:
     failed = {algorithm: f"v{version.version} failed ({version.failure_reason})"
               for algorithm, version in failed_over_versions().items()}
     return _DatabaseInputs(item_popularity(), fresh, failed, item_startups(), item_market(), dismissals(),
-                           item_founders())
+                           commitments(), item_founders())
 
 
 def _load(key: tuple, weights: dict[str, float], inputs: _DatabaseInputs) -> ServingModels:
@@ -172,7 +174,8 @@ def _serving_set(rows: tuple, inputs: _DatabaseInputs) -> tuple[ServingSet, dict
                                       " or activate a readable one")
     serving = build_serving_set(loaded, unavailable, inputs.popularity, inputs.fresh_items, inputs.startups,
                                 inputs.market)
-    return serving.with_rebuffs(dismissals=inputs.dismissals, founders=inputs.founders), broken
+    return serving.with_answers(dismissals=inputs.dismissals, commitments=inputs.commitments,
+                                founders=inputs.founders), broken
 
 
 class _Store:
@@ -269,20 +272,20 @@ class _Store:
 
 
 def _only_applicants_changed(held: tuple, key: tuple) -> bool:
-    """Whether ``key`` differs from ``held`` in positions' applicants or dismissals alone (``catalog_version``'s
-    last parts): an application or a dismissal, after which the market and who rebuffed whom are read again
-    and nothing else is loaded."""
+    """Whether ``key`` differs from ``held`` in positions' applicants or the market's answers alone
+    (``catalog_version``'s last parts): an application, a dismissal, a contact or an acceptance, after which the
+    market and who answered whom are read again and nothing else is loaded."""
     return held != key and (held[0], held[1][:2], held[2]) == (key[0], key[1][:2], key[2])
 
 
 def _with_market_read_again(models: ServingModels, key: tuple) -> ServingModels:
-    """``models`` serving the market and who rebuffed whom as they are now: a few small reads, in the request
+    """``models`` serving the market and who answered whom as they are now: a few small reads, in the request
     that found the change (at most every MODEL_REGISTRY_CHECK_SECONDS), where loading the models would take
     seconds."""
-    records, said_no, founders = item_market(), dismissals(), item_founders()
+    records, said_no, said_yes, founders = item_market(), dismissals(), commitments(), item_founders()
 
     def read_again(serving: ServingSet) -> ServingSet:
-        return _market_of(serving, records).with_rebuffs(dismissals=said_no, founders=founders)
+        return _market_of(serving, records).with_answers(dismissals=said_no, commitments=said_yes, founders=founders)
 
     return replace(models, key=key, serving=read_again(models.serving),
                    pinned={variant: read_again(serving) for variant, serving in models.pinned.items()})

@@ -254,17 +254,19 @@ def _add_market_reasons(serving: ServingSet, rows: np.ndarray, why: list[list[Ex
 
 def _add_two_sided_reasons(role: str, reverse: ReverseInterest | None, ranking: Ranking,
                            shown: list[int], why: list[list[Explanation]]) -> None:
-    """After the others, a reason naming both sides for each shown item whose other side is more interested
-    in the user than the typical candidate's (a reciprocal z-score above 0), from the terms the best
+    """After the others, the two-sided reasons: that the item's side already said yes to the user
+    (``explainer.answered_text``), and for each shown item whose other side is more interested in the user
+    than the typical candidate's (a reciprocal z-score above 0), one naming both sides from the terms the best
     pair shares (``explainer.two_sided_text``): "You need django; they list django and prefer fintech, your
     industry"."""
     if reverse is None or ranking.reciprocal is None:
         return
-    for n, explanations in zip(shown, why, strict=True):
+    answered = reverse.said_yes(ranking.items[shown])
+    for n, explanations, said_yes in zip(shown, why, answered, strict=True):
         pair = reverse.best_pair(int(ranking.items[n])) if ranking.reciprocal[n] > 0 else None
-        text = None if pair is None else explainer.two_sided_text(role, reverse.content.shared_terms(*pair))
-        if text:
-            explanations.append(Explanation(algorithm=RECIPROCAL, text=text))
+        texts = [explainer.answered_text(role) if said_yes else None,
+                 None if pair is None else explainer.two_sided_text(role, reverse.content.shared_terms(*pair))]
+        explanations.extend(Explanation(algorithm=RECIPROCAL, text=text) for text in texts if text)
 
 
 def _anchored(name: str, n: int, short: _Shortlist, kinds: dict[int, str]) -> list[str]:

@@ -107,6 +107,10 @@ class ContentRecommender(Recommender):
         return np.asarray((users @ self.item_vectors[np.asarray(item_rows, dtype=np.int64)].T).toarray(),
                           dtype=np.float32)
 
+    def pair_score_ceiling(self) -> float:
+        """The most :meth:`pair_scores` can give: both profiles (unit vectors) pointing exactly at the item."""
+        return self.config.profile_weight + self.config.history_weight
+
     def shared_terms(self, user_row: int, item_row: int) -> dict[str, list[str]]:
         """{namespace: terms} that user ``user_row`` declared (as trained) and item ``item_row`` has."""
         declared = self.declared[int(user_row)].indices

@@ -151,6 +151,15 @@ def two_sided_text(role: str, shared: dict[str, list[str]], limit: int = 3) -> s
     return f"Its founders {said}" if said else None
 
 
+def answered_text(role: str) -> str:
+    """The reason for a candidate whose side already said yes to the reader (``ml.serving_set.answered_by``):
+    a founder's developer or investor applied, contacted, showed interest or accepted; a developer's
+    position's founders contacted or accepted them."""
+    if role == "founder":
+        return "Already interested in you: they applied, got in touch or accepted"
+    return "Its founders already got in touch with you"
+
+
 def _joined(parts: list[str]) -> str:
     """The non-empty ``parts`` as a phrase: "a", "a and b", "a, b and c"."""
     parts = [part for part in parts if part]

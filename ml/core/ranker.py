@@ -133,9 +133,7 @@ class Ranker:
         z = {n: self._standardised(n, scores[n], candidates, seen) for n in weights}
         relevance = self._crowded(self._blend(weights, z, scores, candidates), candidates)
         theirs = None if reverse is None else reciprocal_z(reverse.scores(candidates))
-        if theirs is not None and self.reciprocal_weight:
-            relevance = (relevance + self.reciprocal_weight * np.nan_to_num(theirs)).astype(np.float32)
-        chosen, values = top(relevance, candidates, k)
+        chosen, values = top(self._two_sided(relevance, theirs), candidates, k)
         return Ranking(candidates[chosen], values, {n: z[n][chosen] for n in weights},
                        self._path(user.history.nnz > 0, unavailable), weights, unavailable, scores,
                        None if theirs is None else theirs[chosen])
@@ -179,6 +177,13 @@ class Ranker:
         if self.crowding is None:
             return relevance
         return (relevance - self.crowding[rows]).astype(np.float32)
+
+    def _two_sided(self, relevance: np.ndarray, theirs: np.ndarray | None) -> np.ndarray:
+        """``relevance`` plus ``reciprocal_weight`` times the other side's interest ``theirs`` (z-scores,
+        NaN where unknown: no opinion)."""
+        if theirs is None or not self.reciprocal_weight:
+            return relevance
+        return (relevance + self.reciprocal_weight * np.nan_to_num(theirs)).astype(np.float32)
 
     def _wanted(self, has_history: bool) -> dict[str, float]:
         """The components to blend and their weights: content alone for a user with no history; else those

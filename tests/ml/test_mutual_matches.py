@@ -1,32 +1,32 @@
-"""Who said yes to whom (ml.evaluation.said_yes_to), the other half of a mutual match, on a tiny market whose
+"""Who said yes to whom (ml.serving_set.answered_by): the candidates already interested in the asker, which
+serving lifts and the served evaluation counts as the other half of a mutual match. On a tiny market whose
 answer is known: founder 1 owns startup 10 and its position 20; founder 5 owns position 21; developers 2 and 4
 and investor 3 are people."""
 from ml.core.data import IdMap
-from ml.evaluation import said_yes_to
+from ml.serving_set import answered_by
 
-USERS = IdMap(["1", "2", "3", "4", "5"])
 ITEMS = IdMap(["startup:10", "position:20", "developer:2", "investor:3", "developer:4", "position:21"])
 FOUNDERS = {"startup:10": (1,), "position:20": (1,), "position:21": (5,)}
 
 
-def yes(commitments) -> set[tuple[str, str]]:
-    matrix = said_yes_to(commitments, FOUNDERS, USERS, ITEMS)
-    return {(USERS.ids[user], ITEMS.ids[item]) for user, item in zip(*matrix.nonzero(), strict=True)}
+def yes(commitments) -> set[tuple[int, str]]:
+    answered = answered_by(item_ids=ITEMS, commitments=commitments, founders=FOUNDERS)
+    return {(user, ITEMS.ids[row]) for user, rows in answered.items() for row in rows}
 
 
 def test_a_developer_who_applied_to_a_founders_position_said_yes_to_that_founder_about_themselves():
-    assert yes([(2, "position:20")]) == {("1", "developer:2")}
-    assert yes([(4, "position:21")]) == {("5", "developer:4")}  # founder 5's, not founder 1's
+    assert yes([(2, "position:20")]) == {(1, "developer:2")}
+    assert yes([(4, "position:21")]) == {(5, "developer:4")}  # founder 5's, not founder 1's
 
 
 def test_an_investor_who_contacted_or_accepted_a_founders_startup_said_yes_to_that_founder():
-    assert yes([(3, "startup:10")]) == {("1", "investor:3")}
+    assert yes([(3, "startup:10")]) == {(1, "investor:3")}
 
 
 def test_a_founder_who_contacted_or_accepted_a_person_said_yes_to_them_about_the_founders_items():
-    assert yes([(1, "developer:2")]) == {("2", "position:20")}  # a developer is asked about positions
-    assert yes([(1, "investor:3")]) == {("3", "startup:10")}  # an investor about startups
-    assert yes([(5, "developer:4")]) == {("4", "position:21")}
+    assert yes([(1, "developer:2")]) == {(2, "position:20")}  # a developer is asked about positions
+    assert yes([(1, "investor:3")]) == {(3, "startup:10")}  # an investor about startups
+    assert yes([(5, "developer:4")]) == {(4, "position:21")}
 
 
 def test_someone_who_founded_nothing_or_an_item_unknown_says_yes_to_no_one():

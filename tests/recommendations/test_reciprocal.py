@@ -136,3 +136,27 @@ def test_a_two_sided_reason_names_what_each_side_brings(stage_world, client_for)
     two_sided = [e["text"] for e in item["explanations"] if e["algorithm"] == "reciprocal"]
     assert two_sided == ["They prefer climate, your industry and invest at series_a, your stage"]
     assert two_sided[0] in item["reasons"]
+
+
+def test_a_developer_who_applied_to_a_founders_position_is_lifted_at_the_next_request_and_says_why(
+        world, client_for):
+    from recommendations.model_store import serving_models
+
+    founder = Founder.objects.get(pk=world.founder_id)
+    client = client_for(founder.user)
+    everyone = {"item_types": ["developer"], "limit": 100, "diversity": 0}
+    before = [item["item_id"] for item in recommend(client, founder.pk, "founder", **everyone)["results"]]
+    held = serving_models().serving.components
+    applicant = Developer.objects.get(pk=before[-1])  # the founder's last candidate
+    position = Position.objects.filter(startup__founders=founder, status="open").first()
+    response = client_for(applicant.user).post(
+        "/api/v1/interactions", {"item_type": "position", "item_id": position.pk, "kind": "apply"}, format="json")
+    assert response.status_code == 201, response.content
+
+    after = recommend(client, founder.pk, "founder", **everyone)["results"]
+    ranked = [item["item_id"] for item in after]
+    assert ranked.index(applicant.pk) < before.index(applicant.pk)
+    theirs = next(item for item in after if item["item_id"] == applicant.pk)
+    assert theirs["scores"]["reciprocal"] == max(item["scores"]["reciprocal"] or 0 for item in after)
+    assert "Already interested in you: they applied, got in touch or accepted" in theirs["reasons"]
+    assert serving_models().serving.components is held  # read again without loading the models
