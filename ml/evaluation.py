@@ -57,7 +57,7 @@ from ml.core.registry import EASE, POPULARITY, TWO_TOWER, load_component
 from ml.core.tuning import Maker, Tuned, settings_grid, tune
 from recsys_site.exceptions import Conflict
 
-from . import platform_data
+from . import artifacts, platform_data
 from .models import Algorithm, HybridWeights, TrainingRun
 from .serving_set import (
     Diversify,
@@ -687,9 +687,10 @@ def latest_held_out() -> tuple[TrainingRun, HeldOutModels]:
         "-created_at", "-id").first()
     if run is None:
         raise Conflict("No training run has a held-out split to evaluate weights on yet: train the models first.")
-    try:
+    try:  # fetched from the model store where the run trained on another machine (ml.artifacts)
+        artifacts.ensure_local_parts(holdout_dir(run.pk), [*Algorithm.values, HOLDOUT_SPLIT])
         return run, HeldOutModels.load(holdout_dir(run.pk))
-    except (EngineError, OSError, KeyError) as exc:
+    except (EngineError, OSError, KeyError, artifacts.ArtifactUnreadable) as exc:
         raise Conflict(f"The held-out split of training run {run.pk} cannot be read ({exc}); train again.") from exc
 
 

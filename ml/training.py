@@ -6,7 +6,9 @@ chosen settings on all the data and saves them as versions. The part of the run 
 measures the set as the API serves it (``ml.evaluation``: the same procedure run on each user's earlier
 80% of events, ranked on the latest 20%) and activates the set unless it measures worse than the active
 one. The held-out split and its models stay under ``MODEL_DIR/runs/<run id>/holdout/``, where other
-weights can be measured on them later (``ml.evaluation.evaluate_weights``).
+weights can be measured on them later (``ml.evaluation.evaluate_weights``). Versions and the held-out split
+are published to the model store as they are saved (ml.artifacts: with ``MODEL_STORAGE=s3``, a bucket), so
+that a run's parts, the web processes and the workers may each run on another machine.
 
 A run may come in parts (ml/tasks.py: the default queue's algorithms, then the Two-Tower on the gpu
 queue): each part tunes and fits its own algorithms, the earlier parts' at the settings they chose; the
@@ -294,6 +296,8 @@ def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bo
     for algorithm, model in held_out.items():
         shutil.rmtree(path / algorithm, ignore_errors=True)
         model.save(path / algorithm)
+        artifacts.write_manifest(path / algorithm)
+        artifacts.publish(path / algorithm)  # the run's next part, or the evaluation, may run on another machine
     if finish:
         held_out |= earlier_held_out
         _finish_set(run_id, snapshot, outer, held_out, tuned, tuned_for_holdout, failed, report)
@@ -306,9 +310,9 @@ def _earlier_held_out_models(run_id: int, versions: dict[str, ModelVersion], tra
     found = {}
     for algorithm in versions:
         path = evaluation.holdout_dir(run_id) / algorithm
-        if not path.is_dir():  # it could not learn from the holdout's earlier part: the evaluation goes without
-            continue
-        model = load_component(path)
+        if not path.is_dir() and not artifacts.in_store(path):  # it could not learn from the holdout's earlier
+            continue  # part: the evaluation goes without
+        model = load_component(artifacts.ensure_local(path))  # an earlier part may have run on another machine
         if model.user_ids.ids != train.user_ids.ids or model.item_ids.ids != train.item_ids.ids:
             model = evaluation.setting_of(algorithm, evaluation.config_of(model))().fit(train)
         found[algorithm] = model
@@ -331,6 +335,7 @@ def _fit_version(version: ModelVersion, make, data, report) -> None:
     model.save(path)
     (path / "feature_spec.json").write_text(json.dumps(PLATFORM_FEATURE_SPEC, indent=1))
     artifacts.write_manifest(path)  # after the version's last file: activation and serving check every one
+    artifacts.publish(path)  # to the model store, where every machine's processes load it (ml.artifacts)
     version.status, version.artifact_path = ModelVersion.Status.READY, str(path)
     version.training_seconds = round(time.perf_counter() - started, 2)
     version.device, version.config = _device_of(model), evaluation.config_of(model)
@@ -362,7 +367,7 @@ def _record_metrics(version: ModelVersion, metrics: dict) -> None:
     """The version's metrics, on its row and in its artifact (which describes itself: ml.core.base)."""
     version.metrics = metrics
     version.save(update_fields=["metrics"])
-    path = Path(version.artifact_path)
+    path = artifacts.ensure_local(Path(version.artifact_path))  # an earlier part may have saved it elsewhere
     meta = json.loads((path / META_FILE).read_text())
     artifacts.rewrite_file(path, META_FILE, json.dumps({**meta, "metrics": metrics}, indent=1))
 
@@ -376,7 +381,10 @@ def _measure(run_id: int, snapshot, outer, held_out: dict[str, Recommender], tun
     except EngineError as exc:
         logger.warning("training run %s: the served evaluation was not run: %s", run_id, exc)
         return None, {}
-    models.holdout.save(evaluation.holdout_dir(run_id) / evaluation.HOLDOUT_SPLIT)
+    split = evaluation.holdout_dir(run_id) / evaluation.HOLDOUT_SPLIT
+    models.holdout.save(split)
+    artifacts.write_manifest(split)
+    artifacts.publish(split)
     _remove_other_runs_files(run_id)
     oracle, _ = evaluation.demo_oracle()
     report("evaluating", {"algorithm": "hybrid", "users": len(models.holdout.users)})
@@ -390,6 +398,7 @@ def _remove_other_runs_files(run_id: int) -> None:
     for folder in runs.iterdir():
         if folder.name != str(run_id):
             shutil.rmtree(folder, ignore_errors=True)
+    artifacts.remove_from_store(runs, keep=str(run_id))
 
 
 def _why_not_activated(run: TrainingRun) -> str:

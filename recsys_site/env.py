@@ -88,3 +88,21 @@ def database_from_url(url: str) -> dict:
             "OPTIONS": {"server_side_binding": True, "prepare_threshold": 5},
         }
     raise ImproperlyConfigured(f"DATABASE_URL scheme must be sqlite or postgres, got {parsed.scheme!r}")
+
+
+def model_storage(kind: str, model_dir) -> dict:
+    """The STORAGES["models"] entry for ``MODEL_STORAGE``: "" the local MODEL_DIR; "s3" the bucket
+    MODEL_STORAGE_BUCKET (at MODEL_STORAGE_ENDPOINT_URL for an S3-compatible server, under
+    MODEL_STORAGE_PREFIX, default "models")."""
+    if kind == "":
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(model_dir), "allow_overwrite": True}}
+    if kind == "s3":
+        bucket = (env_str("MODEL_STORAGE_BUCKET", "") or "").strip()
+        if not bucket:
+            raise ImproperlyConfigured("MODEL_STORAGE=s3 needs MODEL_STORAGE_BUCKET")
+        return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+            "bucket_name": bucket, "endpoint_url": (env_str("MODEL_STORAGE_ENDPOINT_URL", "") or "").strip() or None,
+            "location": (env_str("MODEL_STORAGE_PREFIX", "models") or "").strip("/"),
+            "file_overwrite": True, "default_acl": None, "querystring_auth": False}}
+    raise ImproperlyConfigured(f'MODEL_STORAGE must be "" (MODEL_DIR) or "s3", got {kind!r}')

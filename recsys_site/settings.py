@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import database_from_url, env_bool, env_float, env_int, env_list, env_str
+from .env import database_from_url, env_bool, env_float, env_int, env_list, env_str, model_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -98,6 +98,11 @@ STORAGES = {
 
 # Trained model artifacts: MODEL_DIR/<algorithm>/<version>/
 MODEL_DIR = Path(env_str("MODEL_DIR", str(BASE_DIR / "models" / "saved")))
+# Where every process finds the versions (ml.artifacts): "" keeps them in MODEL_DIR (one machine); "s3" in an
+# S3-compatible bucket, MODEL_DIR then being where they are written and the local cache. Credentials and
+# region come from the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION).
+MODEL_STORAGE = (env_str("MODEL_STORAGE", "") or "").strip().lower()
+STORAGES["models"] = model_storage(MODEL_STORAGE, MODEL_DIR)
 # Caps the Two-Tower's epochs (0 = the engine's default); small worlds (demo, tests) train in seconds.
 TWO_TOWER_MAX_EPOCHS = env_int("TWO_TOWER_MAX_EPOCHS", 0)
 # A running training whose worker wrote no heartbeat for this long is marked failed and the lock freed.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from ml.artifacts import MANIFEST_FILE, ArtifactUnreadable, load_version_without_manifest, write_manifest
+from ml.artifacts import MANIFEST_FILE, ArtifactUnreadable, load_version_without_manifest, publish, write_manifest
 from ml.models import ModelVersion
 
 
@@ -26,6 +26,7 @@ def vouch_for_versions_without_manifest(versions) -> tuple[list[str], dict[str, 
             refused[label] = str(exc)
             continue
         write_manifest(path)
+        publish(path)  # to the model store, where MODEL_STORAGE names one (ml.artifacts)
         vouched.append(label)
     return vouched, refused
 
