@@ -12,6 +12,9 @@ each one after its response). Prints p50 / p95 / p99 latency and requests per se
 writes the numbers (JSON) and a plot of both (PNG) to bench/results/. Aim: p99 < 50 ms, >= 150 requests/s
 on a 2-core machine; the load generator shares those cores, so the figures are conservative. The
 recommendations throttle is raised out of the load's reach (server_env): the bench measures serving.
+The same server then serves ``POST /bench/ten-items`` the same load (bench/trivial_urls.py: a DRF APIView
+serialising ten items, no database, no authentication; mounted only through bench/trivial_settings.py), and
+the report gives the recommendations' requests per second as a ratio of it (the aim: at least 0.25).
 
 ``--impressions`` measures what recording the answers costs: the server runs ``--rounds`` times (default
 2) with RECORD_IMPRESSIONS off, then on (alternating, so that a drift of the machine falls on both), and the
@@ -92,15 +95,18 @@ def start_gunicorn(env: dict) -> subprocess.Popen:
     sys.exit("gunicorn did not come up within 180 s")
 
 
+RECOMMENDATIONS, TEN_ITEMS = "/api/v1/recommendations", "/bench/ten-items"  # what is measured; the baseline
+
+
 def client_loop(token: str, users: list[int], stop_at: float, latencies: list[float], errors: list[int],
-                seed: int) -> None:
+                seed: int, endpoint: str = RECOMMENDATIONS) -> None:
     rng = random.Random(seed)
     connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     while time.monotonic() < stop_at:
         body = json.dumps({"user_id": rng.choice(users), "user_type": "developer", "limit": 10})
         started = time.perf_counter()
-        connection.request("POST", "/api/v1/recommendations", body, headers)
+        connection.request("POST", endpoint, body, headers)
         response = connection.getresponse()
         response.read()
         elapsed = time.perf_counter() - started
@@ -110,11 +116,12 @@ def client_loop(token: str, users: list[int], stop_at: float, latencies: list[fl
             errors.append(response.status)
 
 
-def load(token: str, users: list[int], clients: int, seconds: float) -> tuple[list[float], list[int], float]:
+def load(token: str, users: list[int], clients: int, seconds: float,
+         endpoint: str = RECOMMENDATIONS) -> tuple[list[float], list[int], float]:
     latencies: list[float] = []
     errors: list[int] = []
     stop_at = time.monotonic() + seconds
-    threads = [threading.Thread(target=client_loop, args=(token, users, stop_at, latencies, errors, n))
+    threads = [threading.Thread(target=client_loop, args=(token, users, stop_at, latencies, errors, n, endpoint))
                for n in range(clients)]
     started = time.monotonic()
     for thread in threads:
@@ -133,14 +140,18 @@ def summary(latencies: list[float], errors: list[int], elapsed: float, clients: 
     return numbers
 
 
-def report(runs: list[dict]) -> None:
-    print(f"\n{'clients':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for run in runs:
+def report(runs: list[dict], baseline: list[dict]) -> None:
+    print(f"\n{'clients':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
+          f"{'trivial req/s':>14} {'ratio':>6}")
+    for run, trivial in zip(runs, baseline, strict=True):
+        run["trivial_requests_per_second"] = trivial["requests_per_second"]
+        run["ratio_to_trivial"] = round(run["requests_per_second"] / trivial["requests_per_second"], 3)
         print(f"{run['clients']:>8} {run['requests_per_second']:>8} {run['p50_ms']:>8} {run['p95_ms']:>8} "
-              f"{run['p99_ms']:>8} {run['errors']:>7}")
-    print("aim: p99 < 50 ms and >= 150 requests/s")
+              f"{run['p99_ms']:>8} {run['errors']:>7} {trivial['requests_per_second']:>14} "
+              f"{run['ratio_to_trivial']:>6}")
+    print("aim: p99 < 50 ms and >= 150 requests/s; ratio to the trivial endpoint (same server, same load) >= 0.25")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "api_latency.json").write_text(json.dumps(runs, indent=1))
+    (RESULTS / "api_latency.json").write_text(json.dumps({"runs": runs, "trivial": baseline}, indent=1))
     plot(runs)
 
 
@@ -169,17 +180,22 @@ def plot(runs: list[dict]) -> None:
     figure.savefig(RESULTS / "api_latency.png", dpi=110)
 
 
-def measure(env: dict, token: str, users: list[int], levels: list[int], seconds: float, warmup: float) -> list[dict]:
-    """One server, warmed up, then each concurrency level in turn."""
+def measure(env: dict, token: str, users: list[int], levels: list[int], seconds: float, warmup: float,
+            endpoints: tuple[str, ...] = (RECOMMENDATIONS,)) -> list[list[dict]]:
+    """One server, warmed up, then each concurrency level in turn, for each of ``endpoints``: [runs per
+    endpoint]."""
     server = start_gunicorn(env)
     try:
-        print(f"warm-up {warmup:.0f} s ...", flush=True)
-        load(token, users, max(levels), warmup)
-        runs = []
-        for clients in levels:
-            print(f"measuring {seconds:.0f} s with {clients} clients ...", flush=True)
-            runs.append(summary(*load(token, users, clients, seconds), clients))
-        return runs
+        measured = []
+        for endpoint in endpoints:
+            print(f"{endpoint}: warm-up {warmup:.0f} s ...", flush=True)
+            load(token, users, max(levels), warmup, endpoint)
+            runs = []
+            for clients in levels:
+                print(f"{endpoint}: measuring {seconds:.0f} s with {clients} clients ...", flush=True)
+                runs.append(summary(*load(token, users, clients, seconds, endpoint), clients))
+            measured.append(runs)
+        return measured
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -191,7 +207,7 @@ def compare_impressions(env: dict, token: str, users: list[int], levels: list[in
     for mode in ("off", "on") * rounds:
         print(f"\nimpressions {mode}", flush=True)
         by_mode[mode].append(measure({**env, "RECORD_IMPRESSIONS": "1" if mode == "on" else "0"}, token, users,
-                                     levels, seconds, warmup))
+                                     levels, seconds, warmup)[0])
     print(f"\n{'clients':>8} {'mode':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     rows = []
     for n, clients in enumerate(levels):
@@ -232,8 +248,9 @@ def main() -> None:
     levels = [int(n) for n in args.clients.split(",")]
     if args.impressions:
         compare_impressions(env, token, users, levels, args.seconds, args.warmup, args.rounds)
-    else:
-        report(measure(env, token, users, levels, args.seconds, args.warmup))
+    else:  # the same server then serves the trivial endpoint the same load: the stack's own ceiling
+        report(*measure({**env, "DJANGO_SETTINGS_MODULE": "bench.trivial_settings"}, token, users, levels,
+                        args.seconds, args.warmup, (RECOMMENDATIONS, TEN_ITEMS)))
 
 
 if __name__ == "__main__":

@@ -218,14 +218,20 @@ class ReverseInterest:
         """(len(rows),) bool: the candidates whose side already said yes to the asker."""
         return np.isin(rows, self.answered)
 
-    def best_pair(self, row: int) -> tuple[int, int] | None:
-        """(user row, item row) of the pair that gives candidate ``row`` its score; None when unknown."""
-        _, users = self.users_of(np.array([row], dtype=np.int64))
+    def best_pairs(self, rows: np.ndarray) -> list[tuple[int, int] | None]:
+        """Per candidate of ``rows``, the (user row, item row) of the pair that gives it its score; None when
+        unknown. One product for all of them: a request asks it of its shown items."""
+        at, users = self.users_of(np.asarray(rows, dtype=np.int64))
+        best: list[tuple[int, int] | None] = [None] * len(rows)
         if not len(users):
-            return None
-        pairs = self.content.pair_scores(users, self.items)
-        user, item = np.unravel_index(int(np.argmax(pairs)), pairs.shape)
-        return int(users[user]), int(self.items[item])
+            return best
+        pairs = self.content.pair_scores(users, self.items)  # (pairs of candidate and user, asker's items)
+        items, scores = pairs.argmax(axis=1), pairs.max(axis=1)
+        for n in np.unique(at):
+            mine = np.flatnonzero(at == n)
+            chosen = mine[np.argmax(scores[mine])]
+            best[int(n)] = (int(users[chosen]), int(self.items[items[chosen]]))
+        return best
 
 
 @dataclass(frozen=True)
@@ -246,7 +252,8 @@ class ServingSet:
     rebuffs: dict[int, np.ndarray] = field(default_factory=dict)  # user id -> rows of those who rebuffed them
     answered: dict[int, np.ndarray] = field(default_factory=dict)  # user id -> rows of those who said yes to them
     owned: dict[int, np.ndarray] = field(default_factory=dict)  # founder's user id -> their catalog items' rows
-    founder_users: dict[int, tuple[int, ...]] = field(default_factory=dict)  # catalog row -> founders' user rows
+    # each position row's founders' user rows, as CSR (indptr (n_items + 1,), user rows): read for every candidate
+    position_founders: tuple[np.ndarray, np.ndarray] | None = None
     person_users: np.ndarray | None = None  # (n_items,) each developer's and investor's user row, -1 else
 
     @property
@@ -300,17 +307,22 @@ class ServingSet:
         if self.item_ids is None:
             return self
         owned: dict[int, list[int]] = {}
-        founder_users: dict[int, tuple[int, ...]] = {}
+        counts = np.zeros(len(self.item_ids) + 1, dtype=np.int64)
+        pairs: list[tuple[int, int]] = []  # (position row, founder's user row)
         for key, ids in founders.items():
             row = self.item_ids.index.get(key)
             if row is None:
                 continue
             for founder in ids:
                 owned.setdefault(founder, []).append(row)
-            if users := tuple(self.user_ids.index[str(f)] for f in ids if str(f) in self.user_ids.index):
-                founder_users[row] = users
+                user = self.user_ids.index.get(str(founder))
+                if user is not None and parse_item_key(key)[0] == "position":
+                    pairs.append((row, user))
+        pairs.sort()
+        np.add.at(counts, np.asarray([row for row, _ in pairs], dtype=np.int64) + 1, 1)
+        users = np.asarray([user for _, user in pairs], dtype=np.int64)
         return replace(self, owned={f: np.asarray(sorted(rows)) for f, rows in owned.items()},
-                       founder_users=founder_users)
+                       position_founders=(np.cumsum(counts), users))
 
     def reverse_interest(self, *, user_id: int, role: str) -> ReverseInterest | None:
         """The other side's interest in user ``user_id`` of ``role``, where their answer is what a
@@ -338,14 +350,16 @@ class ServingSet:
         return at, users[at]
 
     def _founders_as_users(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(positions among ``rows``, user rows): each position's founders that the content model knows."""
-        positions = self.type_masks.get("position")
-        pairs = [(n, user) for n, row in enumerate(rows.tolist()) if positions is not None and positions[row]
-                 for user in self.founder_users.get(row, ())]
-        if not pairs:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        at, users = (np.asarray(column, dtype=np.int64) for column in zip(*pairs, strict=True))
-        return at, users
+        """(positions among ``rows``, user rows): each position's founders that the content model knows.
+        Vectorised over the CSR ``position_founders``: a developer's request asks it for every candidate."""
+        if self.position_founders is None:
+            return NO_ROWS, NO_ROWS
+        indptr, users = self.position_founders
+        starts, counts = indptr[rows], indptr[rows + 1] - indptr[rows]
+        at = np.repeat(np.arange(len(rows)), counts)
+        # each pair's offset within its row's run of founders, added to that row's start
+        within = np.arange(len(at)) - np.repeat(np.cumsum(counts) - counts, counts)
+        return at, users[np.repeat(starts, counts) + within]
 
     def user_state(self, user_id: int, history, negatives, terms: list[str], features: np.ndarray) -> UserState:
         """User ``user_id`` as they are now: their current interaction rows (in this set's item numbering),

@@ -261,9 +261,11 @@ def _add_two_sided_reasons(role: str, reverse: ReverseInterest | None, ranking: 
     industry"."""
     if reverse is None or ranking.reciprocal is None:
         return
-    answered = reverse.said_yes(ranking.items[shown])
-    for n, explanations, said_yes in zip(shown, why, answered, strict=True):
-        pair = reverse.best_pair(int(ranking.items[n])) if ranking.reciprocal[n] > 0 else None
+    rows = ranking.items[shown]
+    keener = [n for n in shown if ranking.reciprocal[n] > 0]
+    pairs = dict(zip(keener, reverse.best_pairs(ranking.items[keener]), strict=True))
+    for n, explanations, said_yes in zip(shown, why, reverse.said_yes(rows), strict=True):
+        pair = pairs.get(n)
         texts = [explainer.answered_text(role) if said_yes else None,
                  None if pair is None else explainer.two_sided_text(role, reverse.content.shared_terms(*pair))]
         explanations.extend(Explanation(algorithm=RECIPROCAL, text=text) for text in texts if text)

@@ -2,6 +2,8 @@
 serving lifts and the served evaluation counts as the other half of a mutual match. On a tiny market whose
 answer is known: founder 1 owns startup 10 and its position 20; founder 5 owns position 21; developers 2 and 4
 and investor 3 are people."""
+import numpy as np
+
 from ml.core.data import IdMap
 from ml.serving_set import answered_by
 
@@ -31,3 +33,14 @@ def test_a_founder_who_contacted_or_accepted_a_person_said_yes_to_them_about_the
 
 def test_someone_who_founded_nothing_or_an_item_unknown_says_yes_to_no_one():
     assert yes([(4, "developer:2"), (2, "startup:99")]) == set()
+
+
+def test_each_positions_founders_are_found_for_any_candidates_in_order():
+    from ml.serving_set import ServingSet
+
+    items = IdMap(["position:20", "startup:10", "position:21", "position:22"])
+    users = IdMap(["1", "5", "7"])  # founder 9 was never trained: unknown to the models
+    serving = ServingSet(user_ids=users, item_ids=items, type_masks={}).with_founders(
+        {"position:20": (1, 5), "startup:10": (1,), "position:21": (9,), "position:22": (7,)})
+    at, founders = serving._founders_as_users(np.array([3, 1, 0, 2, 0]))
+    assert list(zip(at.tolist(), founders.tolist(), strict=True)) == [(0, 2), (2, 0), (2, 1), (4, 0), (4, 1)]
