@@ -135,7 +135,7 @@ def two_sided_text(role: str, shared: dict[str, list[str]], limit: int = 3) -> s
     """A reason that names both sides of a two-sided match, from the terms the other side's declared tastes
     share with the asker's side (``ContentRecommender.shared_terms`` of ``ReverseInterest.best_pair``):
     for a founder, "You need django; they list django and prefer fintech, your industry"; for a developer,
-    "Its founders look for django, which you list, and work in fintech, your industry". None when the pair
+    "Its founders look for django, which you list and work in fintech, your industry". None when the pair
     shares no skill, industry or stage (a reason must say something the reader can check)."""
     skills, industries, stages = (", ".join(shared.get(namespace, [])[:limit]) for namespace in
                                   ("skill", "industry", "stage"))

@@ -279,7 +279,7 @@ def reciprocal_z(theirs: np.ndarray) -> np.ndarray | None:
     """The other side's interest ``theirs`` (raw, NaN where unknown) as z-scores over the candidates, NaN
     kept where unknown (blended as 0: no opinion); None when fewer than two are known. Summed with the
     blend's z-scores by ``Ranker.reciprocal_weight``: on the demo world that raised mutual matches more, for
-    less forward NDCG, than a harmonic mean of the two sides' percentile ranks (README, "Reciprocal ranking")."""
+    less forward NDCG, than a harmonic mean of the two sides' percentile ranks (README, "Two-sided ranking")."""
     known = np.isfinite(theirs)
     if known.sum() < 2:
         return None
