@@ -25,7 +25,7 @@ def retrain_now(modeladmin, request, algorithms: list[str]) -> None:
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["algorithm", "version", "status", "failure_reason", "created_at", "activated_at", "device",
-                    "training_seconds", "n_users", "n_items", "n_interactions"]
+                    "training_seconds", "peak_memory_mb", "n_users", "n_items", "n_interactions"]
     list_filter = ["algorithm", "status", "device"]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
     actions = ["activate", "roll_back", "retrain"]

@@ -41,6 +41,8 @@ class ModelVersion(models.Model):
     n_interactions = models.PositiveIntegerField(default=0)
     device = models.CharField(max_length=20, blank=True)
     training_seconds = models.FloatField(null=True, blank=True)
+    # The training process's peak resident memory while this version was fitted, in MB (ml.training.PeakMemory)
+    peak_memory_mb = models.FloatField(null=True, blank=True)
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.API)
     training_run = models.ForeignKey("TrainingRun", null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="model_versions")

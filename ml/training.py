@@ -26,6 +26,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, models, transaction
 from django.db.models.functions import Coalesce
@@ -48,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 # A queued run no worker picked up within this long is given up (no worker is consuming the queue).
 STALE_QUEUED_AFTER = timedelta(hours=2)
+PEAK_MEMORY_SAMPLE_SECONDS = 0.05  # a fit's peak is held for far longer than this; a sample costs microseconds
 # A new set of versions replaces the active one unless its served NDCG@10 is lower than the active set's by
 # more than this share of it (the two were measured on different holdouts: small differences are noise).
 ACTIVATION_TOLERANCE = 0.02
@@ -326,10 +328,39 @@ def _new_version(run_id: int, algorithm: str, data, fingerprint: str) -> ModelVe
         data_fingerprint=fingerprint, n_users=data.n_users, n_items=data.n_items, n_interactions=int(data.matrix.nnz))
 
 
+class PeakMemory:
+    """The process's peak resident memory while the block runs (``megabytes``), sampled every
+    PEAK_MEMORY_SAMPLE_SECONDS by a thread and once more at the end: numpy, scipy and torch allocate outside
+    Python's own allocator, so only the operating system's count (psutil) sees what an algorithm takes."""
+
+    def __enter__(self) -> "PeakMemory":
+        self._process = psutil.Process()
+        self._peak = self._process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="peak-memory", daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(PEAK_MEMORY_SAMPLE_SECONDS):
+            self._peak = max(self._peak, self._process.memory_info().rss)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._process.memory_info().rss)
+
+    @property
+    def megabytes(self) -> float:
+        return round(self._peak / 2**20, 1)
+
+
 def _fit_version(version: ModelVersion, make, data, report) -> None:
     """Fit the chosen setting on all the data and save it: the version is ready (activated with its set)."""
     started = time.perf_counter()
-    model = make().fit(data, progress=report)
+    with PeakMemory() as memory:
+        model = make().fit(data, progress=report)
+    version.peak_memory_mb = memory.megabytes
     path = artifact_dir(version.algorithm, version.version)
     shutil.rmtree(path, ignore_errors=True)
     model.save(path)

@@ -43,6 +43,7 @@ def test_training_records_a_ready_version_with_metrics_and_activates_the_first(w
         assert version.status == "active"
         assert 0 <= version.metrics["ndcg"] <= 1
         assert version.n_interactions > 0 and version.data_fingerprint
+        assert version.training_seconds > 0 and version.peak_memory_mb > 50  # the process, Python and numpy in
         artifact = Path(version.artifact_path)
         assert json.loads((artifact / "meta.json").read_text())["metrics"]["ndcg"] == version.metrics["ndcg"]
         assert json.loads((artifact / "feature_spec.json").read_text())["user_features"]["dims"] == 20
@@ -262,3 +263,16 @@ def test_a_run_that_retrains_some_of_the_active_algorithms_activates_its_version
     assert again.status == "succeeded" and again.not_activated == ""
     assert ModelVersion.objects.get(algorithm="collaborative", status="active").training_run_id == again.pk
     assert ModelVersion.objects.get(algorithm="content_based", status="active").training_run_id == first.pk
+
+
+def test_peak_memory_counts_what_numpy_allocates_outside_pythons_allocator():
+    import numpy as np
+
+    from ml.training import PeakMemory
+
+    with PeakMemory() as before:
+        pass
+    with PeakMemory() as holding:
+        block = np.ones(64 * 2**20 // 8)  # 64 MB, every page written: resident
+    assert holding.megabytes >= before.megabytes + 60
+    del block

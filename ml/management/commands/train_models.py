@@ -30,7 +30,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"  {algorithm}: skipped ({reason})"))
         for version in ModelVersion.objects.filter(training_run=run):
             self.stdout.write(f"  {version.algorithm} v{version.version}: {version.status}, served alone NDCG@10 "
-                              f"{_shown(version.metrics.get('ndcg'))}, {version.training_seconds}s on {version.device}")
+                              f"{_shown(version.metrics.get('ndcg'))}, {version.training_seconds}s on "
+                              f"{version.device}, peak memory {version.peak_memory_mb} MB")
         if run.status == "failed":
             raise CommandError(f"Training run {run.pk} failed: {run.error}")
         self._summary(run)
