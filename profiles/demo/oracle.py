@@ -3,8 +3,9 @@
 The seeded interactions come from ``world.CHANNELS``: a user is shown candidates and picks by
 ``TASTE_STRENGTH * match + noise``. Ranking a user's candidates by that same ``match`` is therefore the
 best ranking of what suits a user, and a yardstick for the served one. Which items a user's next
-events touch also depends on what they are shown, in proportion to each item's hidden popularity:
-``propensities`` adds that, and ranks those events best (no recommender should expect to beat it).
+events touch also depends on what they are shown (``world.Exposure``: by each item's hidden popularity and,
+in a big catalog, the industries the user searches): ``propensities`` adds that, and ranks those events
+best (no recommender should expect to beat it).
 
 No Django here, like ``world.py``. Primary keys follow from three starting ids: ``store.WorldStore``
 gives the world's users, startups and positions consecutive ids in world order, from whatever the
@@ -39,10 +40,10 @@ from .world import (
     STARTUP,
     TASTE_STRENGTH,
     Channel,
+    Exposure,
     Interactions,
     World,
     WorldSize,
-    _targets_popularity,
     accept_chance,
     asked_events,
     make_world,
@@ -116,6 +117,7 @@ class WorldOracle:
         for members in (people.developers, people.founders, people.investors):
             self._within_role[members] = np.arange(len(members))
         self._channels = {(c.role, c.target_type): c for c in CHANNELS}
+        self._exposures: dict[Channel, Exposure] = {}
 
     @classmethod
     def from_seed(cls, seed: int, size: WorldSize, ids: WorldIds, end: int = DEFAULT_END) -> WorldOracle:
@@ -144,11 +146,12 @@ class WorldOracle:
         return self._score(user_id, item_keys, exposure=False)
 
     def propensities(self, user_id: int, item_keys: Sequence[str]) -> np.ndarray:
-        """(len(item_keys),) float: ``TASTE_STRENGTH * match + log(popularity)``, the log of how often the
-        world's events would pick each item for this user, up to a constant (candidates are drawn in
-        proportion to popularity, then chosen by softmax of the taste; nearly exact while one candidate
-        does not dominate the others). Ranking by it predicts the user's next events best; ranking by
-        ``scores`` ignores what the user is likely to be shown."""
+        """(len(item_keys),) float: ``TASTE_STRENGTH * match + log(exposure)``, the log of how often the
+        world's events would pick each item for this user, up to a constant (candidates are drawn by
+        ``world.Exposure``, in proportion to popularity and, in a big catalog, from the industries the user
+        searches; then chosen by softmax of the taste; nearly exact while one candidate does not dominate).
+        Ranking by it predicts the user's next events best; ranking by ``scores`` ignores what the user is
+        likely to be shown."""
         return self._score(user_id, item_keys, exposure=True)
 
     def accept_probability(self, target_user_id: int, accepted_key: str) -> float:
@@ -189,9 +192,14 @@ class WorldOracle:
             actor = self._within_role[user:user + 1]  # (1,): the match functions score (events,) actors
             scores[slots] = channel.match(self.world, actor, targets[None, :])[0]  # against (events, candidates)
             if exposure:
-                popularity = _targets_popularity(self.world, target_type)[targets]  # what events draw from
-                scores[slots] = TASTE_STRENGTH * scores[slots] + np.log(popularity)
+                shown = self._exposure(channel).probability(actor, targets[None, :])[0]  # what events draw from
+                scores[slots] = TASTE_STRENGTH * scores[slots] + np.log(shown)
         return scores
+
+    def _exposure(self, channel: Channel) -> Exposure:
+        if channel not in self._exposures:
+            self._exposures[channel] = Exposure(self.world, channel)
+        return self._exposures[channel]
 
     def _channel(self, role: int, target_type: int) -> Channel:
         channel = self._channels.get((role, target_type))

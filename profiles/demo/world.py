@@ -7,6 +7,12 @@ How the interactions come about (what a recommender should be able to find again
 - Every event belongs to a *channel* (developer→position, investor→startup, founder→developer ...).
   The acting user is drawn in proportion to a long-tailed activity level, and is shown a handful of
   candidates drawn in proportion to a long-tailed item popularity.
+- In a big catalog people search rather than scroll: of a type with more than SCROLLABLE_ITEMS items, a
+  growing share of the events (``searched_share``) draws its candidates from one industry's items only (again
+  by popularity), the industry the user looks in: for developers and investors drawn by their affinity (the
+  hidden industry included), for founders their startup's (``Exposure``). What a user is shown then follows
+  their tastes, as on a real platform, so the events stay learnable at a million items; a smaller world is
+  drawn exactly as before searches existed.
 - Each candidate gets a *match* in [0, 1] from the user's tastes: for a developer and a position, how
   many of the required skills the developer has, how much the developer likes the industry (stated
   preferences plus one hidden industry that no profile mentions), remote and location fit, salary
@@ -36,6 +42,8 @@ INTERACTION_WINDOW_DAYS = 180
 CANDIDATES_PER_EVENT = 16
 TASTE_STRENGTH = 6.0
 HIDDEN_INDUSTRY_AFFINITY = 0.7  # how much a person likes the one industry their profile does not mention
+# About as many items of a type as a person scrolls through; beyond it most of what they see is a search's.
+SCROLLABLE_ITEMS = 5_000
 EVENT_CHUNK = 50_000  # events scored at once; bounds memory at about 100 MB
 
 DEVELOPER, FOUNDER, INVESTOR = 0, 1, 2
@@ -216,7 +224,11 @@ def sample_without_replacement(rng: np.random.Generator, weights: np.ndarray, co
     """Row-wise weighted sampling of ``counts[i]`` distinct columns (Gumbel top-k); -1 pads the rest."""
     keys = np.log(np.maximum(weights, 1e-12)) + rng.gumbel(size=weights.shape)
     width = int(counts.max(initial=0))
-    order = np.argsort(-keys, axis=1, kind="stable")[:, :width]
+    if 0 < width < keys.shape[1]:  # only the best ``width`` columns are needed: partition, then sort those
+        best = np.argpartition(-keys, width - 1, axis=1)[:, :width]
+        order = np.take_along_axis(best, np.argsort(-np.take_along_axis(keys, best, axis=1), axis=1), axis=1)
+    else:
+        order = np.argsort(-keys, axis=1, kind="stable")[:, :width]
     return np.where(np.arange(width) < counts[:, None], order, -1)
 
 
@@ -458,6 +470,7 @@ def make_positions(seed: int, n: int, startups: Startups, end: int, vocabulary: 
     years_to = np.array([s[2] for s in vocab.SENIORITY])[level]
     remote = rng.random(size=n) < np.where(startups.remote_friendly[startup], 0.7, 0.12)
     titles, descriptions = [], []
+    about = [description.split(". ")[0] for description in startups.description]  # each startup's first line
     for row in range(n):
         track_words = vocab.TRACKS[track[row]]
         title = f"{vocab.SENIORITY[level[row]][0]} {track_words.titles[rng.integers(len(track_words.titles))]}"
@@ -467,7 +480,7 @@ def make_positions(seed: int, n: int, startups: Startups, end: int, vocabulary: 
         descriptions.append(
             f"{company} is hiring a {titles[-1]} to {duty}. "
             f"You will work with {', '.join(skills.names(row, vocabulary.skill_names))}. "
-            f"{startups.description[startup[row]].split('. ')[0]}."
+            f"{about[startup[row]]}."
         )
     return Positions(
         startup=startup, title=titles, description=descriptions, skills=skills, salary_min=salary_min,
@@ -492,19 +505,24 @@ class World:
     positions: Positions
 
 
-def make_world(seed: int, size: WorldSize, end: int) -> World:
-    """Everything but the interactions (see ``make_interactions``)."""
+def make_world(seed: int, size: WorldSize, end: int, progress: Callable[[str], None] | None = None) -> World:
+    """Everything but the interactions (see ``make_interactions``); ``progress(part)`` after each part (a
+    million people take a minute)."""
+    done = progress or (lambda part: None)
     vocabulary = Vocabulary()
     people = make_people(seed, size, end)
+    done("people")
     startups = make_startups(seed, size.startups, len(people.founders), end, vocabulary)
-    return World(
-        size=size, end=end, vocabulary=vocabulary, people=people,
-        developers=make_developers(seed, len(people.developers), vocabulary),
-        founders=make_founders(seed, len(people.founders), startups, vocabulary),
-        investors=make_investors(seed, len(people.investors), vocabulary),
-        startups=startups,
-        positions=make_positions(seed, size.positions, startups, end, vocabulary),
-    )
+    done("startups")
+    developers = make_developers(seed, len(people.developers), vocabulary)
+    done("developers")
+    founders = make_founders(seed, len(people.founders), startups, vocabulary)
+    investors = make_investors(seed, len(people.investors), vocabulary)
+    done("founders and investors")
+    positions = make_positions(seed, size.positions, startups, end, vocabulary)
+    done("positions")
+    return World(size=size, end=end, vocabulary=vocabulary, people=people, developers=developers,
+                 founders=founders, investors=investors, startups=startups, positions=positions)
 
 
 # --- matches: (events,) actors against (events, candidates) items, each in [0, 1] -------------------
@@ -610,6 +628,87 @@ def _targets_popularity(world: World, target_type: int) -> np.ndarray:
             DEVELOPER_TARGET: world.developers.popularity, INVESTOR_TARGET: world.investors.popularity}[target_type]
 
 
+def _target_industries(world: World, target_type: int) -> np.ndarray:
+    """(targets,) the industry a search finds each target under: a position's or startup's (its startup's
+    industry), a developer's or investor's first stated one."""
+    if target_type == POSITION:
+        return world.startups.industry[world.positions.startup]
+    if target_type == STARTUP:
+        return world.startups.industry
+    people = world.developers if target_type == DEVELOPER_TARGET else world.investors
+    return np.argmax(people.affinity == 1.0, axis=1)
+
+
+def _search_weights(world: World, role: int, actor: np.ndarray) -> np.ndarray:
+    """(actors, industries) how likely each actor searches each industry (unnormalised)."""
+    if role == FOUNDER:
+        weights = np.zeros((len(actor), len(world.vocabulary.industry_names)))
+        weights[np.arange(len(actor)), world.founders.industry[actor]] = 1.0
+        return weights
+    people = world.developers if role == DEVELOPER else world.investors
+    return people.affinity[actor].astype(np.float64)
+
+
+def searched_share(n_items: int) -> float:
+    """The share of events whose candidates come from a search, for a type of ``n_items`` items: none up to
+    SCROLLABLE_ITEMS, then 1 - SCROLLABLE_ITEMS / n (0.875 at 40,000 items, 0.994 at 800,000)."""
+    return max(0.0, 1.0 - SCROLLABLE_ITEMS / n_items) if n_items else 0.0
+
+
+class Exposure:
+    """What a channel's events show: candidates by popularity, from the whole type or, in a search, from the
+    items of one industry (see the module's docstring)."""
+
+    def __init__(self, world: World, channel: Channel) -> None:
+        self.world, self.channel = world, channel
+        popularity = _targets_popularity(world, channel.target_type)
+        self.item_p = _normalized(popularity)
+        self.share = searched_share(len(popularity))
+        self.industry = _target_industries(world, channel.target_type)
+        n_industries = len(world.vocabulary.industry_names)
+        # Items sorted by industry, with their cumulative popularity: a search of industry i draws a uniform
+        # number within that industry's stretch of the cumulative sum.
+        self.order = np.argsort(self.industry, kind="stable")
+        self.cumulative = np.concatenate([[0.0], np.cumsum(self.item_p[self.order])])
+        bounds = np.searchsorted(self.industry[self.order], np.arange(n_industries + 1))
+        self.low, self.high = self.cumulative[bounds[:-1]], self.cumulative[bounds[1:]]
+        self.industry_p = self.high - self.low  # each industry's share of the type's popularity
+
+    def draw(self, rng: np.random.Generator, actor: np.ndarray) -> np.ndarray:
+        """(len(actor), CANDIDATES_PER_EVENT) candidate indices for events by ``actor`` (within their role)."""
+        shape = (len(actor), CANDIDATES_PER_EVENT)
+        candidates = rng.choice(len(self.item_p), size=shape, p=self.item_p)
+        if self.share == 0.0:
+            return candidates  # no rng draws beyond these: a small world is what it always was
+        searching = np.flatnonzero(rng.random(size=len(actor)) < self.share)
+        weights = self._weights(actor[searching])
+        can_search = weights.sum(axis=1) > 0  # nobody searches an industry with nothing of this type
+        keys = np.log(np.maximum(weights, 1e-300)) + rng.gumbel(size=weights.shape)
+        industry = np.argmax(keys, axis=1)
+        spread = rng.random(size=(len(searching), CANDIDATES_PER_EVENT))
+        point = self.low[industry][:, None] + spread * self.industry_p[industry][:, None]
+        found = np.searchsorted(self.cumulative, point, side="right") - 1
+        searched = self.order[np.clip(found, 0, len(self.order) - 1)]
+        candidates[searching[can_search]] = searched[can_search]
+        return candidates
+
+    def probability(self, actor: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """(len(actor), targets' columns) how likely one candidate of an event by each actor is each target."""
+        p = self.item_p[targets]
+        if self.share == 0.0:
+            return p
+        weights = self._weights(actor)
+        total = weights.sum(axis=1, keepdims=True)
+        industry = self.industry[targets]
+        chance = np.take_along_axis(weights, industry, axis=1) / np.maximum(total, 1e-300)
+        in_search = chance * p / np.maximum(self.industry_p[industry], 1e-300)
+        return np.where(total > 0, (1 - self.share) * p + self.share * in_search, p)
+
+    def _weights(self, actor: np.ndarray) -> np.ndarray:
+        weights = _search_weights(self.world, self.channel.role, actor)
+        return np.where(self.industry_p > 0, weights, 0.0)
+
+
 def _targets_created(world: World, target_type: int) -> np.ndarray:
     people = world.people
     return {POSITION: world.positions.created, STARTUP: world.startups.created,
@@ -647,11 +746,11 @@ def make_interactions(world: World, seed: int, progress: Callable[[int, int], No
     for channel, n_events in channel_event_counts(world, world.size.interactions, rng):
         actors = _actors(world, channel.role)
         actor_p = _normalized(activity[actors])
-        item_p = _normalized(_targets_popularity(world, channel.target_type))
+        exposure = Exposure(world, channel)
         for start in range(0, n_events, EVENT_CHUNK):
             size = min(EVENT_CHUNK, n_events - start)
             actor = rng.choice(len(actors), size=size, p=actor_p)
-            candidates = rng.choice(len(item_p), size=(size, CANDIDATES_PER_EVENT), p=item_p)
+            candidates = exposure.draw(rng, actor)
             parts.append(_choose(world, channel, rng, actors[actor], actor, candidates))
             done += size
             if progress:

@@ -80,7 +80,7 @@ class Command(BaseCommand):
                 f"The database already holds a demo world ({existing} users with @{store.DEMO_EMAIL_DOMAIN} "
                 "e-mails). Run seed_demo --flush to replace it.")
         with self._phase("generate people, startups, positions") as phase:
-            world = make_world(seed, size, end)
+            world = make_world(seed, size, end, progress=self._part_made(time.perf_counter()))
             phase["rows"] = size.users + size.startups + size.positions
         if size.interactions and not usable_channels(world):
             raise CommandError("--interactions needs users with something to interact with: developers and "
@@ -134,6 +134,10 @@ class Command(BaseCommand):
         seconds = time.perf_counter() - started
         rate = f"{phase['rows'] / seconds:>10,.0f} rows/s" if phase["rows"] and seconds > 0 else ""
         self._say(f"  {name:<40} {phase['rows']:>10,} rows {seconds:7.2f} s {rate}")
+
+    def _part_made(self, started: float):
+        """A callback that prints each part of the world as it is made, with the time so far."""
+        return lambda part: self._say(f"    made {part} ({time.perf_counter() - started:.1f} s)")
 
     def _progress(self, verb: str):
         """A callback that prints at most about every fifth of the work."""
