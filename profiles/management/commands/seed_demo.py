@@ -93,14 +93,14 @@ class Command(BaseCommand):
         if flush:
             with self._phase("flush previous demo world") as phase:
                 phase["rows"] = store.flush_demo_data()
-        writer = store.WorldStore(world, password_hash)
+        writer = store.WorldStore(world, interactions, password_hash)
         for name, write in (("users", writer.write_users), ("profiles", writer.write_profiles),
                             ("startups", writer.write_startups), ("positions", writer.write_positions),
                             ("skills, industries, founders (links)", writer.write_links)):
             with self._phase(name) as phase:
                 phase["rows"] = write()
         with self._phase("interactions") as phase:
-            phase["rows"] = writer.write_interactions(interactions, progress=self._progress("written"))
+            phase["rows"] = writer.write_interactions(progress=self._progress("written"))
         with self._phase("rebuild indexes and FKs, check, analyze"):
             store.restore_indexes_and_foreign_keys(dropped)
             writer.finish()
