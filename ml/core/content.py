@@ -49,7 +49,6 @@ class ContentRecommender(Recommender):
         self.prior: np.ndarray | None = None  # (n_items,) popularity prior in [0, 1]
         self.vocab: list[str] = []
         self.idf: np.ndarray | None = None  # (v,) the vocabulary's IDF, to encode profiles and new items alike
-        self._transposed: tuple[sp.csr_matrix, sp.csr_matrix] | None = None  # (item_vectors, their transpose)
         self._scaled_prior: tuple[np.ndarray, np.ndarray] | None = None  # (prior, popularity_weight * prior)
 
     def fit(self, data: InteractionData, *, progress: ProgressCallback | None = None) -> ContentRecommender:
@@ -145,14 +144,11 @@ class ContentRecommender(Recommender):
         return _unit(declared), _unit(profile)
 
     def _scores(self, user_vectors: sp.csr_matrix) -> np.ndarray:
-        cosine = np.asarray((user_vectors @ self._item_vectors_t()).toarray(), dtype=np.float32)
+        # The users' block times the sparse items, the block made dense first: a sparse product would build
+        # a dense result entry by entry (9x slower for 1,024 users against 40,000 items).
+        users = np.asarray(user_vectors.toarray(), dtype=np.float32)
+        cosine = np.asarray(self.item_vectors @ users.T, dtype=np.float32).T
         return cosine + self._offsets()
-
-    def _item_vectors_t(self) -> sp.csr_matrix:
-        """(v, n_items) csr, made once per fitted catalog: scoring a request would otherwise convert it."""
-        if self._transposed is None or self._transposed[0] is not self.item_vectors:
-            self._transposed = (self.item_vectors, sp.csr_matrix(self.item_vectors.T))
-        return self._transposed[1]
 
     def vocabulary(self) -> ContentVocabulary:
         """The TF-IDF vocabulary the model was fitted with: what encodes a user's declared terms, or a new
@@ -177,7 +173,7 @@ class ContentRecommender(Recommender):
         extended.item_vectors = sp.csr_matrix(sp.vstack([self.item_vectors, self._weighted(vectors)]))[rows]
         extended.prior = np.concatenate([self.prior, np.full(len(added), self.prior.mean(), dtype=np.float32)])
         extended.item_ids = IdMap([*self.item_ids.ids, *(keys[n] for n in added)])
-        extended._transposed = extended._scaled_prior = None
+        extended._scaled_prior = None
         return extended
 
     # ------------------------------------------------------------ reasons

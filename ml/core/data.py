@@ -128,6 +128,18 @@ class InteractionData:
         """The same users, items and features with other interactions (e.g. a training split)."""
         return dataclasses.replace(self, matrix=sp.csr_matrix(matrix, dtype=np.float32))
 
+    def with_users(self, rows: np.ndarray) -> InteractionData:
+        """Only the users ``rows`` (in that order), with every item: their interactions, features and terms."""
+        rows = np.asarray(rows, dtype=np.int64)
+
+        def taken(array):
+            return None if array is None else array[rows]
+
+        return dataclasses.replace(
+            self, user_ids=IdMap([self.user_ids.ids[row] for row in rows.tolist()]), matrix=self.matrix[rows],
+            negatives=taken(self.negatives), user_features=taken(self.user_features),
+            user_content=taken(self.user_content))
+
 
 def _check_shape(name: str, matrix, shape: tuple[int, int]) -> None:
     if matrix.shape != shape:

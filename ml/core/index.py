@@ -12,7 +12,8 @@ import scipy.sparse as sp
 
 from .data import EngineError
 
-BATCH_USERS = 1024  # users scored per block: bounds the (batch, n_items) score matrix in memory
+BATCH_USERS = 1024  # users scored per block: bounds the (batch, n_items) score matrix in memory ...
+BATCH_CELLS = 2**25  # ... and so do at most this many scores (128 MB of float32: 33 users at a million items)
 
 
 def top_k_rows(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -46,11 +47,13 @@ def recommend_all(
     exclude: sp.csr_matrix | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` for many users, ``BATCH_USERS`` at a time; ``exclude`` is indexed by user row."""
+    """Top ``k`` for many users, ``BATCH_USERS`` at a time (fewer in a catalog too big for BATCH_CELLS scores
+    at once, its size known from ``exclude``); ``exclude`` is indexed by user row."""
     user_rows = np.asarray(user_rows, dtype=np.int64)
+    batch = BATCH_USERS if exclude is None else max(1, min(BATCH_USERS, BATCH_CELLS // max(exclude.shape[1], 1)))
     items, values = [], []
-    for start in range(0, len(user_rows), BATCH_USERS):
-        rows = user_rows[start : start + BATCH_USERS]
+    for start in range(0, len(user_rows), batch):
+        rows = user_rows[start : start + batch]
         block = None if exclude is None else exclude[rows]
         found = top_k_rows(score(rows), k, block)
         items.append(found[0])

@@ -140,10 +140,13 @@ def evaluate_recommender(model, train: InteractionData, heldout: sp.csr_matrix, 
     return evaluate_lists(list(items), relevant, k, train.n_items, counts, train.n_users, train.item_content)
 
 
-def heldout_ndcg(model, train: InteractionData, heldout: sp.csr_matrix, k: int = 10) -> float:
-    """NDCG@k alone, the quick way, for choosing settings on validation data."""
+def heldout_ndcg(model, train: InteractionData, heldout: sp.csr_matrix, k: int = 10,
+                 users: np.ndarray | None = None) -> float:
+    """NDCG@k alone, the quick way, for choosing settings on validation data: over ``users`` (rows), by
+    default every user with held-out items."""
     heldout = sp.csr_matrix(heldout)
-    users = np.flatnonzero(np.diff(heldout.indptr))
+    if users is None:
+        users = np.flatnonzero(np.diff(heldout.indptr))
     items, _ = recommend_all(model.score, users, k, sp.csr_matrix(train.matrix))
     relevant = [set(heldout.indices[heldout.indptr[u] : heldout.indptr[u + 1]]) for u in users]
     return float(np.mean([ndcg_at_k(r, rel, k) for r, rel in zip(items, relevant, strict=True)]))

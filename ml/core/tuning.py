@@ -24,7 +24,11 @@ Maker = Callable[[], Recommender]
 WEIGHT_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 CANDIDATES_PER_COMPONENT = 100  # the shortlist each component adds when weights are tuned
 VALIDATION_MIN_ITEMS = 3  # users need this many interactions to lend one to validation (sparse catalogs)
-VALIDATION_USERS = 2000  # at most this many users score the weights (a sample beyond it)
+VALIDATION_USERS = 2000  # at most this many users score each setting and the weights (a sample beyond it)
+# A component's settings are compared on at most this many of the fold's users (a sample beyond it, with
+# every item and all of those users' rows), and the best one is then fitted on the whole fold: at a million
+# users each of ALS's eight settings would otherwise be a full fit. Smaller data sets search on all users.
+SETTING_FIT_USERS = 100_000
 SHORTLIST_CHUNK = 256  # validation users scored at a time while the shortlist is built
 # NDCG cut-off that settings and weights are tuned at. Deeper than the usual 10: each validation user then
 # has more hits, a less noisy objective (nested validation within ml-100k training files preferred 20 to 10).
@@ -84,17 +88,37 @@ def validation_split(data: InteractionData, fraction: float, seed: int) -> tuple
 
 def select_on_validation(makers: list[Maker], fold: InteractionData, heldout: sp.csr_matrix, k: int = TUNING_K,
                          progress: ProgressCallback | None = None) -> tuple[Maker, Recommender, float]:
-    """(maker, model fitted on ``fold``, NDCG@k on ``heldout``) of the best setting; one setting is not scored."""
+    """(maker, model fitted on ``fold``, NDCG@k on ``heldout``) of the best setting; one setting is not scored.
+
+    Each setting is fitted on the fold (or on SETTING_FIT_USERS of its users, see there) and scored on at
+    most VALIDATION_USERS of the users with held-out items."""
+    if len(makers) == 1:
+        return makers[0], makers[0]().fit(fold, progress=progress), float("nan")
+    sampled = fold.n_users > SETTING_FIT_USERS
+    rows = _fold_sample(heldout, SETTING_FIT_USERS) if sampled else None
+    search_fold, search_heldout = (fold.with_users(rows), heldout[rows]) if sampled else (fold, heldout)
+    users = _validation_users(search_heldout, VALIDATION_USERS, seed=0)
     best: tuple[Maker, Recommender, float] | None = None
     for make in makers:
-        model = make().fit(fold, progress=progress)
-        ndcg = heldout_ndcg(model, fold, heldout, k) if len(makers) > 1 else float("nan")
-        if progress and len(makers) > 1:
+        model = make().fit(search_fold, progress=progress)
+        ndcg = heldout_ndcg(model, search_fold, search_heldout, k, users)
+        if progress:
             progress("setting", {"algorithm": model.name, "config": str(getattr(model, "config", "")),
-                                 "validation_ndcg": ndcg})
+                                 "validation_ndcg": ndcg, "users": len(users)})
         if best is None or ndcg > best[2]:
             best = (make, model, ndcg)
+    if sampled:  # the chosen setting on every user of the fold: the weights are tuned on its scores
+        best = (best[0], best[0]().fit(fold, progress=progress), best[2])
     return best
+
+
+def _fold_sample(heldout: sp.csr_matrix, size: int) -> np.ndarray:
+    """``size`` user rows, ascending, drawn at random (fixed seed): the users with held-out items first, so
+    that the validation users are among them."""
+    rng = np.random.default_rng(0)
+    with_heldout = np.diff(heldout.indptr) > 0
+    keys = rng.random(heldout.shape[0]) + np.where(with_heldout, 0.0, 1.0)  # held-out users sort first
+    return np.sort(np.argpartition(keys, size - 1)[:size])
 
 
 def fit_tuned(name: str, data: InteractionData, seed: int = 0, progress: ProgressCallback | None = None) -> Recommender:

@@ -178,17 +178,33 @@ class WorldOracle:
                           item_key=self._key(int(asked.target_type[0]), int(asked.target[0])),
                           chance=float(accept_chance(asked.match[0])))
 
+    def item_targets(self, item_keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(target types, indices within their tables) of the keys, both -1 where the world did not make the
+        item: a catalog's keys parsed once, for ranking many users against it (``propensities_of``)."""
+        types, indices = np.full(len(item_keys), -1, dtype=np.int64), np.full(len(item_keys), -1, dtype=np.int64)
+        for n, key in enumerate(item_keys):
+            try:
+                types[n], indices[n] = self._target(key)
+            except (ValueError, KeyError):
+                continue
+        return types, indices
+
+    def propensities_of(self, user_id: int, types: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """``propensities`` of the items given as ``item_targets`` gives them (none of them -1)."""
+        return self._score_targets(user_id, types, indices, exposure=True)
+
     def _score(self, user_id: int, item_keys: Sequence[str], exposure: bool) -> np.ndarray:
+        parsed = np.array([self._target(key) for key in item_keys], dtype=np.int64).reshape(-1, 2)
+        return self._score_targets(user_id, parsed[:, 0], parsed[:, 1], exposure)
+
+    def _score_targets(self, user_id: int, types: np.ndarray, indices: np.ndarray, exposure: bool) -> np.ndarray:
         user = self._user_index(user_id)
         role = int(self.world.people.roles[user])
-        scores = np.zeros(len(item_keys))
-        by_type: dict[int, list[tuple[int, int]]] = {}
-        for n, key in enumerate(item_keys):
-            target_type, target = self._target(key)
-            by_type.setdefault(target_type, []).append((n, target))
-        for target_type, pairs in by_type.items():
+        scores = np.zeros(len(types))
+        for target_type in np.unique(types).tolist():
             channel = self._channel(role, target_type)
-            slots, targets = (np.array(column, dtype=np.int64) for column in zip(*pairs, strict=True))
+            slots = np.flatnonzero(types == target_type)
+            targets = indices[slots]
             actor = self._within_role[user:user + 1]  # (1,): the match functions score (events,) actors
             scores[slots] = channel.match(self.world, actor, targets[None, :])[0]  # against (events, candidates)
             if exposure:

@@ -106,6 +106,19 @@ def test_chosen_items_match_better_than_random_ones_and_dismissed_worse(seeded):
     assert np.mean(dismissed) < np.mean(random) - 0.035  # about -0.07 here
 
 
+def test_a_catalog_parsed_once_scores_as_its_keys_do_and_marks_what_the_world_did_not_make(seeded):
+    world, ids = seeded
+    oracle = WorldOracle(world, ids)
+    developer = ids.first_user + int(world.people.developers[0])
+    keys = [*oracle.item_keys("position")[:5], "position:999999", *oracle.item_keys("startup")[:3], "robot:1"]
+    types, targets = oracle.item_targets(keys)
+    known = types >= 0
+    assert known.tolist() == [True] * 5 + [False] + [True] * 3 + [False]
+    assert (targets[~known] == -1).all()
+    np.testing.assert_array_equal(oracle.propensities_of(developer, types[known], targets[known]),
+                                  oracle.propensities(developer, [k for k, ok in zip(keys, known, strict=True) if ok]))
+
+
 def test_propensities_rank_the_chosen_items_higher_than_the_match_alone(seeded):
     """Events choose among candidates shown by popularity: adding the exposure must predict them better."""
     world, ids = seeded
