@@ -368,7 +368,7 @@ def _fit_version(version: ModelVersion, make, data, report) -> None:
     artifacts.write_manifest(path)  # after the version's last file: activation and serving check every one
     artifacts.publish(path)  # to the model store, where every machine's processes load it (ml.artifacts)
     version.status, version.artifact_path = ModelVersion.Status.READY, str(path)
-    version.training_seconds = round(time.perf_counter() - started, 2)
+    version.training_seconds = time.perf_counter() - started  # unrounded: a small fit takes milliseconds
     version.device, version.config = _device_of(model), evaluation.config_of(model)
     version.save()
 

@@ -69,3 +69,18 @@ def test_dismissed_items_push_similar_content_down():
     after = model.user_scores(UserState(0, data.matrix[0], dismissed)).at(None)
     assert after[2] < before[2]
 
+
+
+def test_history_profiles_come_from_the_kept_rows_and_artifacts_with_stored_profiles_still_load(tmp_path, world):
+    model = ContentRecommender().fit(world)
+    assert model.history is None and model.matrix.nnz == world.matrix.nnz  # rows kept, not 1.2 GB of profiles
+    rows = np.arange(world.n_users)
+    expected = model.score(rows)
+    model.save(tmp_path / "now")
+    assert np.allclose(ContentRecommender.load(tmp_path / "now").score(rows), expected)
+    # An artifact saved before the rows were kept holds the profiles themselves.
+    legacy = ContentRecommender.load(tmp_path / "now")
+    legacy.history = legacy._history_profiles(rows)
+    legacy.matrix = None
+    legacy.save(tmp_path / "legacy")
+    assert np.allclose(ContentRecommender.load(tmp_path / "legacy").score(rows), expected, atol=1e-6)
