@@ -26,20 +26,24 @@ def landing(request):
     return render(request, "recsys_site/landing.html", {"links": api_links(), "contract": CONTRACT})
 
 
+API_ROOT = inline_serializer("ApiRoot", {
+    "docs": serializers.URLField(help_text="Swagger UI."),
+    "redoc": serializers.URLField(help_text="ReDoc, the same schema as one page."),
+    "schema": serializers.URLField(help_text="The OpenAPI 3 schema (YAML; ?format=json for JSON)."),
+    "health": serializers.URLField(),
+    "token": serializers.URLField(help_text="POST a username and password for a token."),
+    "register": serializers.URLField(help_text="POST to sign up as a developer, founder or investor."),
+    "contract": serializers.CharField(help_text="Where the contract is written down, in the repository."),
+})
+
+
 class ApiRootApi(APIView):
     """``GET /api/v1/``: where the API's docs, schema and health are, for anyone."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(tags=["meta"], responses={200: inline_serializer("ApiRoot", {
-        "docs": serializers.URLField(help_text="Swagger UI."),
-        "redoc": serializers.URLField(help_text="ReDoc, the same schema as one page."),
-        "schema": serializers.URLField(help_text="The OpenAPI 3 schema (YAML; ?format=json for JSON)."),
-        "health": serializers.URLField(),
-        "token": serializers.URLField(help_text="POST a username and password for a token."),
-        "register": serializers.URLField(help_text="POST to sign up as a developer, founder or investor."),
-        "contract": serializers.CharField(help_text="Where the contract is written down, in the repository."),
-    })})
+    @extend_schema(tags=["meta"], operation_id="api_root", summary="Where the docs, the schema and health are",
+                   responses={200: API_ROOT})
     def get(self, request):
         return Response({**api_links(request), "contract": CONTRACT})
