@@ -392,7 +392,7 @@ def item_popularity() -> dict[str, int]:
 
 # ---------------------------------------------------------------- what is served, and in what order events came
 
-# Who is recommended what (docs/api-v1.md): founders look for people who fit their startups. Serving and the
+# Who is recommended what (docs/api.md): founders look for people who fit their startups. Serving and the
 # served evaluation (ml.evaluation) both read it.
 ROLE_ITEM_TYPES: dict[str, tuple[str, ...]] = {
     Role.DEVELOPER: (ItemType.POSITION, ItemType.STARTUP),

@@ -1,4 +1,4 @@
-"""The profiles part of /api/v1 (docs/api-v1.md): auth, profiles, catalog and interactions.
+"""The profiles part of /api/v1 (docs/api.md): auth, profiles, catalog and interactions.
 
 Views stay thin: a serializer validates, one service writes or one selector reads, a serializer
 answers. Plain CRUD uses ViewSets; the few one-off endpoints are APIViews.

@@ -220,7 +220,7 @@ class InteractionKind(models.TextChoices):
 
 
 class Outcome(models.TextChoices):
-    """What an event says about the recommendation it answers (docs/api-v1.md, "The online loop")."""
+    """What an event says about the recommendation it answers (docs/api.md, "The online loop")."""
 
     CLICK = "click", "Click"
     POSITIVE = "positive", "Positive"

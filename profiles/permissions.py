@@ -1,4 +1,4 @@
-"""Who may do what in the profiles API (docs/api-v1.md, "Authentication and who may do what").
+"""Who may do what in the profiles API (docs/api.md, "Authentication and who may do what").
 
 Every view also requires authentication (the project default), so these classes only decide
 between users who are logged in.

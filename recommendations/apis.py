@@ -1,4 +1,4 @@
-"""The model and recommendation endpoints of /api/v1 (docs/api-v1.md, "The five endpoints").
+"""The model and recommendation endpoints of /api/v1 (docs/api.md, "The five endpoints").
 
 Thin views: a serializer validates, one service or selector does the work, a serializer answers.
 """

@@ -1,4 +1,4 @@
-"""What the service showed, and the experiments it ran (docs/api-v1.md, "The online loop").
+"""What the service showed, and the experiments it ran (docs/api.md, "The online loop").
 
 An Impression is one answer of POST /api/v1/recommendations. Interactions name the impression they answer
 (profiles.Interaction.impression), so that click-through and conversion rates can be counted per answer,

@@ -1,4 +1,4 @@
-"""Shapes of the model and recommendation endpoints (docs/api-v1.md): requests validated here, answers
+"""Shapes of the model and recommendation endpoints (docs/api.md): requests validated here, answers
 shown here; the services never see unvalidated input."""
 from collections import defaultdict
 from collections.abc import Mapping

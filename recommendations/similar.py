@@ -1,4 +1,4 @@
-"""Similar items and people like you (docs/api-v1.md, "Marketplace"): the items of one item's type that
+"""Similar items and people like you (docs/api.md, "Marketplace"): the items of one item's type that
 the serving models find most like it, with reasons.
 
 A read: the serving set ranks the type's items by ``ml.core.similar`` (each component's item-to-item

@@ -75,7 +75,7 @@ class HealthApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
-    @extend_schema(responses={200: dict, 503: dict})
+    @extend_schema(tags=["meta"], responses={200: dict, 503: dict})
     def get(self, request):
         database = database_state()
         if database != "ok":

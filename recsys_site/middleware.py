@@ -25,7 +25,7 @@ class JSONErrorsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if not request.path.startswith(API_PREFIX):
+        if not under_api(request.path):
             return self.get_response(request)
         # Decided from the header, before anything reads the body.
         if _declared_length(request) > _body_limit():
@@ -37,7 +37,7 @@ class JSONErrorsMiddleware:
 
     def process_exception(self, request, exception):
         """An exception that escapes a view: a lost database connection is a 503, not a 500."""
-        if not request.path.startswith(API_PREFIX):
+        if not under_api(request.path):
             return None
         if isinstance(exception, DATABASE_DOWN_ERRORS):
             logger.error("database unavailable during %s %s: %s", request.method, request.path, exception,
@@ -46,6 +46,11 @@ class JSONErrorsMiddleware:
         # Anything else goes on to Django, which logs it with its traceback ("django.request") and renders
         # its page: __call__ then replaces the page with JSON.
         return None
+
+
+def under_api(path: str) -> bool:
+    """``/api`` itself and every path below it, whether a route matches it or not."""
+    return path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/")
 
 
 def _declared_length(request) -> int:

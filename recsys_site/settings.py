@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "knox",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files (SPECTACULAR_SETTINGS), no CDN
     "django_celery_beat",
     "profiles",
     "ml",
@@ -58,7 +59,8 @@ WSGI_APPLICATION = "recsys_site.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The landing page, and admin/base_site.html (a link to the staff pages) over Django's own.
+        "DIRS": [BASE_DIR / "recsys_site" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -90,7 +92,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic gathers the static files whitenoise serves (DEBUG off); the live tests use their own.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -192,6 +195,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Profiles, catalog, interactions and hybrid recommendations.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc load from this service's static files (drf-spectacular-sidecar, pinned in
+    # requirements.txt), never from a CDN: /api/docs/ and /api/redoc/ work offline and behind a firewall.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No badge from the public validator service either (Swagger UI would send the schema's URL there).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # Every operation lists the error statuses it can answer with (recsys_site/schema.py), after the enums.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

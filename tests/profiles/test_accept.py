@@ -1,4 +1,4 @@
-"""The interaction kind ``accept`` (docs/api-v1.md, Marketplace): the target of a contact or application accepting
+"""The interaction kind ``accept`` (docs/api.md, Marketplace): the target of a contact or application accepting
 it. A founder accepts a developer who applied to a position of their startup, or an investor who contacted (or
 showed investment interest in) their startup; a developer or an investor accepts a startup whose founder
 contacted them. Anything else is a 400 that says what would have to exist, and writes nothing."""

@@ -170,6 +170,35 @@ def test_an_unknown_api_path_is_a_json_404_with_debug_on_or_off(client, settings
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+@pytest.mark.parametrize("method", ["get", "post", "put", "delete"])
+@pytest.mark.parametrize("path", ["/api/v1/nonexistent", "/api/whatever", "/api/v1/developers/1/nothing", "/api"])
+def test_every_unknown_path_under_api_is_a_small_json_404_whatever_the_method_and_debug(client, settings, debug,
+                                                                                      method, path):
+    """Not Django's HTML debug page (13 KB) under DEBUG=1, as `make demo` runs: the API's error shape."""
+    settings.DEBUG = debug
+
+    response = getattr(client, method)(path)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": f"No endpoint at {path}. See /api/docs/ for the API."}
+    assert len(response.content) < 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_a_method_an_endpoint_does_not_take_is_a_json_405_with_debug_on_or_off(client, settings, debug):
+    settings.DEBUG = debug
+
+    response = client.delete("/api/v1/health")
+
+    assert response.status_code == 405
+    assert response.json() == {"detail": 'Method "DELETE" not allowed.'}
+    assert response["Allow"] == "GET, HEAD, OPTIONS"
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("debug", [False, True])
 def test_pages_outside_api_keep_djangos_404(client, settings, debug):
     settings.DEBUG = debug
