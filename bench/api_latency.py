@@ -26,6 +26,7 @@ import json
 import os
 import random
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +42,16 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/latencybench"
 WORLD = {"users": 50_000, "positions": 80_000, "startups": 20_000, "interactions": 500_000}
-PORT = 8765
+
+
+def _free_port() -> int:
+    """A port nothing listens on now: a fixed one may be another server's, whose health check would pass."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+PORT = _free_port()
 
 
 def server_env(url: str, model_dir: Path, epochs: int) -> dict:
@@ -84,6 +94,8 @@ def start_gunicorn(env: dict) -> subprocess.Popen:
         cwd=ROOT, env=env)  # the rest from gunicorn.conf.py, as in production
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"gunicorn exited with status {server.returncode} before it served")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
             connection.request("GET", "/api/v1/health")

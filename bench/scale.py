@@ -1,0 +1,264 @@
+"""The million-item world end to end (issue 14): build it, train, serve, measure; one table at the end.
+
+    .venv/bin/python bench/scale.py                  # 1,000,000 users and catalog items, 10,000,000 events
+    .venv/bin/python bench/scale.py --scale 0.05     # 50,000 users, 40,000 positions, 10,000 startups
+    .venv/bin/python bench/scale.py --reuse          # serve and measure the world and models already built
+
+It DROPS and re-creates the database named in DATABASE_URL (default ``scalebench``). Each step prints as
+it goes, with its time:
+1. seed: migrate, then ``seed_demo`` at the scaled sizes (800,000 positions, 200,000 startups, 1,000,000
+   users, 10,000,000 interactions and the accepts that answer them at scale 1).
+2. train: ``train_models --algorithms`` (default content, collaborative and the item-item models; EASE
+   leaves itself out above 20,000 items); each algorithm's training time and peak resident memory as the
+   registry recorded them (ModelVersion.training_seconds, peak_memory_mb).
+3. load: a fresh process loads the active set as a web process does at start (``serving_models()``:
+   artifacts read, indexes built), timed, with its resident memory.
+4. serve: gunicorn, 2 preloaded workers (gunicorn.conf.py); each worker's memory (resident, unique, and
+   what it shares with the others across the fork); then bench/api_latency.py's load at 1, 4 and 8 clients
+   on ``POST /api/v1/recommendations`` and on the trivial endpoint (a DRF APIView serialising ten items, no
+   database) in the same server, and the ratio of their requests per second (aim: at least 0.25).
+5. swap: under 4 clients' load, a new content version is activated (a copy of the active one's registry
+   row, so the artifact is the same and the reload is real): how long until no answer comes from the old
+   set, and the latency before and during the swap (no request should wait for it).
+6. recall: bench/serving_recall.py, the share of the exact top 10 the served ranking keeps.
+
+Writes bench/results/scale.json. Speeds count from this run, with the machine named; the load generator
+shares the machine's cores with the server.
+"""
+import argparse
+import http.client
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+from api_latency import PORT, RECOMMENDATIONS, TEN_ITEMS, developer_ids, server_env, staff_token, start_gunicorn
+from api_latency import load as load_at
+from api_latency import summary as load_summary
+from seed_demo import recreate_database
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/scalebench"
+WORLD = {"users": 1_000_000, "positions": 800_000, "startups": 200_000, "interactions": 10_000_000}
+ALGORITHMS = "content_based,collaborative,ease,rp3beta"
+LEVELS = (1, 4, 8)
+
+
+def run(env: dict, *args: str) -> float:
+    """A manage.py command, its output passed through as it comes; its wall time."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-u", "manage.py", *args], cwd=ROOT, env=env, check=True)
+    return time.perf_counter() - started
+
+
+def django_json(env: dict, code: str) -> dict:
+    """What ``code`` (run in ``manage.py shell``) prints as its last line, as JSON."""
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def seed(env: dict, url: str, scale: float) -> dict:
+    recreate_database(url)
+    migrate = run(env, "migrate", "--no-input", "-v0")
+    sizes = {name: round(value * scale) for name, value in WORLD.items()}
+    seconds = run(env, "seed_demo", *(f"--{name}={value}" for name, value in sizes.items()), "--seed", "0")
+    print(f"seed: {seconds:.1f} s (migrate {migrate:.1f} s)", flush=True)
+    return {"sizes": sizes, "seed_seconds": round(seconds, 1), "migrate_seconds": round(migrate, 1)}
+
+
+TRAINED = """
+import json
+from ml.models import TrainingRun
+run = TrainingRun.objects.order_by("-pk").first()
+print(json.dumps({"run": run.pk, "status": run.status, "skipped": run.skipped, "versions": {
+    v.algorithm: {"version": v.version, "training_seconds": v.training_seconds, "peak_memory_mb": v.peak_memory_mb,
+                  "items": v.n_items, "interactions": v.n_interactions} for v in run.model_versions.all()}}))
+"""
+
+
+def train(env: dict, algorithms: str) -> dict:
+    seconds = run(env, "train_models", "--algorithms", algorithms)
+    trained = django_json(env, TRAINED) | {"train_seconds": round(seconds, 1)}
+    for algorithm, numbers in trained["versions"].items():
+        print(f"  {algorithm:<15} {numbers['training_seconds'] or 0:8.1f} s  "
+              f"peak {numbers['peak_memory_mb'] or 0:8.0f} MB", flush=True)
+    return trained
+
+
+LOADED = """
+import json, time, psutil
+started = time.perf_counter()
+from recommendations.model_store import serving_models
+serving = serving_models().serving
+print(json.dumps({"load_seconds": round(time.perf_counter() - started, 2), "ready": serving.ready,
+                  "items": len(serving.item_ids), "rss_mb": round(psutil.Process().memory_info().rss / 2**20)}))
+"""
+
+
+def worker_memory(server: subprocess.Popen) -> list[dict]:
+    """Each gunicorn worker's resident memory, the part only it holds (USS) and the rest (shared across the
+    fork with the master and the other worker), in MB."""
+    out = []
+    for worker in psutil.Process(server.pid).children():
+        info = worker.memory_full_info()
+        out.append({"pid": worker.pid, "rss_mb": round(info.rss / 2**20), "uss_mb": round(info.uss / 2**20),
+                    "pss_mb": round(info.pss / 2**20), "shared_mb": round((info.rss - info.uss) / 2**20)})
+    return out
+
+
+CLONE_AND_ACTIVATE = """
+import json, time
+from django.db import transaction
+from django.db.models import Max
+from ml.models import ModelVersion
+from ml.services import model_version_activate
+active = ModelVersion.objects.get(algorithm="content_based", status=ModelVersion.Status.ACTIVE)
+copy = ModelVersion.objects.get(pk=active.pk)
+newest = ModelVersion.objects.filter(algorithm="content_based").aggregate(Max("version"))["version__max"]
+copy.pk, copy.version, copy.status = None, newest + 1, ModelVersion.Status.READY
+copy.save()
+with transaction.atomic():
+    model_version_activate(algorithm="content_based", version=copy.version)
+print(json.dumps({"old": active.version, "new": copy.version, "activated_at": time.time()}))
+"""
+
+
+def swap(env: dict, token: str, users: list[int], clients: int = 4, before: float = 10, after: float = 60) -> dict:
+    """Latency before and during a content version's swap under load, and how long the swap took."""
+    answers: list[tuple[float, float, int]] = []  # (sent at, seconds, content version served)
+    stop_at = time.time() + before + after
+
+    def client(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+        while time.time() < stop_at:
+            body = json.dumps({"user_id": int(rng.choice(users)), "user_type": "developer", "limit": 10})
+            sent = time.time()
+            connection.request("POST", RECOMMENDATIONS, body, headers)
+            response = connection.getresponse()
+            payload = json.loads(response.read())
+            if response.status == 200:
+                answers.append((sent, time.time() - sent, payload["model_versions"]["content_based"]))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(before)
+    swapped = django_json(env, CLONE_AND_ACTIVATE)
+    for thread in threads:
+        thread.join()
+    activated = swapped["activated_at"]
+    old_after = [sent for sent, _, version in answers if version == swapped["old"] and sent >= activated]
+    done = max(old_after, default=activated)
+    steady = [seconds * 1000 for sent, seconds, _ in answers if sent < activated]
+    during = [seconds * 1000 for sent, seconds, _ in answers if activated <= sent <= done]
+    served_new = any(version == swapped["new"] for _, _, version in answers)
+    numbers = {"swap_seconds": round(done - activated, 1), "new_version_served": served_new,
+               "before": _latencies(steady), "during": _latencies(during)}
+    print(f"swap: the old set answered for {numbers['swap_seconds']} s after the activation; "
+          f"p99 before {numbers['before']['p99_ms']} ms, during {numbers['during']['p99_ms']} ms", flush=True)
+    return numbers
+
+
+def _latencies(ms: list[float]) -> dict:
+    if not ms:
+        return {"requests": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    return {"requests": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 1),
+            "p99_ms": round(float(np.percentile(ms, 99)), 1), "max_ms": round(max(ms), 1)}
+
+
+def serve(env: dict, url: str, seconds: float, warmup: float) -> dict:
+    token, users = staff_token(url), developer_ids(url)
+    started = time.perf_counter()
+    server = start_gunicorn({**env, "DJANGO_SETTINGS_MODULE": "bench.trivial_settings"})
+    out: dict = {"server_start_seconds": round(time.perf_counter() - started, 1)}
+    try:
+        load_at(token, users, 4, warmup)  # every worker holds the models (the first requests load them)
+        out["workers"] = worker_memory(server)
+        print(f"workers: {out['workers']}", flush=True)
+        for endpoint in (RECOMMENDATIONS, TEN_ITEMS):
+            load_at(token, users, max(LEVELS), warmup, endpoint)
+            out[endpoint] = [load_summary(*load_at(token, users, clients, seconds, endpoint), clients)
+                             for clients in LEVELS]
+        for mine, trivial in zip(out[RECOMMENDATIONS], out[TEN_ITEMS], strict=True):
+            mine["ratio_to_trivial"] = round(mine["requests_per_second"] / trivial["requests_per_second"], 3)
+        out["swap"] = swap(env, token, users)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    return out
+
+
+def recall(env: dict) -> dict:
+    subprocess.run([sys.executable, "bench/serving_recall.py", "--users", "200"], cwd=ROOT, env=env, check=True)
+    return json.loads((RESULTS / "serving_recall.json").read_text())
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{cpu}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GB"
+
+
+def report(result: dict) -> None:
+    print(f"\nMachine: {result['machine']}")
+    if "seed" in result:
+        sizes = result["seed"]["sizes"]
+        print(f"seed: {result['seed']['seed_seconds']} s for {sizes['users']:,} users, "
+              f"{sizes['positions'] + sizes['startups']:,} catalog items, {sizes['interactions']:,} interactions")
+    if "train" in result:
+        print(f"train: {result['train']['train_seconds']} s in all")
+        for algorithm, numbers in result["train"]["versions"].items():
+            print(f"  {algorithm:<15} {numbers['training_seconds']} s, peak {numbers['peak_memory_mb']} MB")
+    print(f"load: {result['load']['load_seconds']} s in a fresh process, {result['load']['rss_mb']} MB resident")
+    serving = result["serve"]
+    print("workers (MB): " + "; ".join(f"rss {w['rss_mb']} uss {w['uss_mb']} shared {w['shared_mb']}"
+                                        for w in serving["workers"]))
+    print(f"\n{'clients':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'trivial req/s':>14} "
+          f"{'trivial p99':>12} {'ratio':>6}")
+    for mine, trivial in zip(serving[RECOMMENDATIONS], serving[TEN_ITEMS], strict=True):
+        print(f"{mine['clients']:>8} {mine['requests_per_second']:>8} {mine['p50_ms']:>8} {mine['p95_ms']:>8} "
+              f"{mine['p99_ms']:>8} {trivial['requests_per_second']:>14} {trivial['p99_ms']:>12} "
+              f"{mine['ratio_to_trivial']:>6}")
+    print("aim: p99 < 50 ms and >= 150 requests/s at 4 clients; ratio >= 0.25")
+    print(f"swap: {serving['swap']}")
+    if "recall" in result:
+        print(f"recall@10 of the served top 10 against exact: {result['recall'].get('recall_at_10')}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="the world's sizes times this")
+    parser.add_argument("--reuse", action="store_true", help="skip seeding and training")
+    parser.add_argument("--algorithms", default=ALGORITHMS)
+    parser.add_argument("--seconds", type=float, default=20, help="per concurrency level")
+    parser.add_argument("--warmup", type=float, default=5)
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("bench/scale.py measures on PostgreSQL: set DATABASE_URL=postgres://...")
+    env = server_env(url, ROOT / "var" / "scale-models", epochs=3) | {"DATABASE_URL": url}
+    result: dict = {"machine": machine()}
+    if not args.reuse:
+        result["seed"] = seed(env, url, args.scale)
+        result["train"] = train(env, args.algorithms)
+    result["load"] = django_json(env, LOADED)
+    print(f"load: {result['load']}", flush=True)
+    result["serve"] = serve(env, url, args.seconds, args.warmup)
+    result["recall"] = recall(env)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scale.json").write_text(json.dumps(result, indent=1))
+    report(result)
+
+
+if __name__ == "__main__":
+    main()
