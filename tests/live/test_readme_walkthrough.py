@@ -48,12 +48,14 @@ def test_the_readme_has_the_walkthrough_blocks_and_follows_port():
 @pytest.fixture
 def demo_server(tmp_path) -> Iterator[LiveServer]:
     """A server as `make demo` leaves it: DEBUG on, a small seeded world with every algorithm trained before the
-    server starts (so that it serves them from its first request), and admin/admin."""
+    server starts (so that it serves them from its first request), and admin/admin. One process, as `make
+    demo`'s runserver is: an event naming an answer finds it at once in the process that made it, where with two
+    workers the other one's answer is written within a second and the walkthrough's like raced that write."""
     base = {key: value for key, value in os.environ.items()
             if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL"}}
     env = {**base, "DEBUG": "1", "SECRET_KEY": "live-test-secret-key-not-for-production", "TWO_TOWER_MAX_EPOCHS": "2",
            "ALLOWED_HOSTS": "127.0.0.1,localhost", "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
-           "MODEL_DIR": str(tmp_path / "models"), "WEB_CONCURRENCY": "2"}
+           "MODEL_DIR": str(tmp_path / "models"), "WEB_CONCURRENCY": "1"}
     server = LiveServer(url="", env=env, log=tmp_path / "gunicorn.log")
     server.manage("migrate", "--no-input", "-v", "0")
     server.manage("seed_demo", "--users", "80", "--startups", "20", "--positions", "60", "--interactions", "1600",
