@@ -671,26 +671,26 @@ class Exposure:
         self.order = np.argsort(self.industry, kind="stable")
         self.cumulative = np.concatenate([[0.0], np.cumsum(self.item_p[self.order])])
         bounds = np.searchsorted(self.industry[self.order], np.arange(n_industries + 1))
-        self.low, self.high = self.cumulative[bounds[:-1]], self.cumulative[bounds[1:]]
-        self.industry_p = self.high - self.low  # each industry's share of the type's popularity
+        self.low = self.cumulative[bounds[:-1]]
+        self.industry_p = self.cumulative[bounds[1:]] - self.low  # each industry's share of the type's popularity
 
     def draw(self, rng: np.random.Generator, actor: np.ndarray) -> np.ndarray:
         """(len(actor), CANDIDATES_PER_EVENT) candidate indices for events by ``actor`` (within their role)."""
         shape = (len(actor), CANDIDATES_PER_EVENT)
-        candidates = rng.choice(len(self.item_p), size=shape, p=self.item_p)
-        if self.share == 0.0:
-            return candidates  # no rng draws beyond these: a small world is what it always was
+        if self.share == 0.0:  # the draws of a world from before searches: a small world is what it always was
+            return rng.choice(len(self.item_p), size=shape, p=self.item_p)
+        # Each event draws uniform points within a stretch of the cumulative popularity: all of it, or in a
+        # search its industry's (nobody searches an industry with nothing of this type).
+        low, width = np.zeros(len(actor)), np.ones(len(actor))
         searching = np.flatnonzero(rng.random(size=len(actor)) < self.share)
         weights = self._weights(actor[searching])
-        can_search = weights.sum(axis=1) > 0  # nobody searches an industry with nothing of this type
-        keys = np.log(np.maximum(weights, 1e-300)) + rng.gumbel(size=weights.shape)
-        industry = np.argmax(keys, axis=1)
-        spread = rng.random(size=(len(searching), CANDIDATES_PER_EVENT))
-        point = self.low[industry][:, None] + spread * self.industry_p[industry][:, None]
+        industry = np.argmax(np.log(np.maximum(weights, 1e-300)) + rng.gumbel(size=weights.shape), axis=1)
+        can_search = weights.sum(axis=1) > 0
+        low[searching[can_search]] = self.low[industry[can_search]]
+        width[searching[can_search]] = self.industry_p[industry[can_search]]
+        point = low[:, None] + rng.random(size=shape) * width[:, None]
         found = np.searchsorted(self.cumulative, point, side="right") - 1
-        searched = self.order[np.clip(found, 0, len(self.order) - 1)]
-        candidates[searching[can_search]] = searched[can_search]
-        return candidates
+        return self.order[np.clip(found, 0, len(self.order) - 1)]
 
     def probability(self, actor: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """(len(actor), targets' columns) how likely one candidate of an event by each actor is each target."""
