@@ -161,7 +161,7 @@ def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingS
 
     short = _recommendable(rank, serving.item_ids, allowed, limit, anchors_of)
     result = short.ranking
-    why = (_explanations(serving, role, user, short, interactions.kinds) if explain
+    why = (_explanations(serving, role, user, profile.terms, short, interactions.kinds) if explain
            else [[] for _ in short.shown])
     if explain:
         _add_market_reasons(serving, result.items[short.shown], why)
@@ -222,12 +222,15 @@ def _anchors(serving, history_rows: np.ndarray, ranking: Ranking) -> dict[str, n
             for name in ranking.weights if explainer.anchored(name) and name in serving.components}
 
 
-def _explanations(serving, role: str, user, short: _Shortlist, kinds: dict[int, str]) -> list[list[Explanation]]:
-    """Per shown item, the reasons of every component that scored it, strongest contribution first."""
+def _explanations(serving, role: str, user, terms: list[str], short: _Shortlist,
+                  kinds: dict[int, str]) -> list[list[Explanation]]:
+    """Per shown item, the reasons of every component that scored it, strongest contribution first; content's
+    count the user's declared ``terms`` as their profile gives them, in the role's words."""
     result = short.ranking
     content = serving.components.get(CONTENT) if CONTENT in result.weights else None
-    matched = (content.explain(result.items[short.shown], user.content, user.history) if content is not None
-               else [[] for _ in short.shown])
+    matched = (content.explain(result.items[short.shown], user.content, user.history, user_terms=terms,
+                               wording=explainer.CONTENT_WORDING.get(role))
+               if content is not None else [[] for _ in short.shown])
     popular = explainer.popular_text(f"{role}s")  # developers, founders, investors
 
     def texts(name: str, n: int, content_reasons: list[str]) -> list[str]:

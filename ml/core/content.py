@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -182,22 +183,35 @@ class ContentRecommender(Recommender):
 
     # ------------------------------------------------------------ reasons
 
-    def explain(self, item_rows, user_content=None, history=None) -> list[list[str]]:
+    def explain(self, item_rows, user_content=None, history=None, *, user_terms: Iterable[str] | None = None,
+                wording: Mapping[str, str] | None = None) -> list[list[str]]:
         """Per item, why it suits a user given by a content row and / or an interaction row: their declared
-        terms it matches first, then the terms their history shares with it."""
-        declared, profile = self._fresh_profiles(user_content, history, None)
-        return self._reasons(np.flatnonzero(declared), np.flatnonzero(profile > 0), item_rows)
+        terms it matches first, then the terms their history shares with it.
 
-    def _reasons(self, declared_terms: np.ndarray, liked_terms: np.ndarray, item_rows) -> list[list[str]]:
-        """``declared_terms``: the user's own term columns; ``liked_terms``: those their history leans to."""
-        own = _by_namespace(self.vocab, declared_terms)
-        declared_terms, liked = set(declared_terms.tolist()), set(liked_terms.tolist())
+        ``user_terms``: the user's declared terms as the profile gives them (``features.platform_user_terms``),
+        which a reason's counts are of ("Matches 2 of your 7 skills"): the content row holds only the terms
+        the vocabulary knew when the model was fitted, so a skill added since would be left out of the
+        count, though the profile lists it (it matches nothing). By default the content row's terms.
+        ``wording``: sentences replacing the default of some namespaces (``explain.CONTENT_WORDING``), with
+        the fields {terms} (the matched terms, listed), {matched} and {declared} (how many of each)."""
+        declared, profile = self._fresh_profiles(user_content, history, None)
+        own = None if user_terms is None else _terms_by_namespace(user_terms)
+        return self._reasons(np.flatnonzero(declared), np.flatnonzero(profile > 0), item_rows, own, wording or {})
+
+    def _reasons(self, declared_terms: np.ndarray, liked_terms: np.ndarray, item_rows,
+                 own: dict[str, list[str]] | None = None, wording: Mapping[str, str] | None = None) -> list[list[str]]:
+        """``declared_terms``: the user's own term columns; ``liked_terms``: those their history leans to;
+        ``own``: the user's declared values by namespace, which reasons count (by default those columns')."""
+        if own is None:
+            own = _by_namespace(self.vocab, declared_terms)
+        declared, liked = set(declared_terms.tolist()), set(liked_terms.tolist())
         out = []
         indptr, indices = self.item_vectors.indptr, self.item_vectors.indices
         for item in np.atleast_1d(np.asarray(item_rows, dtype=np.int64)):
             terms = indices[indptr[item]:indptr[item + 1]].tolist()  # the row's terms, without a matrix per item
-            matched = _by_namespace(self.vocab, [t for t in terms if t in declared_terms])
-            reasons = [_format(ns, values, own[ns], self.config.reason_terms) for ns, values in matched.items()]
+            matched = _by_namespace(self.vocab, [t for t in terms if t in declared])
+            reasons = [_format(ns, values, own.get(ns, values), self.config.reason_terms, wording)
+                       for ns, values in matched.items()]
             if not reasons:
                 shared = _by_namespace(self.vocab, [t for t in terms if t in liked])
                 reasons = [_format_history(ns, values, self.config.reason_terms) for ns, values in shared.items()]
@@ -253,21 +267,33 @@ def _listing(values: list[str], limit: int) -> str:
     return f"{shown}, ..." if len(values) > limit else shown
 
 
-def _format(namespace: str, matched: list[str], own: list[str], limit: int) -> str:
+# Each namespace's reason for the terms an item shares with the user's declared profile, addressed to the
+# user: {terms} lists the matched terms, {matched} counts them, {declared} counts the user's own.
+REASONS = {
+    "skill": "Matches {matched} of your {declared} skills: {terms}",
+    "industry": "In your industry: {terms}",
+    "remote": "{terms} work, as you prefer",
+    "salary": "Salary in your range: {terms}",
+    "stage": "A stage you invest in: {terms}",
+    "check": "Fits your check size: {terms}",
+    TEXT_NAMESPACE: "Mentions your interests: {terms}",
+}
+
+
+def _terms_by_namespace(terms: Iterable[str]) -> dict[str, list[str]]:
+    """Terms (``skill:python``) grouped by namespace, each once: {"skill": ["python"]}."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for term in sorted(set(terms)):
+        namespace, _, value = term.partition(":")
+        groups[namespace].append(value)
+    return groups
+
+
+def _format(namespace: str, matched: list[str], own: list[str], limit: int,
+            wording: Mapping[str, str] | None = None) -> str:
     """One reason for the terms of ``namespace`` that the item shares with the user's declared profile."""
-    listed = _listing(matched, limit)
-    if namespace == "skill":
-        return f"Matches {len(matched)} of your {len(own)} skills: {listed}"
-    templates = {
-        "industry": "In your industry: {}",
-        "remote": "{} work, as you prefer",
-        "salary": "Salary in your range: {}",
-        "stage": "A stage you invest in: {}",
-        "check": "Fits your check size: {}",
-        TEXT_NAMESPACE: "Mentions your interests: {}",
-    }
-    template = templates.get(namespace, f"Same {namespace} as your profile: {{}}")
-    text = template.format(listed)
+    template = (wording or {}).get(namespace) or REASONS.get(namespace, f"Same {namespace} as your profile: {{terms}}")
+    text = template.format(terms=_listing(matched, limit), matched=len(matched), declared=len(own))
     return text[0].upper() + text[1:]
 
 
