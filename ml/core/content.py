@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .base import ProgressCallback, Recommender, UserState, load_artifact, save_artifact
-from .data import EngineError, IdMap, InteractionData, as_row, unit_rows
+from .data import EngineError, IdMap, InteractionData, as_row, fitted, unit_rows
 from .features import TEXT_NAMESPACE, ContentVocabulary
 
 
@@ -94,7 +94,8 @@ class ContentRecommender(Recommender):
 
     def score(self, user_rows: np.ndarray) -> np.ndarray:
         rows = self._check_rows(user_rows)
-        return self._scores(self._user_vectors(self.declared[rows], self.history[rows]))
+        declared, history = fitted(self.declared, self.name), fitted(self.history, self.name)
+        return self._scores(self._user_vectors(declared[rows], history[rows]))
 
     def linear_items(self) -> tuple[sp.csr_matrix, np.ndarray]:
         return self.item_vectors, self._offsets()
@@ -104,8 +105,9 @@ class ContentRecommender(Recommender):
         history, as trained) with each item's: how well the items suit those users, without the popularity
         prior (which says how popular an item is, not how much these users like it)."""
         rows = self._check_rows(user_rows)
-        users = self._user_vectors(self.declared[rows], self.history[rows])
-        return np.asarray((users @ self.item_vectors[np.asarray(item_rows, dtype=np.int64)].T).toarray(),
+        users = self._user_vectors(fitted(self.declared, self.name)[rows], fitted(self.history, self.name)[rows])
+        items = fitted(self.item_vectors, self.name)[np.asarray(item_rows, dtype=np.int64)]
+        return np.asarray((users @ items.T).toarray(),
                           dtype=np.float32)
 
     def pair_score_ceiling(self) -> float:
@@ -114,8 +116,8 @@ class ContentRecommender(Recommender):
 
     def shared_terms(self, user_row: int, item_row: int) -> dict[str, list[str]]:
         """{namespace: terms} that user ``user_row`` declared (as trained) and item ``item_row`` has."""
-        declared = self.declared[int(user_row)].indices
-        item = self.item_vectors[int(item_row)].indices
+        declared = fitted(self.declared, self.name)[int(user_row)].indices
+        item = fitted(self.item_vectors, self.name)[int(item_row)].indices
         return dict(_by_namespace(self.vocab, np.intersect1d(declared, item)))
 
     def _query(self, user: UserState) -> np.ndarray:
@@ -125,8 +127,9 @@ class ContentRecommender(Recommender):
 
     def _offsets(self) -> np.ndarray:
         """The weighted popularity prior, made once per fitted prior: serving asks for it on every request."""
-        if self._scaled_prior is None or self._scaled_prior[0] is not self.prior:
-            self._scaled_prior = (self.prior, self.config.popularity_weight * self.prior)
+        prior = fitted(self.prior, self.name)
+        if self._scaled_prior is None or self._scaled_prior[0] is not prior:
+            self._scaled_prior = (prior, self.config.popularity_weight * prior)
         return self._scaled_prior[1]
 
     def _fresh_profiles(self, user_content, history, negatives) -> tuple[np.ndarray, np.ndarray]:
@@ -151,8 +154,9 @@ class ContentRecommender(Recommender):
 
     def _item_vectors_t(self) -> sp.csr_matrix:
         """(v, n_items) csr, made once per fitted catalog: scoring a request would otherwise convert it."""
-        if self._transposed is None or self._transposed[0] is not self.item_vectors:
-            self._transposed = (self.item_vectors, sp.csr_matrix(self.item_vectors.T))
+        vectors = fitted(self.item_vectors, self.name)
+        if self._transposed is None or self._transposed[0] is not vectors:
+            self._transposed = (vectors, sp.csr_matrix(vectors.T))
         return self._transposed[1]
 
     def vocabulary(self) -> ContentVocabulary:
@@ -167,8 +171,9 @@ class ContentRecommender(Recommender):
         ``vectors`` ((len(keys), v), in this model's vocabulary): an edited item's vector is replaced, a new
         item is appended with the mean popularity prior: the prior has not seen it, so it has no opinion
         (a prior of 0 would bury it under a strong prior's weight). Users' fitted profiles stay as they were."""
-        index = self.item_ids.index
-        n_items = len(self.item_ids)
+        item_ids, prior = fitted(self.item_ids, self.name), fitted(self.prior, self.name)
+        index = item_ids.index
+        n_items = len(item_ids)
         replaced = {index[key]: n for n, key in enumerate(keys) if key in index}
         added = [n for n, key in enumerate(keys) if key not in index]
         rows = np.arange(n_items)
@@ -176,8 +181,8 @@ class ContentRecommender(Recommender):
         rows = np.concatenate([rows, n_items + np.asarray(added, dtype=np.int64)])
         extended = copy.copy(self)
         extended.item_vectors = sp.csr_matrix(sp.vstack([self.item_vectors, self._weighted(vectors)]))[rows]
-        extended.prior = np.concatenate([self.prior, np.full(len(added), self.prior.mean(), dtype=np.float32)])
-        extended.item_ids = IdMap([*self.item_ids.ids, *(keys[n] for n in added)])
+        extended.prior = np.concatenate([prior, np.full(len(added), prior.mean(), dtype=np.float32)])
+        extended.item_ids = IdMap([*item_ids.ids, *(keys[n] for n in added)])
         extended._transposed = extended._scaled_prior = None
         return extended
 
@@ -206,7 +211,8 @@ class ContentRecommender(Recommender):
             own = _by_namespace(self.vocab, declared_terms)
         declared, liked = set(declared_terms.tolist()), set(liked_terms.tolist())
         out = []
-        indptr, indices = self.item_vectors.indptr, self.item_vectors.indices
+        vectors = fitted(self.item_vectors, self.name)
+        indptr, indices = vectors.indptr, vectors.indices
         for item in np.atleast_1d(np.asarray(item_rows, dtype=np.int64)):
             terms = indices[indptr[item]:indptr[item + 1]].tolist()  # the row's terms, without a matrix per item
             matched = _by_namespace(self.vocab, [t for t in terms if t in declared])

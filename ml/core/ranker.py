@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
 from .base import Recommender, UserScores, UserState, top_k
-from .data import EngineError, IdMap
+from .data import EngineError, IdMap, fitted
 from .diversify import diversified
 from .registry import COLLABORATIVE, CONTENT, DEFAULT_WEIGHTS, EASE, POPULARITY, RP3BETA, TWO_TOWER
 from .retrieval import Retrieval, kept_rows
@@ -164,8 +164,8 @@ class Ranker:
         component's training has that component's mean (z near 0) as its score, and counting that as an
         opinion would bury every new item however well the content model thinks it fits."""
         if all(scores[n].known is None for n in weights):
-            return sum(w * z[n] for n, w in weights.items())
-        knows = {n: 1.0 if scores[n].known is None else scores[n].known[candidates] for n in weights}
+            return np.asarray(sum(w * z[n] for n, w in weights.items()))
+        knows = {n: 1.0 if (known := scores[n].known) is None else known[candidates] for n in weights}
         blended = sum(w * knows[n] * z[n] for n, w in weights.items())
         opinions = sum(w * knows[n] for n, w in weights.items())
         return (blended / np.maximum(opinions, 1e-6)).astype(np.float32)
@@ -246,7 +246,7 @@ class Ranker:
             kept = None
             for name, user_scores in scores.items():
                 index = self.retrieval.indexes.get((name, group))
-                if index is None:
+                if index is None or user_scores.query is None:  # no index, or scores with no query to probe it
                     kept = kept_rows(rows, keep) if kept is None else kept
                     found.append(kept[top_k(user_scores.at(kept), config.candidates)[0]])
                 else:
@@ -302,8 +302,8 @@ class AlignedComponent:
         self.model, self.name = model, model.name
         self.user_ids, self.item_ids = user_ids, item_ids
         # reference row -> the component's row, -1 where the component does not know it
-        self._users = _translation(user_ids, model.user_ids)
-        self._items = _translation(item_ids, model.item_ids)
+        self._users = _translation(user_ids, fitted(model.user_ids, model.name))
+        self._items = _translation(item_ids, fitted(model.item_ids, model.name))
         self._known_items = self._items >= 0
         self._linear: tuple | None = None  # linear_items() in reference rows, made on first use
 
@@ -342,7 +342,7 @@ class AlignedComponent:
         own = self._items[row.indices]
         kept = own >= 0
         return sp.csr_matrix((row.data[kept], (np.zeros(kept.sum(), dtype=np.int64), own[kept])),
-                             shape=(1, len(self.model.item_ids)))
+                             shape=(1, len(fitted(self.model.item_ids, self.name))))
 
     def _to_reference(self, scores: np.ndarray) -> np.ndarray:
         # (n_own_items,) -> (n_reference_items,)
@@ -358,6 +358,7 @@ def _translation(reference: IdMap, own: IdMap) -> np.ndarray:
 
 def align(model: Recommender, user_ids: IdMap, item_ids: IdMap) -> Recommender | AlignedComponent:
     """``model`` itself when it already uses the reference rows (trained on the same snapshot), else wrapped."""
-    if model.user_ids.ids == user_ids.ids and model.item_ids.ids == item_ids.ids:
+    own_users, own_items = fitted(model.user_ids, model.name), fitted(model.item_ids, model.name)
+    if own_users.ids == user_ids.ids and own_items.ids == item_ids.ids:
         return model
     return AlignedComponent(model, user_ids, item_ids)
