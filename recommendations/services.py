@@ -139,7 +139,7 @@ def _refuse(user_id: int, user_type: str) -> NoReturn:
 def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingSet, types, limit: int,
           exclude_seen: bool, explain: bool, weights: dict[str, float],
           diversify: Diversify = Diversify(), include_not_raising: bool = False) -> Recommendations:
-    interactions = selectors.user_interactions(user_id=user_id, item_ids=serving.item_ids)
+    interactions = selectors.user_interactions(user_id=user_id, item_ids=serving.item_numbering())
     user = serving.user_state(user_id, interactions.history, interactions.negatives, profile.terms, profile.features)
     # Never the user themselves or their own startup: a user has one role (profiles.services), and no
     # role is recommended its own kind: founders get developers and investors, the others get startups
@@ -172,7 +172,7 @@ def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingS
                   else [None if np.isnan(value) else value for value in result.reciprocal[short.shown]])
     results = []
     for position, (n, explanations, theirs) in enumerate(zip(short.shown, why, reciprocal, strict=True), start=1):
-        key = serving.item_ids.ids[result.items[n]]
+        key = serving.item_numbering().ids[result.items[n]]
         item_type, item_id = parse_item_key(key)
         scores = {a: _rounded(result.components[a][n]) if a in used else None for a in BLENDED}
         scores[RECIPROCAL] = None if theirs is None else _rounded(theirs)
@@ -444,7 +444,9 @@ def model_versions_load(*, algorithm: str | None = None, version: int | None = N
     Every chosen artifact must load (``model_version_activate``): one that is missing or corrupt refuses
     the whole request (409, with the reason), and the versions active before keep serving.
     """
-    chosen = [(algorithm, version)] if algorithm else _newest_ready_versions()
+    if (algorithm is None) != (version is None):
+        raise ValueError("give algorithm and version together, or neither")
+    chosen = [(algorithm, version)] if algorithm is not None and version is not None else _newest_ready_versions()
     for name, number in chosen:
         model_version_activate(algorithm=name, version=number)
     return dict(chosen)

@@ -681,7 +681,7 @@ def experiment_detail(request, experiment_id: int):
         "experiment": experiment, "shares": shares, "control_share": shares[experiments.CONTROL],
         "results": results, "arms": arm_rows(results) if results else [], "outcomes": OUTCOMES,
         "primary": dict(Experiment.Metric.choices)[experiment.metric],
-        "has_plot": bool(results) and any(arm["items_shown"] for arm in [results["control"], *results["variants"]]),
+        "has_plot": bool(results and any(arm["items_shown"] for arm in [results["control"], *results["variants"]])),
         "admin_change": admin_url("recommendations_experiment_change", experiment.pk)})
 
 

@@ -20,6 +20,7 @@ the reference numbering by outside id, and items a model never saw score its mea
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,7 +87,7 @@ class Ranker:
     candidates) adds to the blended score, in z-score units (0: one-sided ranking).
     """
 
-    def __init__(self, components: dict[str, Recommender], weights: dict[str, float], n_items: int, *,
+    def __init__(self, components: Mapping[str, Component], weights: dict[str, float], n_items: int, *,
                  popularity: np.ndarray | None = None, retrieval: Retrieval | None = None,
                  unavailable: dict[str, str] | None = None, item_vectors=None, groups: np.ndarray | None = None,
                  crowding: np.ndarray | None = None, reciprocal_weight: float = 0.0):
@@ -356,7 +357,11 @@ def _translation(reference: IdMap, own: IdMap) -> np.ndarray:
     return np.fromiter((own.index.get(i, -1) for i in reference.ids), dtype=np.int64, count=len(reference))
 
 
-def align(model: Recommender, user_ids: IdMap, item_ids: IdMap) -> Recommender | AlignedComponent:
+# What a ranker blends: a fitted model in the reference numbering, or one translated into it.
+Component = Recommender | AlignedComponent
+
+
+def align(model: Recommender, user_ids: IdMap, item_ids: IdMap) -> Component:
     """``model`` itself when it already uses the reference rows (trained on the same snapshot), else wrapped."""
     own_users, own_items = fitted(model.user_ids, model.name), fitted(model.item_ids, model.name)
     if own_users.ids == user_ids.ids and own_items.ids == item_ids.ids:
