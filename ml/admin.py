@@ -18,6 +18,7 @@ def retrain_now(modeladmin, request, algorithms: list[str]) -> None:
     except services.DomainError as exc:
         modeladmin.message_user(request, exc.detail, messages.ERROR)
     else:
+        assert run is not None  # None only when nothing changed and the run is not forced
         modeladmin.message_user(request, f"Training run {run.pk} ({', '.join(algorithms)}) is {run.status}.",
                                 messages.SUCCESS)
 

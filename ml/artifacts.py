@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import overload
 
 from django.conf import settings
 from django.core.files import File
@@ -292,6 +293,10 @@ def _put_in_place(download: Path, cache: Path) -> None:
     shutil.rmtree(stale, ignore_errors=True)
 
 
+@overload
+def _read(store, name: str) -> bytes: ...
+@overload
+def _read(store, name: str, target: Path) -> None: ...
 def _read(store, name: str, target: Path | None = None) -> bytes | None:
     """The bytes of ``name`` in the store, or written to ``target``; ArtifactUnreadable when it is not
     there (a store that cannot be reached raises its own error: nothing is known to be wrong with the version)."""

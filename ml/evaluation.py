@@ -40,7 +40,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 
@@ -141,14 +141,15 @@ def time_split(data: InteractionData, events: list[tuple[int, int, str]],
     train = with_events(data, kept)
     positives = [(user, item) for user, item, kind in held if kind not in NEGATIVE_KINDS]
     heldout = _ones(positives, data.n_users, data.n_items)
-    known = (train.matrix + abs(train.negatives)) > 0
+    known = (train.matrix if train.negatives is None else train.matrix + abs(train.negatives)) > 0
     heldout = (heldout - heldout.multiply(known)).tocsr()
     heldout.eliminate_zeros()
     return TimeSplit(train, kept, heldout, len(held), fraction)
 
 
 def _ones(cells: list[tuple[int, int]], n_rows: int, n_cols: int) -> sp.csr_matrix:
-    rows, cols = (np.asarray(part, dtype=np.int64) for part in zip(*cells, strict=True)) if cells else ([], [])
+    pairs = np.asarray(cells, dtype=np.int64).reshape(-1, 2)
+    rows, cols = pairs[:, 0], pairs[:, 1]
     matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_rows, n_cols))
     matrix.data[:] = 1.0  # repeated cells added up: one relevant item is one
     return matrix
@@ -184,9 +185,11 @@ def _default_maker(algorithm: str) -> Maker:
         return settings_grid(algorithm, SEED)[0]
 
     def two_tower() -> Recommender:
+        from ml.core.train import TwoTowerRecommender
+
         model = settings_grid(TWO_TOWER, SEED)[0]()
         cap = settings.TWO_TOWER_MAX_EPOCHS
-        if cap > 0:
+        if cap > 0 and isinstance(model, TwoTowerRecommender):
             model.config = replace(model.config, epochs=min(model.config.epochs, cap))
         return model
     return two_tower
@@ -197,7 +200,8 @@ def config_of(model) -> dict:
     config = getattr(model, "config", None)
     if config is None:
         return {}
-    return json.loads(json.dumps(asdict(config) if is_dataclass(config) else dict(config), default=str))
+    fields = asdict(config) if is_dataclass(config) and not isinstance(config, type) else dict(config)
+    return json.loads(json.dumps(fields, default=str))
 
 
 def setting_of(algorithm: str, config: dict) -> Maker:
@@ -406,7 +410,8 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
     earlier_yes = [(user, item) for user, item, kind in split.train_events if kind in platform_data.YES_KINDS]
     holdout.said_yes = _ones(earlier_yes, train.n_users, train.n_items)
     # the other side's yes at any time, earlier or held out: a held-out item taken is a mutual match if so
-    ever = answered_by(item_ids=train.item_ids, commitments=platform_data.commitments(), founders=holdout.founders)
+    ever = answered_by(item_ids=train.item_ids, commitments=platform_data.commitments(),
+                       founders=holdout.founders or {})
     holdout.mutual = holdout.relevant.multiply(_rows_matrix(ever, train.user_ids, train.n_items)).tocsr()
     if len(users) > max_users:
         chosen = np.sort(np.random.default_rng(SEED).choice(len(users), size=max_users, replace=False))
@@ -490,7 +495,7 @@ def serving_set_of(models: dict[str, Recommender], holdout: Holdout) -> ServingS
     serving = serving.with_market(holdout.market).with_answers(
         dismissals=holdout.events_of(holdout.negatives), commitments=holdout.events_of(holdout.said_yes),
         founders=holdout.item_founders())
-    if serving.item_ids.ids != holdout.item_ids.ids:
+    if serving.item_ids is None or serving.item_ids.ids != holdout.item_ids.ids:
         raise EngineError("the held-out models were fitted on another snapshot of the catalog than the holdout's")
     return serving
 
@@ -610,7 +615,7 @@ def _exposure_gini(lists: list[list[int]], servable: np.ndarray, groups: np.ndar
     return round(gini(counts), 5)
 
 
-def _mean(values: list[float]) -> float:
+def _mean(values: Sequence[float]) -> float:
     return round(float(np.mean(values)), 5)
 
 
@@ -714,7 +719,8 @@ def evaluate_weights(weights: dict) -> dict[str, Metrics]:
     if manual:
         current = held_out.measure(selectors.current_weights())
     else:
-        current = held_out.measure(run.served["weights"], run.served.get("weights_by_role", {}))
+        served = run.served or {}  # latest_held_out finds a measured run
+        current = held_out.measure(served["weights"], served.get("weights_by_role", {}))
     return {"proposed": held_out.measure(proposed), "current": current}
 
 
@@ -728,7 +734,8 @@ def evaluate_latest_run(weights: dict | None = None, demo_seed: int = DEMO_SEED,
     started = time.perf_counter()
     run, held_out = latest_held_out()
     if weights is None:
-        chosen, by_role = run.served["weights"], run.served.get("weights_by_role", {})
+        served = run.served or {}  # latest_held_out finds a measured run
+        chosen, by_role = served["weights"], served.get("weights_by_role", {})
     else:
         chosen, by_role = services.normalised_weights(weights), {}
     result = served_evaluation(held_out, chosen, demo_oracle(demo_seed)[0], by_role, diversify)

@@ -224,7 +224,7 @@ def _startup_records(startups, whole: bool = False) -> dict[int, dict]:
     (startup_skills,) = _names_by_owner(Startup.required_skills, owners=pks)
     open_counts: dict[int, int] = defaultdict(int)
     open_positions = Position.objects.filter(status=Position.Status.OPEN)
-    for startup in (open_positions if whole else open_positions.filter(startup_id__in=pks)).values_list(
+    for startup in (open_positions if pks is None else open_positions.filter(startup_id__in=pks)).values_list(
             "startup_id", flat=True):
         open_counts[startup] += 1
     records = {}
@@ -283,8 +283,8 @@ def interaction_events(user_index: dict[str, int], item_index: dict[str, int],
     columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
     types = list(TARGET_FIELDS)
     if user_id is None:  # the whole table, streamed in chunks, each user's events in the order they happened
-        events = (Interaction.objects.order_by("user_id", "created_at", "id")
-                  .values_list("user_id", "kind", *columns).iterator(chunk_size=20000))
+        events: Iterable[tuple] = (Interaction.objects.order_by("user_id", "created_at", "id")
+                                   .values_list("user_id", "kind", *columns).iterator(chunk_size=20000))
     else:  # one user's few rows, on every request for recommendations: plain SQL (recsys_site.db)
         events = db.rows(f"SELECT user_id, kind, {', '.join(columns)} FROM {db.table(Interaction)} WHERE user_id = %s",
                          [user_id])
@@ -304,7 +304,7 @@ def training_rows() -> tuple[InteractionData, list[tuple[int, int, str]], dict[i
     sum, people's records by user id)."""
     users = user_records()
     items = item_records(users)
-    user_ids, item_ids = IdMap(sorted(users)), IdMap(list(items))
+    user_ids, item_ids = IdMap([str(user) for user in sorted(users)]), IdMap(list(items))
     user_list = [users[int(u)] for u in user_ids.ids]
     item_list = [items[i] for i in item_ids.ids]
     events = interaction_events(user_ids.index, item_ids.index)
@@ -381,7 +381,7 @@ def _events_of(kinds) -> list[tuple[int, str]]:
 def item_popularity() -> dict[str, int]:
     """{item key: how many users made a positive interaction (any kind but a dismissal) with it}: the
     fallback ranking when nothing personal can be scored. One aggregate per item type."""
-    counts = {}
+    counts: dict[str, int] = {}
     positives = Interaction.objects.exclude(kind__in=list(engine_data.NEGATIVE_KINDS))
     for item_type, field in TARGET_FIELDS.items():
         per_item = (positives.filter(**{f"{field}__isnull": False}).values_list(f"{field}_id")

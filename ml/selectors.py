@@ -18,14 +18,14 @@ def weights_in_force() -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     run = tuned_run()
     if run is None:
         return default_weights(), {}
-    return (_every_algorithm(run.tuned["weights"]),
-            {role: _every_algorithm(weights) for role, weights in run.tuned.get("by_role", {}).items()})
+    return (_every_algorithm(_tuned(run)["weights"]),
+            {role: _every_algorithm(weights) for role, weights in _tuned(run).get("by_role", {}).items()})
 
 
 def tuned_weights() -> dict[str, float]:
     """What tuned mode serves: the tuned weights of :func:`tuned_run`, else the default weights."""
     run = tuned_run()
-    return default_weights() if run is None else _every_algorithm(run.tuned["weights"])
+    return default_weights() if run is None else _every_algorithm(_tuned(run)["weights"])
 
 
 def tuned_run() -> TrainingRun | None:
@@ -37,7 +37,13 @@ def tuned_run() -> TrainingRun | None:
     runs = (TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, tuned__isnull=False,
                                        model_versions__status=ModelVersion.Status.ACTIVE)
             .distinct().order_by("-created_at", "-id"))
-    return next((run for run in runs if active <= set(run.tuned.get("weights", {}))), None)
+    return next((run for run in runs if active <= set(_tuned(run).get("weights", {}))), None)
+
+
+def _tuned(run: TrainingRun) -> dict:
+    """A run's tuned weights and how they were chosen; {} for a run that tuned none (:func:`tuned_run`
+    finds only runs that did)."""
+    return run.tuned or {}
 
 
 def weights_state() -> dict:
@@ -45,16 +51,17 @@ def weights_state() -> dict:
     training tuned them) and every change, newest first."""
     latest = _latest_change()
     run = tuned_run()
-    tuned = None if run is None else {"weights": _every_algorithm(run.tuned["weights"]),
+    tuned = None if run is None else {"weights": _every_algorithm(_tuned(run)["weights"]),
                                       "by_role": {role: _every_algorithm(weights)
-                                                  for role, weights in run.tuned.get("by_role", {}).items()},
-                                      "validation_ndcg": run.tuned.get("validation_ndcg"), "training_run_id": run.pk}
-    manual = latest is not None and latest.mode == HybridWeights.Mode.MANUAL
+                                                  for role, weights in _tuned(run).get("by_role", {}).items()},
+                                      "validation_ndcg": _tuned(run).get("validation_ndcg"), "training_run_id": run.pk}
+    pinned = latest if latest is not None and latest.mode == HybridWeights.Mode.MANUAL else None
+    manual = pinned is not None
     history = [{"weights": row.as_dict(), "mode": row.mode,
                 "changed_by": row.changed_by.username if row.changed_by else None, "changed_at": row.changed_at}
                for row in HybridWeights.objects.select_related("changed_by").order_by("-changed_at", "-id")]
     return {"mode": HybridWeights.Mode.MANUAL if manual else HybridWeights.Mode.TUNED,
-            "weights": latest.as_dict() if manual else (tuned["weights"] if tuned else default_weights()),
+            "weights": pinned.as_dict() if pinned else (tuned["weights"] if tuned else default_weights()),
             "tuned": tuned, "history": history}
 
 

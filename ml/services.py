@@ -105,9 +105,11 @@ def model_version_fail_over(*, algorithm: str, version: int, reason: str) -> Mod
 def model_version_roll_back(*, algorithm: str) -> ModelVersion:
     """Re-activate the version that was active before the current one."""
     current = ModelVersion.objects.filter(algorithm=algorithm, status=ModelVersion.Status.ACTIVE).first()
-    previous = (ModelVersion.objects.filter(algorithm=algorithm, activated_at__isnull=False,
-                                            status__in=[ModelVersion.Status.READY, ModelVersion.Status.ARCHIVED])
-                .exclude(pk=getattr(current, "pk", None)).order_by("-activated_at").first())
+    earlier = ModelVersion.objects.filter(algorithm=algorithm, activated_at__isnull=False,
+                                          status__in=[ModelVersion.Status.READY, ModelVersion.Status.ARCHIVED])
+    if current is not None:
+        earlier = earlier.exclude(pk=current.pk)
+    previous = earlier.order_by("-activated_at").first()
     if previous is None:
         raise Conflict(f"No earlier {algorithm} version has been active; nothing to roll back to.")
     return model_version_activate(algorithm=algorithm, version=previous.version)

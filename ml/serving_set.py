@@ -13,10 +13,10 @@ from django.conf import settings
 
 from ml.core.base import Recommender, UserState
 from ml.core.content import ContentRecommender
-from ml.core.data import IdMap
+from ml.core.data import EngineError, IdMap, fitted
 from ml.core.diversify import DEFAULT_DIVERSITY, DEFAULT_MAX_PER_STARTUP, NO_GROUP
 from ml.core.features import ContentVocabulary, crowding_penalty, platform_item_terms, round_fits
-from ml.core.ranker import Ranker, align
+from ml.core.ranker import Component, Ranker, align
 from ml.core.registry import COLLABORATIVE, CONTENT, EASE, RP3BETA, TWO_TOWER
 from ml.core.retrieval import Retrieval
 from profiles.models import Role
@@ -236,7 +236,7 @@ class ReverseInterest:
 
 @dataclass(frozen=True)
 class ServingSet:
-    components: dict[str, Recommender] = field(default_factory=dict)  # aligned to user_ids / item_ids
+    components: dict[str, Component] = field(default_factory=dict)  # aligned to user_ids / item_ids
     unavailable: dict[str, str] = field(default_factory=dict)  # algorithm -> why it does not serve
     user_ids: IdMap | None = None
     item_ids: IdMap | None = None
@@ -263,7 +263,7 @@ class ServingSet:
 
     def allowed(self, item_types) -> np.ndarray:
         masks = [self.type_masks[t] for t in item_types if t in self.type_masks]
-        allowed = np.logical_or.reduce(masks) if masks else np.zeros(len(self.item_ids), dtype=bool)
+        allowed = np.logical_or.reduce(masks) if masks else np.zeros(len(self.item_numbering()), dtype=bool)
         # Known unservable items never compete: a diversified list that picked one and then dropped it
         # would differ from the one the evaluation measures over servable items only.
         return allowed if self.servable is None else allowed & self.servable
@@ -275,14 +275,14 @@ class ServingSet:
         allowed = self.allowed(item_types)
         market = market_candidates(self.market, role=role, checks=checks, include_not_raising=include_not_raising)
         allowed = allowed if market is None else allowed & market
-        return without_rebuffs(allowed, self.rebuffs.get(user_id))
+        return without_rebuffs(allowed, None if user_id is None else self.rebuffs.get(user_id))
 
     def ranker(self, weights: dict[str, float], reciprocal_weight: float | None = None) -> Ranker:
         """A ranker of these components with ``weights``, blending the other side's interest with
         ``reciprocal_weight`` (default: the RECIPROCAL_WEIGHT setting; 0 ranks one side's interest only)."""
         if reciprocal_weight is None:
             reciprocal_weight = settings.RECIPROCAL_WEIGHT
-        return Ranker(self.components, weights, len(self.item_ids), popularity=self.popularity,
+        return Ranker(self.components, weights, len(self.item_numbering()), popularity=self.popularity,
                       retrieval=self.retrieval, unavailable=self.unavailable, item_vectors=self.item_vectors or None,
                       groups=self.groups, crowding=self.crowding, reciprocal_weight=reciprocal_weight)
 
@@ -304,7 +304,7 @@ class ServingSet:
     def with_founders(self, founders: dict[str, tuple[int, ...]]) -> ServingSet:
         """This set knowing ``founders`` ({startup or position key: its founders' user ids}) in its
         numbering: whose side a founder's or a position's other side answers (``reverse_interest``)."""
-        if self.item_ids is None:
+        if self.item_ids is None or self.user_ids is None:
             return self
         owned: dict[int, list[int]] = {}
         counts = np.zeros(len(self.item_ids) + 1, dtype=np.int64)
@@ -338,13 +338,15 @@ class ServingSet:
             return None if owned is None else ReverseInterest(content, owned, self._people_as_users,
                                                               self.answered.get(user_id, NO_ROWS))
         if role == Role.DEVELOPER:
-            me = self.item_ids.index.get(f"developer:{user_id}")
+            me = self.item_numbering().index.get(f"developer:{user_id}")
             return None if me is None else ReverseInterest(content, np.array([me]), self._founders_as_users,
                                                            self.answered.get(user_id, NO_ROWS))
         return None
 
     def _people_as_users(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions among ``rows``, user rows): each person item that the content model knows as a user."""
+        if self.person_users is None:
+            return NO_ROWS, NO_ROWS
         users = self.person_users[rows]
         at = np.flatnonzero(users >= 0)
         return at, users[at]
@@ -365,8 +367,14 @@ class ServingSet:
         """User ``user_id`` as they are now: their current interaction rows (in this set's item numbering),
         declared terms and dense features."""
         declared = None if self.vocabulary is None else self.vocabulary.transform([terms])
-        return UserState(self.user_ids.index.get(str(user_id)), history, negatives, declared,
-                         np.asarray(features, dtype=np.float32))
+        users = self.user_ids.index if self.user_ids is not None else {}
+        return UserState(users.get(str(user_id)), history, negatives, declared, np.asarray(features, dtype=np.float32))
+
+    def item_numbering(self) -> IdMap:
+        """The item numbering: a set with components has one (``build_serving_set``)."""
+        if self.item_ids is None:
+            raise EngineError("nothing serves: the set has no components, so no item numbering")
+        return self.item_ids
 
 
 def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str], popularity: dict[str, int],
@@ -382,16 +390,17 @@ def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str
     candidates and crowded positions' scores follow (None: no market rules)."""
     loaded = dict(loaded)
     vocabulary = None
-    if CONTENT in loaded:
-        vocabulary = loaded[CONTENT].vocabulary()
+    content = loaded.get(CONTENT)
+    if isinstance(content, ContentRecommender):
+        vocabulary = content.vocabulary()
         if fresh_items:
             keys = list(fresh_items)
             vectors = vocabulary.transform([platform_item_terms(fresh_items[key]) for key in keys])
-            loaded[CONTENT] = loaded[CONTENT].with_items(keys, vectors)
+            loaded[CONTENT] = content.with_items(keys, vectors)
     reference = next((loaded[name] for name in REFERENCE_ORDER if name in loaded), None)
     if reference is None:
         return ServingSet(unavailable=dict(unavailable))
-    users, items = reference.user_ids, reference.item_ids
+    users, items = fitted(reference.user_ids, reference.name), fitted(reference.item_ids, reference.name)
     item_types = np.asarray([parse_item_key(key)[0] for key in items.ids])
     components = {name: align(model, users, items) for name, model in loaded.items()}
     person_users = np.fromiter((users.index.get(str(parse_item_key(key)[1]), -1) if item_type in PEOPLE_TYPES else -1
@@ -413,7 +422,7 @@ def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str
     return serving.with_market(None if market is None else ItemMarket.of(items, market))
 
 
-def _diversity_vectors(components: dict[str, Recommender]) -> tuple:
+def _diversity_vectors(components: dict[str, Component]) -> tuple:
     """((n_items, d), ...) the item embeddings of each of DIVERSITY_EMBEDDINGS that has them, in the set's
     numbering (aligned components translate theirs)."""
     forms = [components[name].linear_items() for name in DIVERSITY_EMBEDDINGS if name in components]

@@ -315,7 +315,8 @@ def _earlier_held_out_models(run_id: int, versions: dict[str, ModelVersion], tra
         if not path.is_dir() and not artifacts.in_store(path):  # it could not learn from the holdout's earlier
             continue  # part: the evaluation goes without
         model = load_component(artifacts.ensure_local(path))  # an earlier part may have run on another machine
-        if model.user_ids.ids != train.user_ids.ids or model.item_ids.ids != train.item_ids.ids:
+        users, items = model.user_ids, model.item_ids  # a loaded model has both
+        if users is None or items is None or users.ids != train.user_ids.ids or items.ids != train.item_ids.ids:
             model = evaluation.setting_of(algorithm, evaluation.config_of(model))().fit(train)
         found[algorithm] = model
     return found
@@ -450,7 +451,7 @@ def _why_not_activated(run: TrainingRun) -> str:
     measured = (TrainingRun.objects.filter(model_versions__in=active, status=TrainingRun.Status.SUCCEEDED,
                                            served__isnull=False).order_by("-created_at", "-id").first())
     old = None if measured is None else _served_ndcg(measured.served, "metrics")
-    if old is not None and new < old * (1 - ACTIVATION_TOLERANCE):
+    if measured is not None and old is not None and new < old * (1 - ACTIVATION_TOLERANCE):
         return (f"Its served NDCG@10 {new:.4f} is more than {ACTIVATION_TOLERANCE:.0%} below the active set's "
                 f"{old:.4f} (training run {measured.pk}); the active versions keep serving.")
     return ""

@@ -99,7 +99,7 @@ class ReadOnlyInteractionInline(admin.TabularInline):
     extra = 0
     max_num = 0
     can_delete = False
-    fields = readonly_fields = ["created_at", "kind", "position", "startup", "developer", "investor"]
+    fields = readonly_fields = ("created_at", "kind", "position", "startup", "developer", "investor")
     ordering = ["-created_at"]
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -144,7 +144,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     search_fields = ["user__username"]
     ordering = ["-created"]
-    fields = readonly_fields = ["user", "created", "expiry"]
+    fields = readonly_fields = ("user", "created", "expiry")
     actions = ["revoke"]
 
     def get_urls(self):

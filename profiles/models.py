@@ -230,7 +230,7 @@ class Outcome(models.TextChoices):
 
 # What each kind says about a recommendation shown to its user; ``accept`` has none: it answers someone else's
 # contact or application, not a recommendation the accepter was shown, so it is never attributed.
-OUTCOME_OF_KIND = {
+OUTCOME_OF_KIND: dict[str, Outcome] = {
     InteractionKind.VIEW: Outcome.CLICK,
     InteractionKind.LIKE: Outcome.POSITIVE,
     InteractionKind.SAVE: Outcome.POSITIVE,
@@ -250,7 +250,7 @@ class ItemType(models.TextChoices):
 
 
 # The target column of each item type; exactly one of them is set on every interaction.
-TARGET_FIELDS = {
+TARGET_FIELDS: dict[str, str] = {
     ItemType.POSITION: "position",
     ItemType.STARTUP: "startup",
     ItemType.DEVELOPER: "developer",

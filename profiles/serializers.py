@@ -65,7 +65,9 @@ class NameField(serializers.SlugRelatedField):
         return data.strip()
 
     def kind(self, plural: bool = False) -> str:
-        meta = self.get_queryset().model._meta
+        queryset = self.get_queryset()
+        assert queryset is not None  # every name field is given its queryset
+        meta = queryset.model._meta
         return str(meta.verbose_name_plural if plural else meta.verbose_name)
 
     def listing(self) -> str:
@@ -149,7 +151,9 @@ BOUND_LOOKUPS = {"gte": "min_value", "lte": "max_value"}
 
 
 def _check_conditions(model: type[models.Model]) -> list[Q]:
-    return [constraint.condition for constraint in model._meta.constraints if isinstance(constraint, CheckConstraint)]
+    """The conditions of ``model``'s check constraints that are Q objects (not other expressions)."""
+    return [constraint.condition for constraint in model._meta.constraints
+            if isinstance(constraint, CheckConstraint) and isinstance(constraint.condition, Q)]
 
 
 @cache
@@ -219,7 +223,8 @@ class DeveloperSerializer(UserIdentityMixin, BoundedModelSerializer):
 
 class FounderSerializer(UserIdentityMixin, BoundedModelSerializer):
     skills = skill_names()
-    startup_ids = serializers.PrimaryKeyRelatedField(source="startups", many=True, read_only=True)
+    # many=True makes a ManyRelatedField, which the stubs cannot express: they type the class, generic in a model
+    startup_ids = serializers.PrimaryKeyRelatedField(source="startups", many=True, read_only=True)  # type: ignore[var-annotated]
 
     class Meta:
         model = Founder
@@ -237,8 +242,8 @@ class InvestorSerializer(UserIdentityMixin, BoundedModelSerializer):
                   "check_size_max", "location"]
 
 
-PROFILE_SERIALIZERS = {Role.DEVELOPER: DeveloperSerializer, Role.FOUNDER: FounderSerializer,
-                       Role.INVESTOR: InvestorSerializer}
+PROFILE_SERIALIZERS: dict[str, type[BoundedModelSerializer]] = {
+    Role.DEVELOPER: DeveloperSerializer, Role.FOUNDER: FounderSerializer, Role.INVESTOR: InvestorSerializer}
 
 
 class MeSerializer(serializers.Serializer):
@@ -276,13 +281,14 @@ class SkillSerializer(BoundedModelSerializer):
         model = Skill
         fields = ["id", "name", "industry"]
         # Uniqueness is checked by the service, which compares the lower-cased name.
-        extra_kwargs = {"name": {"validators": []}}
+        extra_kwargs: dict[str, dict[str, list]] = {"name": {"validators": []}}
 
 
 class StartupSerializer(BoundedModelSerializer):
     industry = NameField(queryset=Industry.objects.all())
     required_skills = skill_names()
-    founder_ids = serializers.PrimaryKeyRelatedField(source="founders", many=True, read_only=True)
+    # many=True makes a ManyRelatedField, which the stubs cannot express: they type the class, generic in a model
+    founder_ids = serializers.PrimaryKeyRelatedField(source="founders", many=True, read_only=True)  # type: ignore[var-annotated]
 
     class Meta:
         model = Startup

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -71,7 +71,7 @@ def _apply(instance: models.Model, data: dict[str, Any]) -> None:
 # --- users and profiles ---------------------------------------------------------------------------
 
 @transaction.atomic
-def profile_create(*, user: AbstractBaseUser, role: str) -> Profile:
+def profile_create(*, user: User, role: str) -> Profile:
     """Give a user their one role; a second profile is refused."""
     existing = role_of(user)
     if existing is not None:
@@ -87,7 +87,7 @@ class IssuedToken(NamedTuple):
 
 
 @transaction.atomic
-def user_register(*, username: str, password: str, email: str, role: str) -> tuple[AbstractBaseUser, IssuedToken]:
+def user_register(*, username: str, password: str, email: str, role: str) -> tuple[User, IssuedToken]:
     """Create a user, an empty profile of their role and their first API token: all of it or none."""
     user_model = get_user_model()
     user = user_model(username=username, email=email)
@@ -104,7 +104,7 @@ def user_register(*, username: str, password: str, email: str, role: str) -> tup
 
 
 @transaction.atomic
-def auth_token_issue(*, user: AbstractBaseUser) -> IssuedToken:
+def auth_token_issue(*, user: User) -> IssuedToken:
     """A new API token for the user, expiring after TOKEN_TTL_HOURS. Each log-in gets its own, so revoking
     one (logging out a device) leaves the others; the user's expired tokens are dropped here."""
     AuthToken.objects.filter(user=user, expiry__lte=timezone.now()).delete()
@@ -115,7 +115,7 @@ def auth_token_revoke(*, token: AuthToken) -> None:
     token.delete()
 
 
-def auth_tokens_revoke_all(*, user: AbstractBaseUser) -> int:
+def auth_tokens_revoke_all(*, user: User) -> int:
     """Revoke every API token of the user (their password changed); how many there were."""
     deleted, _ = AuthToken.objects.filter(user=user).delete()
     return deleted
@@ -274,7 +274,7 @@ def skill_delete(*, skill: Skill) -> None:
 ATTRIBUTION_CANDIDATES = 100
 
 
-def interaction_record(*, user: AbstractBaseUser, item_type: str, item_id: int, kind: str,
+def interaction_record(*, user: User, item_type: str, item_id: int, kind: str,
                        impression_id: uuid.UUID | None = None) -> Interaction:
     """Record that ``user`` did ``kind`` to one item, now, attributed to the recommendation it answers.
 
@@ -293,13 +293,14 @@ def interaction_record(*, user: AbstractBaseUser, item_type: str, item_id: int, 
     elif item_type in PERSON_ITEM_TYPES and role != Role.FOUNDER:
         raise ValidationError({"item_type": f"Only founders may record interactions with a {item_type}; "
                                             "others may target a position or a startup."})
-    target = TARGET_MODELS[item_type].objects.filter(pk=item_id).first()
+    target = TARGET_MODELS[item_type]._default_manager.filter(pk=item_id).first()
     if target is None:
         raise ValidationError({"item_id": f"No {item_type} has id {item_id}."})
     if accepting:
         if impression_id is not None:
             raise ValidationError({"recommendation_id": "An accept answers a contact or application made to you, "
                                                         "not a recommendation: send it without recommendation_id."})
+        assert role is not None  # _require_acceptable refuses a user without a role
         _require_accepted_event(user, role, item_type, item_id)
         impression_id, rank = None, None
     else:
@@ -334,7 +335,7 @@ def _require_acceptable(role: str | None, item_type: str) -> None:
                                        f"{a_or_an(item_type)}: {_WHAT_CAN_BE_ACCEPTED}."})
 
 
-def _require_accepted_event(user: AbstractBaseUser, role: str, item_type: str, item_id: int) -> None:
+def _require_accepted_event(user: User, role: str, item_type: str, item_id: int) -> None:
     """The contact or application that ``user`` accepts by accepting ``item_type`` ``item_id`` must exist: one
     bounded query (an EXISTS on the interactions of one user, or made to one person)."""
     founded = Startup.founders.through.objects.filter(founder_id=user.pk).values("startup_id")  # a subquery
@@ -362,7 +363,7 @@ class Attribution(NamedTuple):
     rank: int | None  # the item's 1-based position in that impression
 
 
-def _named_impression(user: AbstractBaseUser, key: str, recommendation_id: uuid.UUID) -> Attribution:
+def _named_impression(user: User, key: str, recommendation_id: uuid.UUID) -> Attribution:
     items = Impression.objects.filter(pk=recommendation_id, user=user).values_list("items", flat=True).first()
     if items is None:
         raise ValidationError({"recommendation_id": f"No recommendation {recommendation_id} was made to you (or "
@@ -372,7 +373,7 @@ def _named_impression(user: AbstractBaseUser, key: str, recommendation_id: uuid.
     return Attribution(recommendation_id, items.index(key) + 1)
 
 
-def _latest_impression_showing(user: AbstractBaseUser, key: str) -> Attribution:
+def _latest_impression_showing(user: User, key: str) -> Attribution:
     """One bounded read on (user, created_at): the user's latest impressions in the window, newest first."""
     since = timezone.now() - timedelta(hours=settings.ATTRIBUTION_WINDOW_HOURS)
     recent = (Impression.objects.filter(user=user, created_at__gte=since).order_by("-created_at")

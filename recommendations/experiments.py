@@ -237,9 +237,10 @@ def _clean_name(name: Any, *, excluding: int | None) -> str:
         raise ValidationError({"name": "An experiment needs a name."})
     name = name.strip()
     max_length = Experiment._meta.get_field("name").max_length
-    if len(name) > max_length:
+    if max_length is not None and len(name) > max_length:
         raise ValidationError({"name": f"At most {max_length} characters; got {len(name)}."})
-    if Experiment.objects.filter(name=name).exclude(pk=excluding).exists():
+    same_name = Experiment.objects.filter(name=name)
+    if (same_name if excluding is None else same_name.exclude(pk=excluding)).exists():
         raise ValidationError({"name": f"An experiment named {name!r} exists already."})
     return name
 

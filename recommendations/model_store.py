@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
 from django.db.models import Q
@@ -113,13 +113,13 @@ def _pinned_rows(experiment: experiments.RunningExperiment | None, active: tuple
         return ()
     wanted = Q()
     for variant in pinning:
-        for algorithm, version in variant.model_versions.items():
+        for algorithm, version in (variant.model_versions or {}).items():
             wanted |= Q(algorithm=algorithm, version=version)
     found = {(row[0], row[1]): row for row in _version_rows(ModelVersion.objects.filter(wanted))}
     pins = []
     for variant in pinning:
         rows = {row[0]: row for row in active}
-        rows.update({a: found[(a, v)] for a, v in variant.model_versions.items() if (a, v) in found})
+        rows.update({a: found[(a, v)] for a, v in (variant.model_versions or {}).items() if (a, v) in found})
         pins.append((variant.name, tuple(rows[a] for a in sorted(rows))))
     return tuple(pins)
 
@@ -200,7 +200,7 @@ class _Store:
             return models
         experiment = _running_experiment()
         key, (weights, role_weights) = _active_key(experiment), weights_in_force()
-        in_force = {"weights": weights, "role_weights": role_weights, "experiment": experiment}
+        in_force = InForce(weights=weights, role_weights=role_weights, experiment=experiment)
         with self._lock:
             self._checked_at = time.monotonic()
             if self._models is None:
@@ -260,7 +260,7 @@ class _Store:
             with self._lock:
                 if self._loading_key == key:
                     if loaded is not None:
-                        self._models = replace(loaded, **_in_force(self._models))
+                        self._models = loaded if self._models is None else replace(loaded, **_in_force(self._models))
                     self._loading_key, self._loader = None, None
 
         self._loader = threading.Thread(target=load, name="serving-models-load", daemon=True)
@@ -292,7 +292,9 @@ def _with_market_read_again(models: ServingModels, key: tuple) -> ServingModels:
 
 
 def _market_of(serving: ServingSet, records: dict[str, dict]) -> ServingSet:
-    return serving.with_market(ItemMarket.of(serving.item_ids, records)) if serving.ready else serving
+    if not serving.ready or serving.item_ids is None:
+        return serving
+    return serving.with_market(ItemMarket.of(serving.item_ids, records))
 
 
 def _running_experiment() -> experiments.RunningExperiment | None:
@@ -301,7 +303,15 @@ def _running_experiment() -> experiments.RunningExperiment | None:
     return running_experiment()
 
 
-def _in_force(models: ServingModels) -> dict:
+class InForce(TypedDict):
+    """What changes without loading anything: the weights and the running experiment."""
+
+    weights: dict[str, float]
+    role_weights: dict[str, dict[str, float]]
+    experiment: experiments.RunningExperiment | None
+
+
+def _in_force(models: ServingModels) -> InForce:
     """What changes without loading anything: the weights and the running experiment."""
     return {"weights": models.weights, "role_weights": models.role_weights, "experiment": models.experiment}
 

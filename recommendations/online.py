@@ -24,6 +24,7 @@ every writer, and costs one function call per impression row inside the aggregat
 """
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 from django.db.models import CharField, Count, F, Func, IntegerField, Q, Sum, Value
 from django.db.models.functions import Cast, Concat, TruncDate
@@ -90,8 +91,9 @@ def online_metrics(*, since: dt.datetime, until: dt.datetime, group_by: Sequence
     shown: dict[tuple, dict[str, int]] = {}
     by_rank = "rank" in group_by
     impression_dims = _dimensions(group_by, prefix="", rank=F("shown_items"))
-    grouped = impressions.annotate(shown_items=items_count()).values(**impression_dims).annotate(
-        impressions=Count("id"), items_shown=Sum("shown_items")).order_by()
+    # values(**dims) names its keys at run time: the plugin sees the annotations' only (a TypedDict of two)
+    grouped = cast(Iterable[dict[str, Any]], impressions.annotate(shown_items=items_count()).values(
+        **impression_dims).annotate(impressions=Count("id"), items_shown=Sum("shown_items")).order_by())
     for row in grouped:
         if by_rank:  # a group of impressions that showed ``size`` items: one shown at each rank up to it
             size = row.pop("item_rank") or 0
@@ -103,7 +105,7 @@ def online_metrics(*, since: dt.datetime, until: dt.datetime, group_by: Sequence
 
     acted: dict[tuple, dict[str, int]] = {}
     event_dims = _dimensions(group_by, prefix="impression__", rank=F("rank"))
-    for row in events.values(**event_dims).annotate(**pair_counts()).order_by():
+    for row in cast(Iterable[dict[str, Any]], events.values(**event_dims).annotate(**pair_counts()).order_by()):
         _add(acted, _key(group_by, row), **{name: row[name] for name in COUNTED})
     return [_group(group_by, key, shown[key], acted.get(key, {})) for key in sorted(shown)]
 

@@ -209,4 +209,5 @@ def _served_status() -> dict | None:
            .order_by("-created_at", "-id").first())
     if run is None:
         return None
-    return {"training_run_id": run.pk, "metrics": run.served["metrics"], "popularity": run.served["popularity"]}
+    served = run.served or {}  # the query asks for a measured run
+    return {"training_run_id": run.pk, "metrics": served["metrics"], "popularity": served["popularity"]}

@@ -4,6 +4,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 
+from django.db.models import Model
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
@@ -155,21 +156,23 @@ class TrainingInteractionSerializer(serializers.Serializer):
 
 
 class TrainingDataSerializer(StrictSerializer):
-    interactions = TrainingInteractionSerializer(many=True, required=False, max_length=MAX_TRAINING_INTERACTIONS)
+    # many=True hands max_length to the ListSerializer it makes; the stub's __init__ does not list it
+    interactions = TrainingInteractionSerializer(many=True, required=False,  # type: ignore[call-arg]
+                                                 max_length=MAX_TRAINING_INTERACTIONS)
 
     def validate_interactions(self, events: list[dict]) -> list[dict]:
         """Every user must have a profile and every item must exist; errors are keyed by the event's index,
         as DRF keys the shape errors of a list."""
         roles = _roles_of({event["user_id"] for event in events})
         existing = _existing_items(events)
-        errors = {n: error for n, event in enumerate(events) if (error := _event_error(event, roles, existing))}
+        errors = {str(n): error for n, event in enumerate(events) if (error := _event_error(event, roles, existing))}
         if errors:
             raise serializers.ValidationError(errors)
         return events
 
 
 def _roles_of(user_ids: set[int]) -> dict[int, str]:
-    roles = {}
+    roles: dict[int, str] = {}
     for role, model in ((Role.DEVELOPER, Developer), (Role.FOUNDER, Founder), (Role.INVESTOR, Investor)):
         roles.update(dict.fromkeys(model.objects.filter(pk__in=user_ids).values_list("pk", flat=True), role))
     return roles
@@ -179,10 +182,10 @@ def _existing_items(events: list[dict]) -> set[tuple[str, int]]:
     wanted: dict[str, set[int]] = defaultdict(set)
     for event in events:
         wanted[event["item_type"]].add(event["item_id"])
-    models = {ItemType.POSITION: Position, ItemType.STARTUP: Startup, ItemType.DEVELOPER: Developer,
-              ItemType.INVESTOR: Investor}
+    models: dict[str, type[Model]] = {ItemType.POSITION: Position, ItemType.STARTUP: Startup,
+                                      ItemType.DEVELOPER: Developer, ItemType.INVESTOR: Investor}
     return {(item_type, pk) for item_type, pks in wanted.items()
-            for pk in models[item_type].objects.filter(pk__in=pks).values_list("pk", flat=True)}
+            for pk in models[item_type]._default_manager.filter(pk__in=pks).values_list("pk", flat=True)}
 
 
 def _event_error(event: dict, roles: dict[int, str], existing: set[tuple[str, int]]) -> dict[str, list[str]]:
@@ -371,7 +374,8 @@ class AlgorithmsStatusSerializer(serializers.Serializer):
     algorithms = per_algorithm("AlgorithmStatusesSerializer", AlgorithmStatusSerializer)()
     weights = BlendWeightsSerializer(help_text="The weights in force (GET /api/v1/models/weights: their mode and "
                                                "the tuned weights of each role).")
-    data = DataCountsSerializer()
+    # a declared field (DRF's metaclass takes it off the class: Serializer.data stays), not the property
+    data = DataCountsSerializer()  # type: ignore[assignment]
     latest_training_run = TrainingRunSerializer(allow_null=True)
     served = ServedStatusSerializer(allow_null=True, help_text="The served evaluation of the newest run whose "
                                                                "versions serve; null before any.")
@@ -487,7 +491,7 @@ class VariantRequestSerializer(StrictSerializer):
 
 class ExperimentRequestSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
-    variants = VariantRequestSerializer(many=True, max_length=MAX_LIST_ITEMS)
+    variants = VariantRequestSerializer(many=True, max_length=MAX_LIST_ITEMS)  # type: ignore[call-arg]  # as above
     metric = serializers.ChoiceField(choices=Experiment.Metric.choices, default=Experiment.Metric.CLICK_RATE,
                                      help_text="The rate the results decide the winner on.")
     starts_at = serializers.DateTimeField(required=False, allow_null=True,

@@ -139,7 +139,7 @@ def _refuse(user_id: int, user_type: str) -> NoReturn:
 def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingSet, types, limit: int,
           exclude_seen: bool, explain: bool, weights: dict[str, float],
           diversify: Diversify = Diversify(), include_not_raising: bool = False) -> Recommendations:
-    interactions = selectors.user_interactions(user_id=user_id, item_ids=serving.item_ids)
+    interactions = selectors.user_interactions(user_id=user_id, item_ids=serving.item_numbering())
     user = serving.user_state(user_id, interactions.history, interactions.negatives, profile.terms, profile.features)
     # Never the user themselves or their own startup: a user has one role (profiles.services), and no
     # role is recommended its own kind: founders get developers and investors, the others get startups
@@ -161,7 +161,7 @@ def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingS
 
     short = _recommendable(rank, serving.item_ids, allowed, limit, anchors_of)
     result = short.ranking
-    why = (_explanations(serving, role, user, short, interactions.kinds) if explain
+    why = (_explanations(serving, role, user, profile.terms, short, interactions.kinds) if explain
            else [[] for _ in short.shown])
     if explain:
         _add_market_reasons(serving, result.items[short.shown], why)
@@ -172,7 +172,7 @@ def _rank(user_id: int, role: str, profile: selectors.Profile, serving: ServingS
                   else [None if np.isnan(value) else value for value in result.reciprocal[short.shown]])
     results = []
     for position, (n, explanations, theirs) in enumerate(zip(short.shown, why, reciprocal, strict=True), start=1):
-        key = serving.item_ids.ids[result.items[n]]
+        key = serving.item_numbering().ids[result.items[n]]
         item_type, item_id = parse_item_key(key)
         scores = {a: _rounded(result.components[a][n]) if a in used else None for a in BLENDED}
         scores[RECIPROCAL] = None if theirs is None else _rounded(theirs)
@@ -222,12 +222,15 @@ def _anchors(serving, history_rows: np.ndarray, ranking: Ranking) -> dict[str, n
             for name in ranking.weights if explainer.anchored(name) and name in serving.components}
 
 
-def _explanations(serving, role: str, user, short: _Shortlist, kinds: dict[int, str]) -> list[list[Explanation]]:
-    """Per shown item, the reasons of every component that scored it, strongest contribution first."""
+def _explanations(serving, role: str, user, terms: list[str], short: _Shortlist,
+                  kinds: dict[int, str]) -> list[list[Explanation]]:
+    """Per shown item, the reasons of every component that scored it, strongest contribution first; content's
+    count the user's declared ``terms`` as their profile gives them, in the role's words."""
     result = short.ranking
     content = serving.components.get(CONTENT) if CONTENT in result.weights else None
-    matched = (content.explain(result.items[short.shown], user.content, user.history) if content is not None
-               else [[] for _ in short.shown])
+    matched = (content.explain(result.items[short.shown], user.content, user.history, user_terms=terms,
+                               wording=explainer.CONTENT_WORDING.get(role))
+               if content is not None else [[] for _ in short.shown])
     popular = explainer.popular_text(f"{role}s")  # developers, founders, investors
 
     def texts(name: str, n: int, content_reasons: list[str]) -> list[str]:
@@ -441,7 +444,9 @@ def model_versions_load(*, algorithm: str | None = None, version: int | None = N
     Every chosen artifact must load (``model_version_activate``): one that is missing or corrupt refuses
     the whole request (409, with the reason), and the versions active before keep serving.
     """
-    chosen = [(algorithm, version)] if algorithm else _newest_ready_versions()
+    if (algorithm is None) != (version is None):
+        raise ValueError("give algorithm and version together, or neither")
+    chosen = [(algorithm, version)] if algorithm is not None and version is not None else _newest_ready_versions()
     for name, number in chosen:
         model_version_activate(algorithm=name, version=number)
     return dict(chosen)

@@ -11,6 +11,7 @@ component says about that role's choices among such items (positions and startup
 for an investor: investors; developers and investors: founders).
 """
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def similar_items(*, item_type: str, item_id: int, limit: int = 10,
     models = serving_models()
     serving = models.serving
     key = item_key(item_type, item_id)
-    row = serving.item_ids.index.get(key) if serving.ready else None
+    row = serving.item_ids.index.get(key) if serving.ready and serving.item_ids is not None else None
     if row is None:
         _refuse_unknown(item_type, item_id, serving)
     weights = models.weights_for(weights_role(item_type=item_type, viewer_role=viewer_role))
@@ -80,7 +81,7 @@ def _shortlist(serving: ServingSet, weights: dict[str, float], item_type: str, i
             found = engine.similar_items(serving.components, weights, row, np.flatnonzero(allowed), k)
         except EngineError:  # every component that would rate it was trained before it existed
             raise NotFound(_unknown_detail(item_type, item_id)) from None
-        keys = [serving.item_ids.ids[r] for r in found.items]
+        keys = [serving.item_numbering().ids[r] for r in found.items]
         titles, names = selectors.titles_and_anchor_names([key, *keys], [key])
         if key not in names:
             raise NotFound(missing_detail(item_type, item_id))
@@ -125,7 +126,7 @@ def _reasons(found: engine.SimilarItems, n: int, terms: dict[str, list[str]], an
 # ---------------------------------------------------------------- refusals
 
 
-def _refuse_unknown(item_type: str, item_id: int, serving: ServingSet):
+def _refuse_unknown(item_type: str, item_id: int, serving: ServingSet) -> NoReturn:
     """Why an item outside the models' numbering has no similar items: it does not exist, or it is newer
     than the models (people are learnt only by training; a new position or startup is scored by content
     at once, so it is unknown only when no content model serves)."""

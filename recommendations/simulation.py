@@ -54,8 +54,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Model
 from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -97,7 +98,7 @@ class Member:
     """One simulated user: ``index`` (their place in the sample) names their random streams."""
 
     index: int
-    user: User
+    user: AbstractBaseUser
     role: str
     typical: dict[str, float]  # item type -> the user's median match over the world's items of that type
 
@@ -271,9 +272,12 @@ def _free_name(name: str) -> str:
 
 def rows_move(*, written: _Written, back: timedelta) -> None:
     """Move a day's rows ``back`` in time, keeping their order and spacing."""
-    for model, ids in ((Impression, written.impressions), (Interaction, written.interactions)):
+    moved: tuple[tuple[type[Model], Sequence[object]], ...] = ((Impression, written.impressions),
+                                                               (Interaction, written.interactions))
+    for model, ids in moved:
         for start in range(0, len(ids), ROWS_PER_UPDATE):
-            model.objects.filter(pk__in=ids[start:start + ROWS_PER_UPDATE]).update(created_at=F("created_at") - back)
+            model._default_manager.filter(pk__in=ids[start:start + ROWS_PER_UPDATE]).update(
+                created_at=F("created_at") - back)
 
 
 # ---------------------------------------------------------------- a day, a session, an item
@@ -325,7 +329,7 @@ def session_simulate(*, client: APIClient, oracle: WorldOracle, member: Member, 
     written.impressions.append(answer["recommendation_id"])
     shown = answer["results"]
     tally = Tally(impressions=1, items_shown=len(shown))
-    matches = oracle.scores(user_id, [item_key(r["item_type"], r["item_id"]) for r in shown]) if shown else []
+    matches = oracle.scores(user_id, [item_key(r["item_type"], r["item_id"]) for r in shown]) if shown else np.zeros(0)
     draws = rng.random((len(shown), 4))  # drawn whatever is done with them: later items keep their numbers
     for result, match, item_draws in zip(shown, matches, draws, strict=True):
         channel = channel_of(member.role, result["item_type"])

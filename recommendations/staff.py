@@ -6,7 +6,7 @@ Thin views: a form validates, a service or selector does the work, a template sh
 for staff only (anyone else is sent to the admin login) and every bad input ends as a message or a 404.
 """
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django import forms
@@ -26,11 +26,11 @@ from ml import evaluation, tasks
 from ml.core.ranker import MISSING_PATHS, PATH_ALL, PATH_COLD_START, PATH_POPULAR
 from ml.core.registry import POPULARITY
 from ml.models import BLENDED, Algorithm, HybridWeights, ModelVersion, TrainingRun, Trigger
-from ml.platform_data import user_records
 from ml.selectors import current_weights, weights_state
 from ml.services import hybrid_weights_mode_set, hybrid_weights_set, normalised_weights
+from ml.serving_set import RECIPROCAL
 from ml.templatetags.what_if import what_if
-from profiles.models import Role
+from profiles.models import ItemType, Position, Role
 from profiles.selectors import interaction_list, profile_of, role_of
 from profiles.serializers import MAX_ID
 from recsys_site.exceptions import DomainError, NotFound
@@ -54,6 +54,9 @@ OUTCOMES = (("clicks", "click_rate", "Click"), ("positives", "positive_rate", "P
 
 # What each weight blends: the algorithms and item popularity, which the ranker holds itself.
 BLENDED_LABELS = [*Algorithm.choices, (POPULARITY, "Popularity")]
+# The columns of a recommendation's scores (services.Recommendation.scores), in their order, headed short.
+SCORE_COLUMNS = [("content_based", "Content"), ("collaborative", "Collab."), ("two_tower", "Two-Tower"),
+                 ("ease", "EASE"), ("rp3beta", "RP3beta"), (POPULARITY, "Popular"), (RECIPROCAL, "Recipr.")]
 
 FALLBACK_EXPLAINED = {
     PATH_ALL: "every serving algorithm with a weight above 0",
@@ -149,36 +152,74 @@ def user_or_404(user_id: int):
 
 
 def profile_facts(user) -> list[tuple[str, str]]:
-    """(label, text) rows describing the user's profile, whichever role it is; none without a profile."""
+    """(label, text) rows describing the user's profile, whichever role it is; none without a profile.
+
+    Beside what the user entered, what the engine matches them on: their record and declared terms as
+    serving reads them (``selectors.user_profile``), the very terms the reasons beside the profile count
+    ("Matches 2 of your 7 skills", ``ml.core.content``)."""
     role = role_of(user)
     if role is None:
         return []
+    matched = selectors.user_profile(user_id=user.pk, role=role)
+    declared = _by_namespace(matched.terms) if matched else {}
     facts = {Role.DEVELOPER: _developer_facts, Role.FOUNDER: _founder_facts,
-             Role.INVESTOR: _investor_facts}[role](profile_of(user))
+             Role.INVESTOR: _investor_facts}[Role(role)](profile_of(user), declared, matched.record if matched else {})
     return [(label, str(value) if value not in ("", None) else "—") for label, value in facts]
 
 
-def _developer_facts(developer) -> list[tuple[str, object]]:
+def _by_namespace(terms: list[str]) -> dict[str, list[str]]:
+    """Content terms (``skill:python``) by namespace, each value once, sorted: {"skill": ["python"]}."""
+    groups: dict[str, list[str]] = {}
+    for term in sorted(set(terms)):
+        namespace, _, value = term.partition(":")
+        groups.setdefault(namespace, []).append(value)
+    return groups
+
+
+def _counted(values: list[str]) -> str:
+    """"3: a, b, c": reasons give the count, so the profile does too."""
+    return f"{len(values)}: {', '.join(values)}" if values else ""
+
+
+def _developer_facts(developer, declared: dict[str, list[str]], record: dict) -> list[tuple[str, object]]:
     salary = f"{developer.desired_salary:,} USD" if developer.desired_salary else ""
-    return [("Headline", developer.headline), ("Skills", _names(developer.skills)),
+    return [("Headline", developer.headline), ("Skills", _counted(declared.get("skill", []))),
             ("Years of experience", developer.years_experience),
             ("Preferred industries", _names(developer.preferred_industries)),
             ("Remote preference", developer.get_remote_preference_display()), ("Desired salary", salary),
             ("Location", developer.location)]
 
 
-def _founder_facts(founder) -> list[tuple[str, object]]:
-    # A founder is matched on their own skills and those their startups and open positions ask for: the
-    # count that reasons give ("Matches 2 of your 12 skills") is this row's.
-    matched = user_records([founder.pk], role=Role.FOUNDER)[founder.pk]["skills"]
-    return [("Skills", _names(founder.skills)),
-            ("Skills matched on (yours, your startups' and their open positions')",
-             f"{len(matched)}: {', '.join(matched)}" if matched else ""),
+def _founder_facts(founder, declared: dict[str, list[str]], record: dict) -> list[tuple[str, object]]:
+    # A founder is matched on their own skills and those their startups and open positions ask for, on their
+    # startups' industries and stages, and on the checks their raising rounds take (ml.platform_data): their
+    # reasons say so ("Matches 6 of the 31 skills you and your startups list", ml.core.explain's
+    # CONTENT_WORDING) and count what the "Matched on" rows list (FOUNDER_MATCHED_ON says so on the page).
+    startups = founder.startups.select_related("industry").order_by("name")
+    checks = (f"{record['check_size_min']:,} – {record['check_size_max']:,} USD" if "check_size_min" in record
+              else "")
+    return [("Skills", _counted(sorted(skill.name for skill in founder.skills.all()))),
             ("Years of experience", founder.years_experience),
-            ("Startups", _names(founder.startups)), ("Location", founder.location)]
+            ("Startups", "; ".join(_startup_text(startup) for startup in startups)),
+            ("Matched on: skills", _counted(declared.get("skill", []))),
+            ("Matched on: industries", ", ".join(declared.get("industry", []))),
+            ("Matched on: stages", ", ".join(declared.get("stage", []))),
+            ("Matched on: checks", checks),
+            ("Location", founder.location)]
 
 
-def _investor_facts(investor) -> list[tuple[str, object]]:
+FOUNDER_MATCHED_ON = ("Matched on: what a founder's recommendations are ranked and explained by — their skills "
+                      "and those their startups and open positions ask for, their startups' industries and "
+                      "stages, and the checks their raising rounds take (5–25% of a round).")
+
+
+def _startup_text(startup) -> str:
+    raising = f", raising {startup.round_size:,} USD" if startup.raising and startup.round_size else (
+        ", raising" if startup.raising else "")
+    return f"{startup.name} ({startup.industry.name}, {startup.get_stage_display()}{raising})"
+
+
+def _investor_facts(investor, declared: dict[str, list[str]], record: dict) -> list[tuple[str, object]]:
     return [("Firm", investor.firm), ("Preferred industries", _names(investor.preferred_industries)),
             ("Preferred stages", ", ".join(investor.preferred_stages)),
             ("Check size", f"{investor.check_size_min:,} – {investor.check_size_max:,} USD"),
@@ -214,16 +255,45 @@ def _target_title(event) -> str:
     return f"{label} ({person.user.get_username()})" if label else person.user.get_username()
 
 
-def ranked_for(user, weights: dict[str, float] | None = None):
-    """The user's recommendations as the API answers them, with the saved weights unless ``weights``."""
-    return services.recommendations_for_user(user_id=user.pk, user_type=role_of(user), limit=RECOMMENDATIONS_SHOWN,
+def ranked_for(user, role: str, weights: dict[str, float] | None = None) -> services.Recommendations:
+    """The ``role`` user's recommendations as the API answers them, with the saved weights unless ``weights``."""
+    return services.recommendations_for_user(user_id=user.pk, user_type=role, limit=RECOMMENDATIONS_SHOWN,
                                              weights=weights)
 
 
-def rank_moves(current, trial) -> list[tuple]:
-    """(trial result, its rank under the current weights or None) for each trial result."""
-    before = {(r.item_type, r.item_id): r.rank for r in current.results}
-    return [(r, before.get((r.item_type, r.item_id))) for r in trial.results]
+@dataclass
+class ShownItem:
+    """A recommended item as the staff pages show it: a position with its startup's name (the answer's title
+    is the position's own), and on the weights page the rank it had under the saved weights."""
+
+    item: services.Recommendation
+    startup: str = ""  # a position's startup
+    before: int | None = None  # the rank under the current weights; None: new in the trial's list
+    scores: list[float | None] = field(default_factory=list)  # in the order of score_columns' columns
+
+
+def shown_items(answer: services.Recommendations, before: dict[tuple[str, int], int] | None = None,
+                ) -> list[ShownItem]:
+    """The answer's items with their positions' startups (one query), and each one's rank in ``before``."""
+    positions = [r.item_id for r in answer.results if r.item_type == ItemType.POSITION]
+    startups = dict(Position.objects.filter(pk__in=positions).values_list("pk", "startup__name")) if positions else {}
+    return [ShownItem(r, startups.get(r.item_id, "") if r.item_type == ItemType.POSITION else "",
+                      (before or {}).get((r.item_type, r.item_id))) for r in answer.results]
+
+
+def score_columns(items: list[ShownItem]) -> list[tuple[str, str]]:
+    """The SCORE_COLUMNS some item has a score in (an algorithm the answer did not use has none), each item's
+    scores set in their order."""
+    columns = [(name, label) for name, label in SCORE_COLUMNS
+               if any(row.item.scores.get(name) is not None for row in items)]
+    for row in items:
+        row.scores = [row.item.scores.get(name) for name, _ in columns]
+    return columns
+
+
+def rank_moves(current: services.Recommendations, trial: services.Recommendations) -> list[ShownItem]:
+    """Each trial result, with its rank under the current weights (None: not in that list)."""
+    return shown_items(trial, {(r.item_type, r.item_id): r.rank for r in current.results})
 
 
 @dataclass
@@ -448,9 +518,13 @@ def user_search(request):
 def user_detail(request, user_id: int):
     user = user_or_404(user_id)
     role = role_of(user)
+    answer = ranked_for(user, role) if role else None
+    items = shown_items(answer) if answer else []
     return render(request, "recommendations/staff/user_detail.html", {
         "subject": user, "role": role, "facts": profile_facts(user), "events": recent_events(user.pk),
-        "answer": ranked_for(user) if role else None, "fallbacks": FALLBACK_EXPLAINED})
+        "facts_note": FOUNDER_MATCHED_ON if role == Role.FOUNDER else "",
+        "answer": answer, "items": items, "score_columns": score_columns(items),
+        "fallbacks": FALLBACK_EXPLAINED})
 
 
 @staff_member_required
@@ -469,12 +543,14 @@ def weights_trial(request, user_id: int):
     else:
         form = WeightsForm(request.GET or None, initial=current_weights())
     trial_weights = form.cleaned_data["weights"] if form.is_bound and form.is_valid() else None
-    current = ranked_for(user) if role_of(user) else None
-    trial = ranked_for(user, trial_weights) if current and trial_weights else None
+    role = role_of(user)
+    current = ranked_for(user, role) if role else None
+    trial = ranked_for(user, role, trial_weights) if role and current and trial_weights else None
     return render(request, "recommendations/staff/weights.html", {
-        "subject": user, "role": role_of(user), "form": form, "saved_weights": current_weights(),
+        "subject": user, "role": role, "form": form, "saved_weights": current_weights(),
         "weights": weights_panel(), "trial_weights": trial_weights, "current": current, "trial": trial,
-        "moves": rank_moves(current, trial) if trial else [], "fallbacks": FALLBACK_EXPLAINED,
+        "current_items": shown_items(current) if current else [],
+        "moves": rank_moves(current, trial) if current and trial else [], "fallbacks": FALLBACK_EXPLAINED,
         "what_if": what_if(trial_weights) if trial_weights else None})
 
 
@@ -605,7 +681,7 @@ def experiment_detail(request, experiment_id: int):
         "experiment": experiment, "shares": shares, "control_share": shares[experiments.CONTROL],
         "results": results, "arms": arm_rows(results) if results else [], "outcomes": OUTCOMES,
         "primary": dict(Experiment.Metric.choices)[experiment.metric],
-        "has_plot": bool(results) and any(arm["items_shown"] for arm in [results["control"], *results["variants"]]),
+        "has_plot": bool(results and any(arm["items_shown"] for arm in [results["control"], *results["variants"]])),
         "admin_change": admin_url("recommendations_experiment_change", experiment.pk)})
 
 

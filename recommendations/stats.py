@@ -88,7 +88,7 @@ def difference_test(treatment: RatioEstimate, control: RatioEstimate, *,
                     confidence: float = 1 - ALPHA) -> Difference | None:
     """treatment - control, its interval and the two-sided z-test's p-value (independent groups: the
     variances add). None when either side has no value or no variance."""
-    if None in (treatment.value, control.value, treatment.variance, control.variance):
+    if treatment.value is None or control.value is None or treatment.variance is None or control.variance is None:
         return None
     difference = treatment.value - control.value
     variance = treatment.variance + control.variance

@@ -86,5 +86,5 @@ class TokenAuthentication(auth.TokenAuthentication):
 class TokenScheme(KnoxTokenScheme):
     """The schema's security scheme for this class (drf-spectacular's knox extension matches knox's class only)."""
 
-    target_class = TokenAuthentication
+    target_class = "recsys_site.authentication.TokenAuthentication"  # drf-spectacular imports the path
     name = "tokenAuth"

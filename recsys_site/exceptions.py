@@ -26,7 +26,7 @@ DATABASE_DOWN_ERRORS = (OperationalError, InterfaceError)
 class DomainError(Exception):
     """A request the domain refuses; ``status_code`` says how."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, detail: str, **extra):
         super().__init__(detail)

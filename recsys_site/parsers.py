@@ -11,9 +11,10 @@ Refused with a 400 that says why, instead of surfacing as a 500 far from the inp
 """
 import json
 import math
+from collections.abc import Iterable
 
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.parsers import JSONParser, get_encoding  # type: ignore[attr-defined]  # in DRF, not its stubs
 
 # No request of this API nests more than a few levels (a training request: object, list, event object).
 MAX_DEPTH = 32
@@ -81,7 +82,7 @@ def _check_depth_and_strings(data) -> None:
         if isinstance(value, dict):
             for key in value:
                 _check_unicode(key)
-            children = value.values()
+            children: Iterable = value.values()
         else:
             children = value
         stack.extend((child, depth + 1) for child in children)

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from .health import HealthApi
@@ -11,7 +11,7 @@ admin.site.site_header = "Startup ecosystem recommendations: admin"
 admin.site.site_title = "Recommendations admin"
 
 # Every path here is listed in docs/api.md (tests/recsys_site/test_api_contract_doc.py holds them equal).
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", ApiRootApi.as_view(), name="api-root"),
     path("health", HealthApi.as_view(), name="health"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

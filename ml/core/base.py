@@ -224,7 +224,7 @@ def save_artifact(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray
                 flat[f"{key}__{part}"] = np.asarray(getattr(csr, part))
         else:
             flat[key] = np.asarray(value)
-    np.savez(path / ARRAYS_FILE, **flat)
+    np.savez(path / ARRAYS_FILE, **flat)  # type: ignore[arg-type]  # numpy's stub: a key could be allow_pickle
     (path / META_FILE).write_text(json.dumps(meta, indent=1))
 
 

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from .base import ProgressCallback, Recommender, UserScores, UserState, load_artifact, save_artifact, top_k
-from .data import EngineError, InteractionData, as_row, cells_of, csr_of_cells
+from .data import EngineError, InteractionData, as_row, cells_of, csr_of_cells, fitted
 
 EASE_MAX_ITEMS = 20000  # EASE inverts an (items x items) Gram matrix: 20k items is 3.2 GB in float64
 
@@ -30,7 +30,7 @@ class _HistoryScorer(Recommender):
 
     def score(self, user_rows: np.ndarray) -> np.ndarray:
         rows = self._check_rows(user_rows)
-        return self._score_histories(self.matrix[rows])
+        return self._score_histories(fitted(self.matrix, self.name)[rows])
 
     def user_scores(self, user: UserState) -> UserScores:
         """Every item's score from the user's current interaction row, without retraining."""
@@ -62,7 +62,7 @@ class PopularityRecommender(_HistoryScorer):
 
     def _score_histories(self, histories: sp.csr_matrix) -> np.ndarray:
         # log, as the ranker blends popularity: the order is the counts', the z-scores not dominated by a few hits
-        return np.tile(np.log1p(self.counts), (histories.shape[0], 1))
+        return np.tile(np.log1p(fitted(self.counts, self.name)), (histories.shape[0], 1))
 
     def save(self, path: Path) -> None:
         save_artifact(path, self._common_meta({}), {"counts": self.counts})
@@ -73,7 +73,8 @@ class PopularityRecommender(_HistoryScorer):
         model = cls()
         model._restore_common(meta)
         model.counts = arrays["counts"]
-        model.matrix = sp.csr_matrix((len(model.user_ids), len(model.item_ids)), dtype=np.float32)
+        model.matrix = sp.csr_matrix((len(fitted(model.user_ids, cls.name)), len(fitted(model.item_ids, cls.name))),
+                                     dtype=np.float32)
         return model
 
 
@@ -143,10 +144,10 @@ class CollaborativeRecommender(Recommender):
 
     def score(self, user_rows: np.ndarray) -> np.ndarray:
         rows = self._check_rows(user_rows)
-        return (self.user_factors[rows] @ self.item_factors.T).astype(np.float32)
+        return (fitted(self.user_factors, self.name)[rows] @ fitted(self.item_factors, self.name).T).astype(np.float32)
 
     def linear_items(self) -> tuple[np.ndarray, None]:
-        return self.item_factors, None
+        return fitted(self.item_factors, self.name), None
 
     def _query(self, user: UserState) -> np.ndarray:
         """The user's factors from their current rows (the model's own user factors are never read, so a
@@ -176,10 +177,11 @@ class CollaborativeRecommender(Recommender):
     def _regularised_gram_inverse(self) -> np.ndarray:
         """(Y'Y + reg I)^-1 in float64, computed once per set of item factors: every fold-in needs it, and
         Y'Y costs a pass over the whole catalog."""
-        if self._inverse is None or self._inverse[0] is not self.item_factors:
-            y = self.item_factors.astype(np.float64)
+        factors = fitted(self.item_factors, self.name)
+        if self._inverse is None or self._inverse[0] is not factors:
+            y = factors.astype(np.float64)
             gram = y.T @ y + self.config.regularization * np.eye(y.shape[1])
-            self._inverse = (self.item_factors, np.linalg.inv(gram))
+            self._inverse = (factors, np.linalg.inv(gram))
         return self._inverse[1]
 
     def similar_items(self, item_row: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -224,7 +226,7 @@ class _ItemItemRecommender(_HistoryScorer):
 
     config_class: type
 
-    def __init__(self, config=None):
+    def __init__(self, config=None) -> None:
         self.config = config or self.config_class()
         self.weights: np.ndarray | sp.csr_matrix | None = None  # (n_items, n_items)
 

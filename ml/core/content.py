@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .base import ProgressCallback, Recommender, UserState, load_artifact, save_artifact
-from .data import EngineError, IdMap, InteractionData, as_row, unit_rows
+from .data import EngineError, IdMap, InteractionData, as_row, fitted, unit_rows
 from .features import TEXT_NAMESPACE, ContentVocabulary
 
 
@@ -89,8 +90,9 @@ class ContentRecommender(Recommender):
         """(len(rows), v) the fitted users' history profiles, from their training rows."""
         if self.history is not None:
             return self.history[rows]
-        fitted_items = self.item_vectors[: self.matrix.shape[1]]  # items added since (with_items) have no rows
-        profile = self.matrix[rows] @ fitted_items
+        matrix = fitted(self.matrix, self.name)
+        fitted_items = fitted(self.item_vectors, self.name)[: matrix.shape[1]]  # items added since have no rows
+        profile = matrix[rows] @ fitted_items
         negatives = None if self.negatives is None else self.negatives[rows]
         if negatives is not None and negatives.nnz:
             profile = profile - self.config.negative_weight * (negatives @ fitted_items)
@@ -101,7 +103,8 @@ class ContentRecommender(Recommender):
 
     def score(self, user_rows: np.ndarray) -> np.ndarray:
         rows = self._check_rows(user_rows)
-        return self._scores(self._user_vectors(self.declared[rows], self._history_profiles(rows)))
+        declared = fitted(self.declared, self.name)[rows]
+        return self._scores(self._user_vectors(declared, self._history_profiles(rows)))
 
     def linear_items(self) -> tuple[sp.csr_matrix, np.ndarray]:
         return self.item_vectors, self._offsets()
@@ -111,8 +114,9 @@ class ContentRecommender(Recommender):
         history, as trained) with each item's: how well the items suit those users, without the popularity
         prior (which says how popular an item is, not how much these users like it)."""
         rows = self._check_rows(user_rows)
-        users = self._user_vectors(self.declared[rows], self._history_profiles(rows))
-        return np.asarray((users @ self.item_vectors[np.asarray(item_rows, dtype=np.int64)].T).toarray(),
+        users = self._user_vectors(fitted(self.declared, self.name)[rows], self._history_profiles(rows))
+        items = fitted(self.item_vectors, self.name)[np.asarray(item_rows, dtype=np.int64)]
+        return np.asarray((users @ items.T).toarray(),
                           dtype=np.float32)
 
     def pair_score_ceiling(self) -> float:
@@ -121,8 +125,8 @@ class ContentRecommender(Recommender):
 
     def shared_terms(self, user_row: int, item_row: int) -> dict[str, list[str]]:
         """{namespace: terms} that user ``user_row`` declared (as trained) and item ``item_row`` has."""
-        declared = self.declared[int(user_row)].indices
-        item = self.item_vectors[int(item_row)].indices
+        declared = fitted(self.declared, self.name)[int(user_row)].indices
+        item = fitted(self.item_vectors, self.name)[int(item_row)].indices
         return dict(_by_namespace(self.vocab, np.intersect1d(declared, item)))
 
     def _query(self, user: UserState) -> np.ndarray:
@@ -132,8 +136,9 @@ class ContentRecommender(Recommender):
 
     def _offsets(self) -> np.ndarray:
         """The weighted popularity prior, made once per fitted prior: serving asks for it on every request."""
-        if self._scaled_prior is None or self._scaled_prior[0] is not self.prior:
-            self._scaled_prior = (self.prior, self.config.popularity_weight * self.prior)
+        prior = fitted(self.prior, self.name)
+        if self._scaled_prior is None or self._scaled_prior[0] is not prior:
+            self._scaled_prior = (prior, self.config.popularity_weight * prior)
         return self._scaled_prior[1]
 
     def _fresh_profiles(self, user_content, history, negatives) -> tuple[np.ndarray, np.ndarray]:
@@ -156,7 +161,7 @@ class ContentRecommender(Recommender):
         # The users' block times the sparse items, the block made dense first: a sparse product would build
         # a dense result entry by entry (9x slower for 1,024 users against 40,000 items).
         users = np.asarray(user_vectors.toarray(), dtype=np.float32)
-        cosine = np.asarray(self.item_vectors @ users.T, dtype=np.float32).T
+        cosine = np.asarray(fitted(self.item_vectors, self.name) @ users.T, dtype=np.float32).T
         return cosine + self._offsets()
 
     def vocabulary(self) -> ContentVocabulary:
@@ -171,8 +176,9 @@ class ContentRecommender(Recommender):
         ``vectors`` ((len(keys), v), in this model's vocabulary): an edited item's vector is replaced, a new
         item is appended with the mean popularity prior: the prior has not seen it, so it has no opinion
         (a prior of 0 would bury it under a strong prior's weight). Users' fitted profiles stay as they were."""
-        index = self.item_ids.index
-        n_items = len(self.item_ids)
+        item_ids, prior = fitted(self.item_ids, self.name), fitted(self.prior, self.name)
+        index = item_ids.index
+        n_items = len(item_ids)
         replaced = {index[key]: n for n, key in enumerate(keys) if key in index}
         added = [n for n, key in enumerate(keys) if key not in index]
         rows = np.arange(n_items)
@@ -180,29 +186,43 @@ class ContentRecommender(Recommender):
         rows = np.concatenate([rows, n_items + np.asarray(added, dtype=np.int64)])
         extended = copy.copy(self)
         extended.item_vectors = sp.csr_matrix(sp.vstack([self.item_vectors, self._weighted(vectors)]))[rows]
-        extended.prior = np.concatenate([self.prior, np.full(len(added), self.prior.mean(), dtype=np.float32)])
-        extended.item_ids = IdMap([*self.item_ids.ids, *(keys[n] for n in added)])
+        extended.prior = np.concatenate([prior, np.full(len(added), prior.mean(), dtype=np.float32)])
+        extended.item_ids = IdMap([*item_ids.ids, *(keys[n] for n in added)])
         extended._scaled_prior = None
         return extended
 
     # ------------------------------------------------------------ reasons
 
-    def explain(self, item_rows, user_content=None, history=None) -> list[list[str]]:
+    def explain(self, item_rows, user_content=None, history=None, *, user_terms: Iterable[str] | None = None,
+                wording: Mapping[str, str] | None = None) -> list[list[str]]:
         """Per item, why it suits a user given by a content row and / or an interaction row: their declared
-        terms it matches first, then the terms their history shares with it."""
-        declared, profile = self._fresh_profiles(user_content, history, None)
-        return self._reasons(np.flatnonzero(declared), np.flatnonzero(profile > 0), item_rows)
+        terms it matches first, then the terms their history shares with it.
 
-    def _reasons(self, declared_terms: np.ndarray, liked_terms: np.ndarray, item_rows) -> list[list[str]]:
-        """``declared_terms``: the user's own term columns; ``liked_terms``: those their history leans to."""
-        own = _by_namespace(self.vocab, declared_terms)
-        declared_terms, liked = set(declared_terms.tolist()), set(liked_terms.tolist())
+        ``user_terms``: the user's declared terms as the profile gives them (``features.platform_user_terms``),
+        which a reason's counts are of ("Matches 2 of your 7 skills"): the content row holds only the terms
+        the vocabulary knew when the model was fitted, so a skill added since would be left out of the
+        count, though the profile lists it (it matches nothing). By default the content row's terms.
+        ``wording``: sentences replacing the default of some namespaces (``explain.CONTENT_WORDING``), with
+        the fields {terms} (the matched terms, listed), {matched} and {declared} (how many of each)."""
+        declared, profile = self._fresh_profiles(user_content, history, None)
+        own = None if user_terms is None else _terms_by_namespace(user_terms)
+        return self._reasons(np.flatnonzero(declared), np.flatnonzero(profile > 0), item_rows, own, wording or {})
+
+    def _reasons(self, declared_terms: np.ndarray, liked_terms: np.ndarray, item_rows,
+                 own: dict[str, list[str]] | None = None, wording: Mapping[str, str] | None = None) -> list[list[str]]:
+        """``declared_terms``: the user's own term columns; ``liked_terms``: those their history leans to;
+        ``own``: the user's declared values by namespace, which reasons count (by default those columns')."""
+        if own is None:
+            own = _by_namespace(self.vocab, declared_terms)
+        declared, liked = set(declared_terms.tolist()), set(liked_terms.tolist())
         out = []
-        indptr, indices = self.item_vectors.indptr, self.item_vectors.indices
+        vectors = fitted(self.item_vectors, self.name)
+        indptr, indices = vectors.indptr, vectors.indices
         for item in np.atleast_1d(np.asarray(item_rows, dtype=np.int64)):
             terms = indices[indptr[item]:indptr[item + 1]].tolist()  # the row's terms, without a matrix per item
-            matched = _by_namespace(self.vocab, [t for t in terms if t in declared_terms])
-            reasons = [_format(ns, values, own[ns], self.config.reason_terms) for ns, values in matched.items()]
+            matched = _by_namespace(self.vocab, [t for t in terms if t in declared])
+            reasons = [_format(ns, values, own.get(ns, values), self.config.reason_terms, wording)
+                       for ns, values in matched.items()]
             if not reasons:
                 shared = _by_namespace(self.vocab, [t for t in terms if t in liked])
                 reasons = [_format_history(ns, values, self.config.reason_terms) for ns, values in shared.items()]
@@ -263,21 +283,33 @@ def _listing(values: list[str], limit: int) -> str:
     return f"{shown}, ..." if len(values) > limit else shown
 
 
-def _format(namespace: str, matched: list[str], own: list[str], limit: int) -> str:
+# Each namespace's reason for the terms an item shares with the user's declared profile, addressed to the
+# user: {terms} lists the matched terms, {matched} counts them, {declared} counts the user's own.
+REASONS = {
+    "skill": "Matches {matched} of your {declared} skills: {terms}",
+    "industry": "In your industry: {terms}",
+    "remote": "{terms} work, as you prefer",
+    "salary": "Salary in your range: {terms}",
+    "stage": "A stage you invest in: {terms}",
+    "check": "Fits your check size: {terms}",
+    TEXT_NAMESPACE: "Mentions your interests: {terms}",
+}
+
+
+def _terms_by_namespace(terms: Iterable[str]) -> dict[str, list[str]]:
+    """Terms (``skill:python``) grouped by namespace, each once: {"skill": ["python"]}."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for term in sorted(set(terms)):
+        namespace, _, value = term.partition(":")
+        groups[namespace].append(value)
+    return groups
+
+
+def _format(namespace: str, matched: list[str], own: list[str], limit: int,
+            wording: Mapping[str, str] | None = None) -> str:
     """One reason for the terms of ``namespace`` that the item shares with the user's declared profile."""
-    listed = _listing(matched, limit)
-    if namespace == "skill":
-        return f"Matches {len(matched)} of your {len(own)} skills: {listed}"
-    templates = {
-        "industry": "In your industry: {}",
-        "remote": "{} work, as you prefer",
-        "salary": "Salary in your range: {}",
-        "stage": "A stage you invest in: {}",
-        "check": "Fits your check size: {}",
-        TEXT_NAMESPACE: "Mentions your interests: {}",
-    }
-    template = templates.get(namespace, f"Same {namespace} as your profile: {{}}")
-    text = template.format(listed)
+    template = (wording or {}).get(namespace) or REASONS.get(namespace, f"Same {namespace} as your profile: {{terms}}")
+    text = template.format(terms=_listing(matched, limit), matched=len(matched), declared=len(own))
     return text[0].upper() + text[1:]
 
 

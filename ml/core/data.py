@@ -9,13 +9,24 @@ import dataclasses
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
+T = TypeVar("T")
+
 
 class EngineError(ValueError):
     """Bad input to the engine: empty data, unknown user, NaN feature, too little data."""
+
+
+def fitted(value: T | None, model: str) -> T:
+    """A model's fitted state (``None`` until ``fit`` or ``load`` sets it): ``value``, or EngineError saying
+    that ``model`` is not fitted."""
+    if value is None:
+        raise EngineError(f"{model} is not fitted")
+    return value
 
 
 # Positive weight of each interaction kind; ``dismiss`` is negative evidence and goes to

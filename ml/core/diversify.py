@@ -83,7 +83,7 @@ def cosine_similarities(vectors) -> np.ndarray:
     """(n, n) cosine similarity of the rows of ``vectors`` (dense or sparse; 0 for a zero row), or the
     mean of each one's of a tuple of them."""
     if isinstance(vectors, tuple):
-        return sum(cosine_similarities(part) for part in vectors) / len(vectors)
+        return np.asarray(sum(cosine_similarities(part) for part in vectors) / len(vectors))
     # one product, normalised after: the norms are the Gram matrix's diagonal (a request's hot path)
     gram = (vectors @ vectors.T).toarray() if sp.issparse(vectors) else vectors @ vectors.T
     gram = np.asarray(gram, dtype=np.float64)
@@ -106,7 +106,7 @@ def diversified(relevance: np.ndarray, groups: np.ndarray | None, vectors_of, k:
     relevance = np.asarray(relevance, dtype=np.float32)
     # best first, non-finite scores (items no component may serve) left out, as top_k leaves them out
     order, _ = top_k(relevance, len(relevance) if capped else pool_size(k))
-    if capped:
+    if max_per_group is not None and groups is not None:  # capped
         order = order[within_cap(np.asarray(groups)[order], max_per_group)]
     if diversity == 0.0:
         return order[:k]

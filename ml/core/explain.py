@@ -38,6 +38,21 @@ KIND_PHRASES = {
 }
 
 
+# How content reasons read to a role whose declared terms are not only their own (the defaults,
+# ``content.REASONS``, speak of the reader's own profile): a founder is matched on their skills and those
+# their startups and open positions ask for, on their startups' industries and stages, and on the checks
+# their raising rounds take (``ml.platform_data``'s founder record), so a founder's reasons say so, and
+# count what the staff page's profile lists as "matched on".
+CONTENT_WORDING: dict[str, dict[str, str]] = {
+    "founder": {
+        "skill": "Matches {matched} of the {declared} skills you and your startups list: {terms}",
+        "industry": "In your startups' industry: {terms}",
+        "stage": "Invests at your startups' stage: {terms}",
+        "check": "Checks that fit your raising round: {terms}",
+    },
+}
+
+
 def anchored(name: str) -> bool:
     """Whether component ``name`` is explained by an anchor in the user's history."""
     return name in ITEM_VECTORS or name in ITEM_ITEM

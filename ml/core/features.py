@@ -225,9 +225,9 @@ def _dense_column(column: _Column, cells: list[Any]) -> np.ndarray:
         position = {c: n for n, c in enumerate(column.categories)}
         for row, cell in enumerate(cells):
             values = [_category(cell)] if column.kind == "categorical" else _values(cell)
-            for value in values:
-                if value in position:
-                    out[row, position[value]] = 1.0
+            for category in values:
+                if category is not None and category in position:
+                    out[row, position[category]] = 1.0
     return out
 
 
@@ -247,8 +247,8 @@ def _column_terms(column: _Column, cell: Any) -> list[str]:
         value = _number(cell, column.name)
         return [] if value is None else [_bin_label(column, value)]
     if column.kind == "categorical":
-        value = _category(cell)
-        return [] if value is None else [f"{column.name}:{value}"]
+        category = _category(cell)
+        return [] if category is None else [f"{column.name}:{category}"]
     if column.kind == "multi":
         return [f"{column.name}:{v}" for v in _values(cell)]
     return [f"{TEXT_NAMESPACE}:{t}" for t in tokenize("" if cell is None else cell)]
@@ -345,9 +345,9 @@ class ContentVocabulary:
                 columns.append(column)
                 counts.append(found[column])
             indptr.append(len(columns))
-        columns = np.asarray(columns, dtype=np.int32)
-        values = ((1.0 + np.log(np.asarray(counts, dtype=np.float64))) * self.idf[columns]).astype(np.float32)
-        matrix = sp.csr_matrix((values, columns, np.asarray(indptr, dtype=np.int32)),
+        term_columns = np.asarray(columns, dtype=np.int32)
+        values = ((1.0 + np.log(np.asarray(counts, dtype=np.float64))) * self.idf[term_columns]).astype(np.float32)
+        matrix = sp.csr_matrix((values, term_columns, np.asarray(indptr, dtype=np.int32)),
                                shape=(len(documents), len(self.terms)))
         return unit_rows(_normalise_namespaces(matrix, self._namespace_ids))
 
@@ -512,7 +512,7 @@ def _item_stages(record: dict) -> set[str]:
     same ``stage:`` terms and stage columns, so a founder's startups' stages match the investors who
     invest at them."""
     stages = {_stage(record.get("stage"))} | {_stage(v) for v in _values(record.get("preferred_stages"))}
-    return stages - {None}
+    return {stage for stage in stages if stage is not None}
 
 
 def platform_item_features(records: Sequence[dict]) -> np.ndarray:
@@ -540,10 +540,12 @@ def platform_item_features(records: Sequence[dict]) -> np.ndarray:
 
 def _band_terms(prefix: str, bands: Sequence[float], low: float | None, high: float | None) -> list[str]:
     """Terms for every band a [low, high] range overlaps, e.g. ``salary:100k-150k``."""
-    if low is None and high is None:
-        return []
-    low = high if low is None else low
-    high = low if high is None else high
+    if low is None:
+        if high is None:
+            return []
+        low = high
+    if high is None:
+        high = low
     edges = [*bands, math.inf]
     return [
         f"{prefix}:{_money_label(a)}-{_money_label(b)}" if b != math.inf else f"{prefix}:{_money_label(a)}+"

@@ -20,6 +20,7 @@ the reference numbering by outside id, and items a model never saw score its mea
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +28,7 @@ import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
 from .base import Recommender, UserScores, UserState, top_k
-from .data import EngineError, IdMap
+from .data import EngineError, IdMap, fitted
 from .diversify import diversified
 from .registry import COLLABORATIVE, CONTENT, DEFAULT_WEIGHTS, EASE, POPULARITY, RP3BETA, TWO_TOWER
 from .retrieval import Retrieval, kept_rows
@@ -86,7 +87,7 @@ class Ranker:
     candidates) adds to the blended score, in z-score units (0: one-sided ranking).
     """
 
-    def __init__(self, components: dict[str, Recommender], weights: dict[str, float], n_items: int, *,
+    def __init__(self, components: Mapping[str, Component], weights: dict[str, float], n_items: int, *,
                  popularity: np.ndarray | None = None, retrieval: Retrieval | None = None,
                  unavailable: dict[str, str] | None = None, item_vectors=None, groups: np.ndarray | None = None,
                  crowding: np.ndarray | None = None, reciprocal_weight: float = 0.0):
@@ -164,8 +165,8 @@ class Ranker:
         component's training has that component's mean (z near 0) as its score, and counting that as an
         opinion would bury every new item however well the content model thinks it fits."""
         if all(scores[n].known is None for n in weights):
-            return sum(w * z[n] for n, w in weights.items())
-        knows = {n: 1.0 if scores[n].known is None else scores[n].known[candidates] for n in weights}
+            return np.asarray(sum(w * z[n] for n, w in weights.items()))
+        knows = {n: 1.0 if (known := scores[n].known) is None else known[candidates] for n in weights}
         blended = sum(w * knows[n] * z[n] for n, w in weights.items())
         opinions = sum(w * knows[n] for n, w in weights.items())
         return (blended / np.maximum(opinions, 1e-6)).astype(np.float32)
@@ -246,7 +247,7 @@ class Ranker:
             kept = None
             for name, user_scores in scores.items():
                 index = self.retrieval.indexes.get((name, group))
-                if index is None:
+                if index is None or user_scores.query is None:  # no index, or scores with no query to probe it
                     kept = kept_rows(rows, keep) if kept is None else kept
                     found.append(kept[top_k(user_scores.at(kept), config.candidates)[0]])
                 else:
@@ -302,8 +303,8 @@ class AlignedComponent:
         self.model, self.name = model, model.name
         self.user_ids, self.item_ids = user_ids, item_ids
         # reference row -> the component's row, -1 where the component does not know it
-        self._users = _translation(user_ids, model.user_ids)
-        self._items = _translation(item_ids, model.item_ids)
+        self._users = _translation(user_ids, fitted(model.user_ids, model.name))
+        self._items = _translation(item_ids, fitted(model.item_ids, model.name))
         self._known_items = self._items >= 0
         self._linear: tuple | None = None  # linear_items() in reference rows, made on first use
 
@@ -342,7 +343,7 @@ class AlignedComponent:
         own = self._items[row.indices]
         kept = own >= 0
         return sp.csr_matrix((row.data[kept], (np.zeros(kept.sum(), dtype=np.int64), own[kept])),
-                             shape=(1, len(self.model.item_ids)))
+                             shape=(1, len(fitted(self.model.item_ids, self.name))))
 
     def _to_reference(self, scores: np.ndarray) -> np.ndarray:
         # (n_own_items,) -> (n_reference_items,)
@@ -356,8 +357,13 @@ def _translation(reference: IdMap, own: IdMap) -> np.ndarray:
     return np.fromiter((own.index.get(i, -1) for i in reference.ids), dtype=np.int64, count=len(reference))
 
 
-def align(model: Recommender, user_ids: IdMap, item_ids: IdMap) -> Recommender | AlignedComponent:
+# What a ranker blends: a fitted model in the reference numbering, or one translated into it.
+Component = Recommender | AlignedComponent
+
+
+def align(model: Recommender, user_ids: IdMap, item_ids: IdMap) -> Component:
     """``model`` itself when it already uses the reference rows (trained on the same snapshot), else wrapped."""
-    if model.user_ids.ids == user_ids.ids and model.item_ids.ids == item_ids.ids:
+    own_users, own_items = fitted(model.user_ids, model.name), fitted(model.item_ids, model.name)
+    if own_users.ids == user_ids.ids and own_items.ids == item_ids.ids:
         return model
     return AlignedComponent(model, user_ids, item_ids)

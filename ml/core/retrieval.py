@@ -64,9 +64,9 @@ class Retrieval:
         forms = {name: form for name, form in forms.items() if form is not None}
         rows_of = {group: np.flatnonzero(groups == group) for group in np.unique(groups)}
         self.group_rows = {group: _as_range(rows) for group, rows in rows_of.items()}
-        self.indexes = {(name, group): ClusterIndex(*form, rows, self.config)
+        self.indexes = {(name, group): ClusterIndex(items, offsets, rows, self.config)
                         for group, rows in rows_of.items() if len(rows) > self.config.exact_up_to
-                        for name, form in forms.items()}
+                        for name, (items, offsets) in forms.items()}
         self.stats_rows = None
         if len(groups) > self.config.stats_sample:
             rng = np.random.default_rng(self.config.seed)
@@ -155,7 +155,7 @@ def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
 def _has_nonzero(vectors) -> np.ndarray:
     if sp.issparse(vectors):
         return np.diff(sp.csr_matrix(vectors).indptr) > 0
-    return np.asarray(vectors).any(axis=1)
+    return np.asarray(np.asarray(vectors).any(axis=1))
 
 
 def _spherical_kmeans(vectors, n_clusters: int, config: RetrievalConfig) -> np.ndarray:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import ProgressCallback, Recommender, UserScores, UserState, load_artifact, save_artifact
-from .data import EngineError, IdMap, InteractionData
+from .data import EngineError, IdMap, InteractionData, fitted
 from .two_tower import (
     EMBEDDING_CHUNK,
     MIN_INTERACTIONS,
@@ -74,8 +74,9 @@ def split_examples(matrix: sp.csr_matrix, val_fraction: float, seed: int,
     weights = coo.data.astype(np.float32) / coo.data[train].mean()
 
     def examples(index: np.ndarray, in_history: bool) -> Examples:
-        return Examples(*(torch.from_numpy(a[index].astype(t)).to(device) for a, t in
-                          ((coo.row, np.int64), (coo.col, np.int64), (weights, np.float32))), in_history)
+        users, items, weighted = (torch.from_numpy(a[index].astype(t)).to(device) for a, t in
+                                  ((coo.row, np.int64), (coo.col, np.int64), (weights, np.float32)))
+        return Examples(users, items, weighted, in_history)
 
     history = sp.csr_matrix((coo.data[train], (coo.row[train], coo.col[train])), shape=matrix.shape)
     return examples(train, True), examples(val, False), history
@@ -132,7 +133,7 @@ class SampledBce:
         leave_out = batch.items.repeat(k + 1) if batch.in_history else None
         user_embeddings = model.user_embedding(inputs.users(users, leave_out=leave_out))
         item_embeddings = model.item_embedding(items, inputs.item_features_of(items))
-        logits = model.head(user_embeddings, item_embeddings)  # (B * (k + 1),)
+        logits = model.head_logits(user_embeddings, item_embeddings)  # (B * (k + 1),)
         weights = batch.weights.repeat(k + 1)
         return (F.binary_cross_entropy_with_logits(logits, labels, reduction="none") * weights).sum() / weights.sum()
 
@@ -251,17 +252,18 @@ class TwoTowerRecommender(Recommender):
 
     @torch.no_grad()
     def _precompute(self, inputs: TowerInputs) -> None:
-        n_users, n_items = len(self.user_ids), len(self.item_ids)
-        users = [self.model.user_embedding(inputs.users(rows)) for rows in _chunks(n_users)]
-        items = [self.model.item_embedding(rows, inputs.item_features_of(rows)) for rows in _chunks(n_items)]
+        model = fitted(self.model, self.name)
+        n_users, n_items = len(fitted(self.user_ids, self.name)), len(fitted(self.item_ids, self.name))
+        users = [model.user_embedding(inputs.users(rows)) for rows in _chunks(n_users)]
+        items = [model.item_embedding(rows, inputs.item_features_of(rows)) for rows in _chunks(n_items)]
         self.user_embeddings = torch.cat(users).numpy()
         self.item_embeddings = torch.cat(items).numpy()
 
     def score(self, user_rows: np.ndarray) -> np.ndarray:
-        return self._score_embeddings(self.user_embeddings[self._check_rows(user_rows)])
+        return self._score_embeddings(fitted(self.user_embeddings, self.name)[self._check_rows(user_rows)])
 
     def linear_items(self) -> tuple[np.ndarray, None] | None:
-        return (self.item_embeddings, None) if self.config.scoring == "dot" else None
+        return (fitted(self.item_embeddings, self.name), None) if self.config.scoring == "dot" else None
 
     def user_scores(self, user: UserState) -> UserScores:
         if self.config.scoring == "dot":
@@ -276,11 +278,11 @@ class TwoTowerRecommender(Recommender):
         except EngineError:
             if user.row is None:
                 raise
-            return self.user_embeddings[self._check_rows([user.row])[0]]
+            return fitted(self.user_embeddings, self.name)[self._check_rows([user.row])[0]]
 
     def history_embedding(self, item_rows: np.ndarray, user_feature_row: np.ndarray | None = None) -> np.ndarray:
         """(embedding_dim,) the user tower's output for a history of item rows (and features)."""
-        if self.model is None:
+        if self.model is None or self.item_ids is None:
             raise EngineError("the Two-Tower model is not fitted")
         if self.model.user_ids is not None:
             raise EngineError("this Two-Tower learns one embedding per known user; it cannot score a new history")
@@ -304,15 +306,16 @@ class TwoTowerRecommender(Recommender):
     def _score_embeddings(self, users: np.ndarray) -> np.ndarray:
         # (n, D) user embeddings -> (n, n_items) scores
         if self.config.scoring == "dot":
-            return (users @ self.item_embeddings.T).astype(np.float32)
+            return (users @ fitted(self.item_embeddings, self.name).T).astype(np.float32)
         return self._head_scores(torch.from_numpy(users))
 
     @torch.no_grad()
     def _head_scores(self, users: torch.Tensor) -> np.ndarray:
-        items = torch.from_numpy(self.item_embeddings)  # (n_items, D)
+        model = fitted(self.model, self.name)
+        items = torch.from_numpy(fitted(self.item_embeddings, self.name))  # (n_items, D)
         out = np.empty((len(users), len(items)), dtype=np.float32)
         for n, user in enumerate(users):
-            out[n] = torch.sigmoid(self.model.head(user.expand(len(items), -1), items)).numpy()
+            out[n] = torch.sigmoid(model.head_logits(user.expand(len(items), -1), items)).numpy()
         return out
 
     def save(self, path: Path) -> None:
@@ -334,7 +337,8 @@ class TwoTowerRecommender(Recommender):
         model._restore_common(meta)
         model.training_log = meta["training"]
         model.user_embeddings, model.item_embeddings = arrays["user_embeddings"], arrays["item_embeddings"]
-        model.model = TwoTowerModel(model.config, len(model.user_ids), len(model.item_ids))
+        model.model = TwoTowerModel(model.config, len(fitted(model.user_ids, cls.name)),
+                                    len(fitted(model.item_ids, cls.name)))
         weights = torch.load(Path(path) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         model.model.load_state_dict(weights)
         model.model.eval()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,7 +19,7 @@ import scipy.sparse as sp
 from .base import ProgressCallback, Recommender
 from .data import EngineError, InteractionData, holdout_split
 from .metrics import heldout_ndcg
-from .registry import COLLABORATIVE, CONTENT, DEFAULT_WEIGHTS, EASE, POPULARITY, RP3BETA, TWO_TOWER, component_class
+from .registry import COLLABORATIVE, CONTENT, DEFAULT_WEIGHTS, EASE, POPULARITY, RP3BETA, TWO_TOWER
 
 Maker = Callable[[], Recommender]
 WEIGHT_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
@@ -60,19 +61,33 @@ def settings_grid(name: str, seed: int = 0) -> list[Maker]:
     from . import collaborative as co
     from . import content as cb
 
+    def two_tower() -> Recommender:
+        from .train import TwoTowerRecommender  # imports torch: only once a Two-Tower is made
+
+        return TwoTowerRecommender(seed=seed)
+
+    # partial, not a lambda per setting: each maker makes a new model of its setting (configs are never
+    # changed in place; a fit that needs another setting replaces its config)
     grids: dict[str, list[Maker]] = {
-        CONTENT: [lambda w=w: cb.ContentRecommender(cb.ContentConfig(popularity_weight=w)) for w in CONTENT_PRIORS],
-        COLLABORATIVE: [lambda r=r, a=a, b=b: co.CollaborativeRecommender(
-                            co.ALSConfig(regularization=r, alpha=a, binary=b), seed=seed)
+        CONTENT: [partial(cb.ContentRecommender, cb.ContentConfig(popularity_weight=w)) for w in CONTENT_PRIORS],
+        COLLABORATIVE: [partial(co.CollaborativeRecommender, co.ALSConfig(regularization=r, alpha=a, binary=b),
+                                seed=seed)
                         for r, a, b in ALS_SETTINGS],
-        EASE: [lambda v=v: co.EaseRecommender(co.EaseConfig(l2=v)) for v in (co.EaseConfig().l2, 100.0, 1000.0)],
-        RP3BETA: [lambda b=b: co.RP3BetaRecommender(co.RP3BetaConfig(beta=b)) for b in (co.RP3BetaConfig().beta, 0.3)],
+        EASE: [partial(co.EaseRecommender, co.EaseConfig(l2=v)) for v in (co.EaseConfig().l2, 100.0, 1000.0)],
+        RP3BETA: [partial(co.RP3BetaRecommender, co.RP3BetaConfig(beta=b)) for b in (co.RP3BetaConfig().beta, 0.3)],
         POPULARITY: [co.PopularityRecommender],
-        TWO_TOWER: [lambda: component_class(TWO_TOWER)(seed=seed)],
+        TWO_TOWER: [two_tower],
     }
     if name not in grids:
         raise EngineError(f"unknown algorithm {name!r}; known: {sorted(grids)}")
     return grids[name]
+
+
+def _popularity_prior(model: Recommender) -> float:
+    """A content model's popularity prior weight (0 for any other model: it has none)."""
+    from .content import ContentRecommender
+
+    return model.config.popularity_weight if isinstance(model, ContentRecommender) else 0.0
 
 
 def default_component(name: str, seed: int = 0) -> Recommender:
@@ -94,9 +109,11 @@ def select_on_validation(makers: list[Maker], fold: InteractionData, heldout: sp
     most VALIDATION_USERS of the users with held-out items."""
     if len(makers) == 1:
         return makers[0], makers[0]().fit(fold, progress=progress), float("nan")
+    search_fold, search_heldout = fold, heldout
     sampled = fold.n_users > SETTING_FIT_USERS
-    rows = _fold_sample(heldout, SETTING_FIT_USERS) if sampled else None
-    search_fold, search_heldout = (fold.with_users(rows), heldout[rows]) if sampled else (fold, heldout)
+    if sampled:
+        rows = _fold_sample(heldout, SETTING_FIT_USERS)
+        search_fold, search_heldout = fold.with_users(rows), heldout[rows]
     users = _validation_users(search_heldout, VALIDATION_USERS, seed=0)
     best: tuple[Maker, Recommender, float] | None = None
     for make in makers:
@@ -107,6 +124,8 @@ def select_on_validation(makers: list[Maker], fold: InteractionData, heldout: sp
                                  "validation_ndcg": ndcg, "users": len(users)})
         if best is None or ndcg > best[2]:
             best = (make, model, ndcg)
+    if best is None:
+        raise EngineError("no setting to choose from")
     if sampled:  # the chosen setting on every user of the fold: the weights are tuned on its scores
         best = (best[0], best[0]().fit(fold, progress=progress), best[2])
     return best
@@ -170,7 +189,7 @@ def tune(names: list[str], data: InteractionData, *, seed: int = 0,
         try:
             makers = [factories[name]] if name in factories else settings_grid(name, seed)
             if name == CONTENT and POPULARITY in names:
-                makers = [m for m in makers if m().config.popularity_weight <= CONTENT_PRIOR_BESIDE_POPULARITY]
+                makers = [m for m in makers if _popularity_prior(m()) <= CONTENT_PRIOR_BESIDE_POPULARITY]
             tuned.makers[name], tuned.fold_models[name], _ = select_on_validation(makers, fold, heldout, k, progress)
         except Exception as exc:  # e.g. no item text for content, too little data for the Two-Tower
             failed[name] = f"{type(exc).__name__}: {exc}"

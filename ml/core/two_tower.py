@@ -181,12 +181,20 @@ class TwoTowerModel(nn.Module):
 
     def history_mean(self, batch: UserBatch) -> torch.Tensor:
         # Sum once per distinct user, then take the target out per example: (B, id_dim)
+        if self.history is None or batch.history_counts is None or batch.distinct is None:
+            raise EngineError("this Two-Tower reads no history (use_history is off), or the batch carries none")
         sums = self.history(batch.history_items, batch.history_offsets)[batch.distinct]
         counts = batch.history_counts[batch.distinct].to(sums.dtype)
         if batch.leave_out is not None:
             sums = sums - self.history.weight[batch.leave_out]
             counts = counts - 1
         return sums / counts.clamp(min=1).unsqueeze(-1)
+
+    def head_logits(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        # (B, D), (B, D) -> (B,): only a model trained with loss "bce" has the head
+        if self.head is None:
+            raise EngineError("this Two-Tower has no head: only loss 'bce' trains one")
+        return self.head(users, items)
 
     def item_embedding(self, rows: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         # (B,), (B, d_i) -> (B, embedding_dim)

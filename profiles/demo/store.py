@@ -18,7 +18,7 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.management.color import no_style
 from django.db import connection
-from django.db.models import Max, Model, Q
+from django.db.models import Field, ManyToManyField, Max, Model, Q
 
 from profiles.models import Developer, Founder, Industry, Interaction, Investor, Position, Skill, Startup
 
@@ -47,9 +47,10 @@ class RowWriter:
         self.is_postgres = connection.vendor == "postgresql"
 
     def insert(self, model: type[Model], field_names: list[str], rows: Iterable[tuple]) -> int:
-        fields = [model._meta.get_field(name) for name in field_names]
+        concrete = [_concrete_field(model, name) for name in field_names]
+        fields = [field for field, _ in concrete]
         table = connection.ops.quote_name(model._meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+        columns = ", ".join(connection.ops.quote_name(column) for _, column in concrete)
         # Only timestamps and JSON need the backend's own conversion; ints, strings and booleans pass as they are.
         converters = [
             (index, field.get_db_prep_save) for index, field in enumerate(fields)
@@ -64,10 +65,10 @@ class RowWriter:
 
     @staticmethod
     def _convert(row: tuple, converters) -> tuple:
-        row = list(row)
+        values = list(row)
         for index, prepare in converters:
-            row[index] = prepare(row[index], connection)
-        return tuple(row)
+            values[index] = prepare(values[index], connection)
+        return tuple(values)
 
     @staticmethod
     def _copy(cursor, table: str, columns: str, rows: Iterable[tuple]) -> int:
@@ -165,9 +166,25 @@ def analyze(tables: list[str]) -> None:
                 cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
+def _concrete_field(model: type[Model], name: str) -> tuple[Field, str]:
+    """``model``'s field ``name`` and its column: it must have one (not be the other side of a relation)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field) or not field.column:
+        raise TypeError(f"{model.__name__}.{name} has no column to write")
+    return field, field.column
+
+
+def _link_table(model: type[Model], name: str) -> tuple[ManyToManyField, type[Model]]:
+    """``model``'s many-to-many field ``name`` and its link table (Django makes one where none is given)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, ManyToManyField) or field.remote_field.through is None:
+        raise TypeError(f"{model.__name__}.{name} is not a many-to-many field")
+    return field, field.remote_field.through
+
+
 def seeded_models() -> list[type[Model]]:
     """Every table the seeder writes (besides the skill and industry vocabularies)."""
-    links = [field.remote_field.through for model in (Developer, Founder, Investor, Startup, Position)
+    links = [_link_table(model, field.name)[1] for model in (Developer, Founder, Investor, Startup, Position)
              for field in model._meta.local_many_to_many]
     return [get_user_model(), Developer, Founder, Investor, Startup, Position, *links, Interaction]
 
@@ -197,7 +214,7 @@ def flush_demo_data() -> int:
     _delete_where(Startup.founders.through, "founder_id", user_ids)
     for model in (Developer, Founder, Investor):
         for field in model._meta.local_many_to_many:
-            _delete_where(field.remote_field.through, field.m2m_column_name(), user_ids)
+            _delete_where(_link_table(model, field.name)[1], field.m2m_column_name(), user_ids)
         _delete_where(model, "user_id", user_ids)
     users.delete()
     # Run the deferred foreign-key checks the deletes queued: it proves nothing dangles, and PostgreSQL
@@ -220,7 +237,7 @@ def ensure_vocabulary(world: World) -> tuple[np.ndarray, np.ndarray]:
     Industry.objects.bulk_create([Industry(name=name) for name in voc.industry_names], ignore_conflicts=True)
     industry_ids = dict(Industry.objects.filter(name__in=voc.industry_names).values_list("name", "id"))
     Skill.objects.bulk_create(
-        [Skill(name=name, industry_id=industry_ids.get(industry))
+        [Skill(name=name, industry_id=None if industry is None else industry_ids.get(industry))
          for name, industry in zip(voc.skill_names, voc.skill_industry, strict=True)],
         ignore_conflicts=True,
     )
@@ -262,7 +279,7 @@ class WorldStore:
 
     @staticmethod
     def _next_id(model: type[Model]) -> int:
-        return (model.objects.aggregate(top=Max("pk"))["top"] or 0) + 1
+        return (model._default_manager.aggregate(top=Max("pk"))["top"] or 0) + 1
 
     def write_users(self) -> int:
         people = self.world.people
@@ -336,13 +353,13 @@ class WorldStore:
             (Position, "required_skills", self.position_ids, w.positions.skills),
         ):
             count += self._insert_pairs(model, field, *self._skill_pairs(owner_ids, skills))
-        for model, field, owner_ids, preferred in (
+        for person, field, owner_ids, preferred in (
             (Developer, "preferred_industries", self.developer_ids, w.developers.preferred_industries),
             (Investor, "preferred_industries", self.investor_ids, w.investors.preferred_industries),
         ):
             owners = np.repeat(owner_ids, [len(chosen) for chosen in preferred])
             industries = self.industry_ids[np.concatenate(preferred)] if preferred else np.zeros(0, dtype=np.int64)
-            count += self._insert_pairs(model, field, owners, industries)
+            count += self._insert_pairs(person, field, owners, industries)
         pairs = w.startups.founder_pairs
         count += self._insert_pairs(Startup, "founders", self.startup_ids[pairs[:, 0]], self.founder_ids[pairs[:, 1]])
         return count
@@ -352,8 +369,7 @@ class WorldStore:
         return owner_ids[rows], self.skill_ids[skills.indices[rows, columns]]
 
     def _insert_pairs(self, model: type[Model], field_name: str, owners: np.ndarray, targets: np.ndarray) -> int:
-        field = model._meta.get_field(field_name)
-        through = field.remote_field.through
+        field, through = _link_table(model, field_name)
         names = [field.m2m_field_name(), field.m2m_reverse_field_name()]
         return self.writer.insert(through, names, zip(owners.tolist(), targets.tolist(), strict=True))
 

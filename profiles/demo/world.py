@@ -820,15 +820,16 @@ def asked_events(world: World, events: Interactions) -> Asked:
     first_of_actor = np.full(len(events.user), -1, dtype=np.int64)  # the contacting founder's first startup
     first_of_actor[by_founder] = first[within_role[events.user[by_founder]]]
     # (which events, accepter's role table, accepter (within it), accepted type, accepted, match function)
-    cases = []
+    cases: list[tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray,
+                      Callable[[World, np.ndarray, np.ndarray], np.ndarray]]] = []
     applied = np.flatnonzero((events.kind == KIND["apply"]) & (events.target_type == POSITION))
     founder = lead[world.positions.startup[events.target[applied]]]
     cases.append((applied, people.founders, founder, DEVELOPER_TARGET, within_role[events.user[applied]],
                   _match_founder_developer))
-    for target_type, accepters, match in ((DEVELOPER_TARGET, people.developers, _match_developer_startup),
-                                          (INVESTOR_TARGET, people.investors, _match_investor_startup)):
+    for target_type, accepters, matcher in ((DEVELOPER_TARGET, people.developers, _match_developer_startup),
+                                            (INVESTOR_TARGET, people.investors, _match_investor_startup)):
         chosen = np.flatnonzero(by_founder & (events.target_type == target_type) & (first_of_actor >= 0))
-        cases.append((chosen, accepters, events.target[chosen], STARTUP, first_of_actor[chosen], match))
+        cases.append((chosen, accepters, events.target[chosen], STARTUP, first_of_actor[chosen], matcher))
     invested = np.flatnonzero(contact & (events.target_type == STARTUP))
     cases.append((invested, people.founders, lead[events.target[invested]], INVESTOR_TARGET,
                   within_role[events.user[invested]], _match_founder_investor))

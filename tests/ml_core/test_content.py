@@ -5,7 +5,7 @@ import scipy.sparse as sp
 from ml.core.base import UserState
 from ml.core.content import ContentConfig, ContentRecommender
 from ml.core.data import IdMap, InteractionData
-from ml.core.features import platform_content
+from ml.core.features import platform_content, platform_user_terms
 
 DEVELOPER = {"skills": ["python", "django", "sql", "react", "go"], "industries": ["fintech"],
              "remote_preference": "remote", "salary_min": 110_000, "salary_max": 140_000}
@@ -43,6 +43,31 @@ def test_reasons_name_matched_skills_industry_remote_and_salary():
     assert "Remote work, as you prefer" in reasons
     assert any(r.startswith("Salary in your range: 100k-150k") for r in reasons)
 
+
+
+def test_reasons_count_the_declared_terms_the_caller_gives_even_those_the_vocabulary_lacks():
+    # A skill added to the profile after fitting is not in the vocabulary, so the content row lacks it;
+    # the profile lists it, and the reason counts it (it matches nothing).
+    data = job_world()
+    model = ContentRecommender().fit(data)
+    terms = [*platform_user_terms(DEVELOPER), "skill:zig"]
+    assert "skill:zig" not in model.vocab
+    reasons = model.explain([0], data.user_content[0], data.matrix[0], user_terms=terms)[0]
+    assert "Matches 4 of your 6 skills: django, go, python, ..." in reasons
+    # without them, the content row's terms: the five the vocabulary knows
+    assert "Matches 4 of your 5 skills: django, go, python, ..." in model.explain(
+        [0], data.user_content[0], data.matrix[0])[0]
+
+
+def test_a_wording_replaces_the_sentences_of_its_namespaces_only():
+    data = job_world()
+    model = ContentRecommender().fit(data)
+    wording = {"skill": "Matches {matched} of the {declared} skills you and your startups list: {terms}",
+               "industry": "In your startups' industry: {terms}"}
+    reasons = model.explain([0], data.user_content[0], data.matrix[0], wording=wording)[0]
+    assert "Matches 4 of the 5 skills you and your startups list: django, go, python, ..." in reasons
+    assert "In your startups' industry: fintech" in reasons
+    assert "Remote work, as you prefer" in reasons
 
 def test_history_profile_drives_users_without_declared_terms():
     data = job_world()

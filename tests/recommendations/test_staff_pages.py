@@ -1,6 +1,7 @@
 """The staff pages at /staff/ on the package's small trained world: who may see them, finding a user, a
 user's recommendations beside their profile and history, trying and saving weights, and training runs
 with their plots and the "retrain now" button."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -10,8 +11,9 @@ from django.utils import timezone
 
 from ml import evaluation
 from ml.models import BLENDED, HybridWeights, TrainingRun
+from ml.platform_data import user_records
 from ml.selectors import current_weights
-from profiles.models import Developer, Founder, Interaction, Investor
+from profiles.models import Developer, Founder, Interaction, Investor, Position, Skill
 
 SEARCH = "/staff/"
 RUNS = "/staff/training-runs/"
@@ -330,9 +332,111 @@ def test_retrain_only_answers_post(staff):
     assert staff.get(RETRAIN).status_code == 405
 
 
-def test_a_founders_skill_count_in_reasons_is_the_one_their_page_shows(staff, world):
-    response = staff.get(user_page(world.founder_id))
-    shown = dict(response.context["facts"])["Skills matched on (yours, your startups' and their open positions')"]
-    count = int(shown.split(":")[0])
-    reasons = [r for item in response.context["answer"].results for r in item.reasons if r.startswith("Matches ")]
-    assert reasons and all(f" of your {count} skills" in r for r in reasons)
+# ---------------------------------------------------------------- items and reasons as the profile reads them
+
+
+def skill_counts(results) -> list[tuple[int, int, str]]:
+    """(matched, declared, whose) of each skill reason: "Matches 2 of your 7 skills", or a founder's "Matches 2
+    of the 31 skills you and your startups list"."""
+    found = [re.match(r"Matches (\d+) of (your|the) (\d+) skills( you and your startups list)?:", reason)
+             for item in results for reason in item.reasons]
+    return [(int(m[1]), int(m[3]), "founder" if m[4] else "own") for m in found if m]
+
+
+def counted(fact: str) -> tuple[int, list[str]]:
+    """A profile row that gives a count, "3: a, b, c", as (3, ["a", "b", "c"])."""
+    count, _, listed = fact.partition(": ")
+    return int(count), listed.split(", ")
+
+
+def test_a_position_is_shown_with_its_startup_on_the_users_page_and_the_weights_page(staff, subject):
+    startup_of = dict(Position.objects.values_list("pk", "startup__name"))
+    response = staff.get(user_page(subject.pk))
+    positions = [item for item in response.context["answer"].results if item.item_type == "position"]
+    assert positions, "the developer should be recommended positions"
+    page = response.content.decode()
+    for item in positions:
+        assert f'{item.title}</strong> <span class="startup">at {startup_of[item.item_id]}</span>' in page
+    assert {row.startup for row in response.context["items"] if row.item.item_type != "position"} <= {""}
+
+    trial = staff.get(weights_page(subject.pk), weights_form(content_based="1"))
+    shown = [*trial.context["current"].results, *trial.context["trial"].results]
+    assert any(item.item_type == "position" for item in shown)
+    page = trial.content.decode()
+    for item in shown:
+        if item.item_type == "position":
+            assert f'{item.title}</strong> <span class="startup">at {startup_of[item.item_id]}</span>' in page
+
+
+def test_a_founders_skill_reasons_count_the_matched_on_row_and_say_whose_skills_those_are(staff, world):
+    founder = Founder.objects.get(pk=world.founder_id)
+    # what the engine matches a founder on: their skills and those their startups and open positions ask for
+    matched_on = sorted(user_records([founder.pk], role="founder")[founder.pk]["skills"])
+    assert founder.skills.count() < len(matched_on), "the world's founder should need skills they lack"
+    response = staff.get(user_page(founder.pk))
+    # the reason says whose skills it counts (it said "of your 31 skills" beside a "Skills" row of 6)
+    counts = skill_counts(response.context["answer"].results)
+    assert counts and all(whose == "founder" and declared == len(matched_on) for _, declared, whose in counts)
+    facts = dict(response.context["facts"])
+    assert counted(facts["Skills"])[0] == founder.skills.count()
+    assert counted(facts["Matched on: skills"]) == (
+        len(matched_on), matched_on)
+    for item in response.context["answer"].results:
+        for reason in item.reasons:
+            if reason.startswith("Matches "):
+                named = reason.split(": ", 1)[1].removesuffix(", ...").split(", ")
+                assert set(named) <= set(matched_on), reason
+
+
+def test_a_founders_stage_and_industry_reasons_are_their_startups_as_the_profile_lists_them(staff, world):
+    # the first founder recommended investors with a stage reason (the world's own founder gets developers)
+    for founder_id in Founder.objects.order_by("pk").values_list("pk", flat=True):
+        response = staff.get(user_page(founder_id))
+        reasons = [reason for item in response.context["answer"].results for reason in item.reasons]
+        # investor wording ("A stage you invest in", "Fits your check size") is not a founder's
+        assert not [r for r in reasons if r.startswith(("A stage you invest in", "Fits your check size"))]
+        if any(r.startswith("Invests at your startups' stage: ") for r in reasons):
+            break
+    else:
+        pytest.fail("no founder was given a stage reason")
+    facts = dict(response.context["facts"])
+    rows = {"Invests at your startups' stage: ": "Matched on: stages",
+            "In your startups' industry: ": "Matched on: industries"}
+    for reason in reasons:
+        for start, row in rows.items():
+            if reason.startswith(start):
+                named = reason.removeprefix(start).removesuffix(", ...").split(", ")
+                assert set(named) <= set(facts[row].split(", ")), (reason, facts[row])
+    assert any(r.startswith("Checks that fit your raising round: ") for r in reasons)
+    assert facts["Matched on: checks"].endswith(" USD")
+    assert "the checks their raising rounds take" in response.content.decode()
+
+
+def test_a_skill_added_since_training_is_counted_by_the_reasons_as_the_profile_counts_it(staff, subject):
+    # a skill no model has seen: the content model's vocabulary lacks it, and its reasons counted only the
+    # skills the vocabulary knew ("of your 5 skills" beside a profile of 6)
+    subject.developer.skills.add(Skill.objects.create(name="a skill no model has seen"))
+    skills = subject.developer.skills.count()
+    response = staff.get(user_page(subject.pk))
+    counts = skill_counts(response.context["answer"].results)
+    assert counts and all(whose == "own" and matched < declared == skills for matched, declared, whose in counts)
+    count, listed = counted(dict(response.context["facts"])["Skills"])
+    assert count == skills and "a skill no model has seen" in listed
+
+
+def test_the_users_page_heads_each_score_column_it_shows_and_only_those_an_answer_has(staff, subject):
+    # the table headed three algorithms (content, collaborative, Two-Tower) above all seven scores, most of
+    # them empty: now a column for each score some item has, under its own heading
+    response = staff.get(user_page(subject.pk))
+    results = response.context["answer"].results
+    has = [name for name in results[0].scores if any(item.scores[name] is not None for item in results)]
+    assert [name for name, _ in response.context["score_columns"]] == has
+    assert "ease" not in has and {"content_based", "collaborative", "two_tower"} <= set(has)  # the world's three
+    page = response.content.decode()
+    head = page[page.index('<thead><tr><th class="num">#</th><th>Item and reasons</th>'):]
+    head = head[:head.index("</thead>")]
+    assert head.count("</th>") == 3 + len(has)
+    for label in ("Content", "Collab.", "Two-Tower"):
+        assert f'<th class="num">{label}</th>' in head
+    for row in response.context["items"]:
+        assert row.scores == [row.item.scores[name] for name in has]
