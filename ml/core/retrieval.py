@@ -41,10 +41,10 @@ class RetrievalConfig:
     kmeans_sample: int = 40_000  # items the centroids are fitted on; all are then assigned
     seed: int = 0
     # Dense components (ALS factors, Two-Tower embeddings) are searched with faiss (FaissIndex) instead:
-    # at a million ALS factors it found all of the exact top 10 in 1.3 ms, built in 11 s, where the
+    # at a million ALS factors it found all of the exact top 10 in 1.9 ms, built in 11 s, where the
     # cluster index found 0.70 in 4.6 ms, built in 72 s (bench/ann_compare.py, README "Training and serving").
     dense_items_per_list: int = 1000  # faiss inverted lists = group size / this
-    dense_probe: int = 8  # lists scanned per query
+    dense_probe: int = 16  # lists scanned per query
     dense_exact_head: float = 0.01  # share of the longest vectors scored exactly beside the lists
 
     @classmethod
