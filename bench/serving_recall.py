@@ -1,4 +1,4 @@
-"""What the cluster-index retrieval costs in quality and buys in speed, on the world bench/api_latency.py built.
+"""What the retrieval indexes cost in quality and buy in speed, on the world bench/api_latency.py built.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/latencybench .venv/bin/python bench/serving_recall.py
 
@@ -6,6 +6,12 @@ For random developers, ranks their top 10 twice in-process with the active model
 default (ml.core.retrieval.RetrievalConfig) and exactly (every item scored, z-scores over all items).
 Prints the share of the exact top 10 that the default finds (recall@10), how often the top item agrees,
 and the median time of each ranking. Writes bench/results/serving_recall.json.
+
+    .venv/bin/python bench/serving_recall.py --synthetic 100000
+
+ranks instead on a world made in memory, no database: that many items of two types (positions,
+startups) whose terms and interactions follow planted tastes, 20,000 users, the content and ALS
+components fitted on it, blended half and half, 90% of the items allowed.
 """
 import argparse
 import json
@@ -35,7 +41,12 @@ def main() -> None:
     parser.add_argument("--min-probe", type=int)
     parser.add_argument("--candidates", type=int, help="candidates per component and group")
     parser.add_argument("--items-per-cluster", type=int)
+    parser.add_argument("--dense-probe", type=int, help="faiss lists scanned per query (dense components)")
+    parser.add_argument("--dense-items-per-list", type=int)
+    parser.add_argument("--synthetic", type=int, metavar="ITEMS", help="rank on a world made in memory")
     args = parser.parse_args()
+    if args.synthetic:
+        return synthetic(args)
 
     import django
 
@@ -53,10 +64,9 @@ def main() -> None:
     if not models.ready:
         sys.exit("no content model is active: run bench/api_latency.py first")
     print(f"models loaded and indexed in {time.perf_counter() - started:.1f} s "
-          f"({len(models.item_ids):,} items, {len(models.retrieval.indexes)} cluster indexes)", flush=True)
+          f"({len(models.item_ids):,} items, {len(models.retrieval.indexes)} indexes)", flush=True)
     retrieval = models.retrieval
-    changes = {name: getattr(args, name) for name in ("probe_share", "min_probe", "candidates", "items_per_cluster")
-               if getattr(args, name) is not None}
+    changes = config_changes(args)
     if changes:
         config = replace(RetrievalConfig(), **changes)
         item_types = np.asarray([parse_item_key(key)[0] for key in models.item_ids.ids])
@@ -90,10 +100,85 @@ def main() -> None:
                "top1_agreement": round(statistics.fmean(top_agrees), 4), "min_recall": round(min(recalls), 2),
                "median_rank_ms_retrieval": round(statistics.median(fast_ms), 2),
                "median_rank_ms_exact": round(statistics.median(exact_ms), 2)}
+    write(numbers, "serving_recall.json")
+
+
+def config_changes(args) -> dict:
+    return {name: getattr(args, name) for name in ("probe_share", "min_probe", "candidates", "items_per_cluster",
+                                                   "dense_probe", "dense_items_per_list")
+            if getattr(args, name) is not None}
+
+
+def write(numbers: dict, name: str) -> None:
     print(json.dumps(numbers, indent=1))
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    (results / "serving_recall.json").write_text(json.dumps(numbers, indent=1))
+    (results / name).write_text(json.dumps(numbers, indent=1))
+
+
+def synthetic(args) -> None:
+    """Served recall@k on a world made in memory (see the module's docstring)."""
+    import scipy.sparse as sp
+
+    from ml.core.base import UserState
+    from ml.core.collaborative import CollaborativeRecommender
+    from ml.core.content import ContentRecommender
+    from ml.core.data import IdMap, InteractionData
+    from ml.core.features import ContentVocabulary
+    from ml.core.ranker import Ranker, single_threaded_blas
+    from ml.core.retrieval import Retrieval, RetrievalConfig
+
+    n_items, n_users, n_tastes = args.synthetic, 20_000, max(50, args.synthetic // 200)
+    rng = np.random.default_rng(0)
+    taste_of_item = rng.integers(n_tastes, size=n_items)
+    item_terms = [[f"skill:s{taste}", f"skill:s{(taste + rng.integers(1, 4)) % n_tastes}",
+                   f"text:w{rng.integers(3000)}", f"text:w{rng.integers(3000)}"] for taste in taste_of_item]
+    appeal = rng.lognormal(0.0, 1.0, size=n_items)
+    members = [np.flatnonzero(taste_of_item == taste) for taste in range(n_tastes)]
+    tastes = rng.integers(n_tastes, size=(n_users, 2))
+    cells = set()
+    for user, (first, second) in enumerate(tastes):
+        for taste, count in ((first, 8), (second, 4)):
+            pool = members[taste]
+            if len(pool):
+                chance = appeal[pool] / appeal[pool].sum()
+                chosen = rng.choice(pool, size=min(count, len(pool)), replace=False, p=chance)
+                cells.update((user, int(item)) for item in chosen)
+    rows, cols = np.array(sorted(cells)).T
+    vocabulary = ContentVocabulary().fit(item_terms)
+    data = InteractionData(
+        user_ids=IdMap([str(u) for u in range(n_users)]), item_ids=IdMap([str(i) for i in range(n_items)]),
+        matrix=sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items)),
+        user_content=vocabulary.transform([[f"skill:s{t}", f"skill:s{u}"] for t, u in tastes]),
+        item_content=vocabulary.transform(item_terms), content_vocab=vocabulary.terms)
+    started = time.perf_counter()
+    models = {"content_based": ContentRecommender().fit(data), "collaborative": CollaborativeRecommender().fit(data)}
+    print(f"{n_items:,} items, {n_users:,} users, {data.matrix.nnz:,} interactions; fitted in "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
+    groups = np.where(np.arange(n_items) < n_items * 4 // 5, "position", "startup")
+    started = time.perf_counter()
+    retrieval = Retrieval(models, groups, replace(RetrievalConfig(), **config_changes(args)))
+    built_s = time.perf_counter() - started
+    print(f"indexes built in {built_s:.1f} s: {sorted({type(i).__name__ for i in retrieval.indexes.values()})}; "
+          f"{retrieval.config}", flush=True)
+    exact = Retrieval.exact(models, n_items)
+    weights = {"content_based": 0.5, "collaborative": 0.5}
+    allowed = rng.random(n_items) < 0.9
+    recalls, fast_ms, exact_ms = [], [], []
+    for user in rng.choice(n_users, size=args.users, replace=False):
+        state = UserState(int(user), data.matrix[user], sp.csr_matrix((1, n_items)), data.user_content[user])
+        answers = []
+        for chosen, times in ((retrieval, fast_ms), (exact, exact_ms)):
+            ranker = Ranker(models, weights, n_items, retrieval=chosen)
+            with single_threaded_blas():
+                began = time.perf_counter()
+                answers.append(ranker.rank(state, args.k, allowed).items)
+                times.append((time.perf_counter() - began) * 1000)
+        recalls.append(len(set(answers[0]) & set(answers[1])) / max(len(answers[1]), 1))
+    write({"world": "synthetic", "config": vars(retrieval.config), "users": len(recalls), "items": n_items,
+           "index_build_s": round(built_s, 1), f"recall_at_{args.k}": round(statistics.fmean(recalls), 4),
+           "min_recall": round(min(recalls), 2), "median_rank_ms_retrieval": round(statistics.median(fast_ms), 2),
+           "median_rank_ms_exact": round(statistics.median(exact_ms), 2)}, "serving_recall_synthetic.json")
 
 
 if __name__ == "__main__":

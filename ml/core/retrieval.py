@@ -6,7 +6,9 @@ over the content vectors (4M nonzeros), the ALS factors and the Two-Tower embedd
 component's item vectors once, when the models load (spherical k-means, rows grouped by cluster); a
 query scores the cluster centroids, probes the best few clusters and scores only their items. There,
 5 ms per request finds 93% of the exact top 10 and the exact first item 98% of the time
-(bench/serving_recall.py).
+(bench/serving_recall.py). That index stays for the sparse content vectors; the dense components' vectors
+are searched with faiss's IVF-Flat (:class:`FaissIndex`), which finds more of the exact best items in
+less time at a million items (bench/ann_compare.py).
 
 Small groups (up to ``RetrievalConfig.exact_up_to`` items) are not clustered: all their items are
 candidates and serving stays exact, as it is for the demo world and the tests' catalogs.
@@ -38,6 +40,12 @@ class RetrievalConfig:
     kmeans_iterations: int = 8
     kmeans_sample: int = 40_000  # items the centroids are fitted on; all are then assigned
     seed: int = 0
+    # Dense components (ALS factors, Two-Tower embeddings) are searched with faiss (FaissIndex) instead:
+    # at a million ALS factors it found all of the exact top 10 in 1.9 ms, built in 11 s, where the
+    # cluster index found 0.70 in 4.6 ms, built in 72 s (bench/ann_compare.py, README "Training and serving").
+    dense_items_per_list: int = 1000  # faiss inverted lists = group size / this
+    dense_probe: int = 16  # lists scanned per query
+    dense_exact_head: float = 0.01  # share of the longest vectors scored exactly beside the lists
 
     @classmethod
     def exact(cls) -> RetrievalConfig:
@@ -52,8 +60,8 @@ class Retrieval:
     types, and clustering each type apart keeps a role's candidates from drowning among other types'),
     as a slice when they are one range, as the platform's are: a request then reads its part of a row
     mask as a view, where gathering an 80,000-item group's part cost 0.4 ms.
-    ``indexes``: a :class:`ClusterIndex` per (component, group) for the linear components of the groups
-    larger than ``exact_up_to``. ``stats_rows``: the items whose scores stand for all items' in z-scores
+    ``indexes``: an index per (component, group) for the linear components of the groups larger than
+    ``exact_up_to`` (:func:`index_for`). ``stats_rows``: the items whose scores stand for all items' in z-scores
     (None: all items); ``samples``: the linear components' (items, offsets) of those rows, copied once.
     """
 
@@ -64,7 +72,7 @@ class Retrieval:
         forms = {name: form for name, form in forms.items() if form is not None}
         rows_of = {group: np.flatnonzero(groups == group) for group in np.unique(groups)}
         self.group_rows = {group: _as_range(rows) for group, rows in rows_of.items()}
-        self.indexes = {(name, group): ClusterIndex(items, offsets, rows, self.config)
+        self.indexes = {(name, group): index_for(items, offsets, rows, self.config)
                         for group, rows in rows_of.items() if len(rows) > self.config.exact_up_to
                         for name, (items, offsets) in forms.items()}
         self.stats_rows = None
@@ -77,6 +85,92 @@ class Retrieval:
     @classmethod
     def exact(cls, models: dict, n_items: int) -> Retrieval:
         return cls(models, np.zeros(n_items, dtype=np.int64), RetrievalConfig.exact())
+
+
+def index_for(items, offsets: np.ndarray | None, rows: np.ndarray, config: RetrievalConfig):
+    """The index for one component's items of one group: faiss for dense vectors, the in-house cluster
+    index for sparse ones (a faiss index holds dense vectors, and the content vocabulary's tens of
+    thousands of terms would make a million items' dense copy hundreds of gigabytes)."""
+    return (ClusterIndex if sp.issparse(items) else FaissIndex)(items, offsets, rows, config)
+
+
+class FaissIndex:
+    """One dense component's vectors for the items of one group in a faiss IVF-Flat index by inner product.
+
+    The lists are fitted by spherical k-means (an item goes to the list whose unit centroid points most
+    its way); a query scans the ``n_probe`` lists whose centroids score best, exactly. An item's offset,
+    where the component has them, is an extra coordinate against a query's constant 1, so the index
+    ranks by ``vector @ query + offset``.
+
+    Clustering by direction fails the longest vectors: with ALS factors the best inner products are
+    mostly the few long ones (popular items), spread over many lists whose centroids need not score well.
+    At a million ALS factors 94% of users' exact top 10 were among the 1% longest vectors, and IVF-Flat
+    alone found 0.67 of the exact top 10 probing 4% of the lists. So the ``dense_exact_head`` share of
+    the longest vectors is scored exactly beside the lists (norm-ranging, Yan et al. 2018).
+
+    Items are added under their rows, so ``keep`` (bool per item
+    row) is the search's selector as it is, packed to a bitmap: faiss skips the rows it excludes while
+    scanning, where fetching more and filtering after would come back short whenever a user may see few
+    of the group's items (a role's open positions, say).
+    """
+
+    def __init__(self, items, offsets: np.ndarray | None, rows: np.ndarray, config: RetrievalConfig):
+        import faiss
+
+        rows = np.asarray(rows, dtype=np.int64)
+        if offsets is None:  # all-zero vectors score 0 for everyone: see ClusterIndex
+            rows = rows[_has_nonzero(items[rows])]
+        self.rows, self.has_offsets = rows, offsets is not None
+        # The longest vectors are scanned exactly, the rest through the lists (see the class docstring).
+        lengths = np.linalg.norm(self._vectors(items, offsets, rows), axis=1) if len(rows) else np.empty(0)
+        by_length = np.argsort(-lengths, kind="stable")
+        head = np.sort(by_length[:round(config.dense_exact_head * len(rows))])
+        self.head_rows = rows[head]
+        self.head_vectors = self._vectors(items, offsets, self.head_rows)
+        rows = np.delete(rows, head)
+        dims = items.shape[1] + self.has_offsets
+        n_lists = max(1, len(rows) // config.dense_items_per_list)
+        self.n_probe = min(config.dense_probe, n_lists)
+        self.index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dims), dims, n_lists, faiss.METRIC_INNER_PRODUCT)
+        self.index.cp.spherical, self.index.cp.niter, self.index.cp.seed = True, config.kmeans_iterations, config.seed
+        if not len(rows):
+            return
+        rng = np.random.default_rng(config.seed)
+        sample = np.sort(rng.choice(len(rows), size=min(len(rows), max(config.kmeans_sample, 64 * n_lists)),
+                                    replace=False))
+        self.index.train(self._vectors(items, offsets, rows[sample]))
+        for start in range(0, len(rows), 65536):  # in blocks: no second full copy of the vectors
+            block = rows[start:start + 65536]
+            self.index.add_with_ids(self._vectors(items, offsets, block), block)
+
+    def search(self, query: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
+        """Rows of the best ``n`` items allowed by ``keep`` (bool per item row) in the probed lists."""
+        import faiss
+
+        if not len(self.rows):
+            return self.rows
+        query = np.asarray(query, dtype=np.float32)
+        if self.has_offsets:
+            query = np.append(query, np.float32(1.0))
+        head_scores = self.head_vectors @ query
+        head_scores[~keep[self.head_rows]] = -np.inf
+        score_parts, found_parts = [head_scores], [self.head_rows]
+        if self.index.ntotal:
+            bitmap = np.packbits(keep, bitorder="little")  # faiss reads bit (row & 7) of byte (row >> 3)
+            selector = faiss.IDSelectorBitmap(len(keep), faiss.swig_ptr(bitmap))
+            faiss.omp_set_num_threads(1)  # this thread's searches: a request's one query runs on its own core
+            # faiss's SWIG-made stubs lack the keywords its search parameters take
+            params = faiss.SearchParametersIVF(nprobe=self.n_probe, sel=selector)  # type: ignore[call-arg]
+            listed_scores, listed = self.index.search(query[None, :], n, params=params)
+            score_parts.append(np.where(listed[0] >= 0, listed_scores[0], -np.inf))
+            found_parts.append(listed[0])
+        scores, found = np.concatenate(score_parts), np.concatenate(found_parts)
+        return found[top_k(scores, n)[0]]  # finite scores only: neither a left-out item nor faiss's padding
+
+    @staticmethod
+    def _vectors(items, offsets, rows) -> np.ndarray:
+        vectors = np.asarray(items[rows], dtype=np.float32)
+        return vectors if offsets is None else np.hstack([vectors, offsets[rows, None].astype(np.float32)])
 
 
 class ClusterIndex:

@@ -1,8 +1,9 @@
-"""Serving with cluster indexes: exact where a group is small, close to exact where it is clustered.
+"""Serving with retrieval indexes: exact where a group is small, close to exact where it is indexed.
 
 The world: 4,000 items of two types whose content and interactions follow 40 planted tastes, with real
 content and ALS components. Exact ranking must equal the plain blend of per-user z-scores over all
-items; retrieval must find most of the exact top 10 while scoring a fraction of the items.
+items; retrieval must find most of the exact top 10 while scoring a fraction of the items. The sparse
+content vectors are searched by the in-house cluster index, the dense ones by faiss (IVF-Flat).
 """
 from dataclasses import replace
 
@@ -16,7 +17,7 @@ from ml.core.content import ContentRecommender
 from ml.core.data import IdMap, InteractionData
 from ml.core.features import ContentVocabulary
 from ml.core.ranker import Ranker
-from ml.core.retrieval import ClusterIndex, Retrieval, RetrievalConfig
+from ml.core.retrieval import ClusterIndex, FaissIndex, Retrieval, RetrievalConfig
 from ml.core.tuning import zscore
 
 N_USERS, N_ITEMS, N_TASTES = 400, 4000, 40
@@ -136,3 +137,107 @@ def test_items_a_component_has_no_opinion_on_are_left_out_of_its_index():
 
     nothing = ClusterIndex(np.zeros((5, 4), np.float32), None, np.arange(5), SMALL_INDEX)
     assert len(nothing.search(vectors[0], np.ones(5, bool), n=3)) == 0
+
+
+def test_each_component_gets_the_index_for_its_kind_of_vectors(world):
+    _, models, groups = world
+    retrieval = Retrieval(models, groups, SMALL_INDEX)
+    assert isinstance(retrieval.indexes["content_based", "position"], ClusterIndex)  # sparse TF-IDF
+    assert isinstance(retrieval.indexes["collaborative", "position"], FaissIndex)  # dense ALS factors
+
+
+def test_groups_no_larger_than_the_exact_limit_are_ranked_exactly(world):
+    data, models, groups = world
+    default = Retrieval(models, groups)  # 2,000 items per type, under RetrievalConfig.exact_up_to
+    assert not default.indexes
+    for user in (6, 7):
+        assert list(ranked(data, models, default, user).items) == list(ranked(data, models, None, user).items)
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    """20,000 vectors around 50 directions with long-tailed norms (as ALS factors have), and queries
+    like them."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(50, 32)).astype(np.float32)
+    vectors = centres[rng.integers(50, size=20_000)] + 0.4 * rng.normal(size=(20_000, 32)).astype(np.float32)
+    vectors *= rng.lognormal(0.0, 0.5, size=(20_000, 1)).astype(np.float32)
+    queries = centres[rng.integers(50, size=40)] + 0.4 * rng.normal(size=(40, 32)).astype(np.float32)
+    return vectors.astype(np.float32), queries.astype(np.float32)
+
+
+DENSE = replace(SMALL_INDEX, dense_items_per_list=200, dense_probe=10)  # 100 lists, a tenth probed
+
+
+def exact_best(vectors, offsets, query, keep, n):
+    scores = vectors @ query + (0 if offsets is None else offsets)
+    scores[~keep] = -np.inf
+    return np.argsort(-scores, kind="stable")[:n]
+
+
+def test_the_faiss_index_finds_the_exact_best_items_of_clustered_vectors(clustered):
+    vectors, queries = clustered
+    index = FaissIndex(vectors, None, np.arange(len(vectors)), DENSE)
+    assert len(index.head_rows) == 200  # the 1% longest, scored exactly; the rest in 19,800 / 200 lists
+    assert index.index.nlist == 99 and index.n_probe == 10
+    everything = np.ones(len(vectors), bool)
+    recalls = [len(set(index.search(q, everything, 10)) & set(exact_best(vectors, None, q, everything, 10))) / 10
+               for q in queries]
+    assert np.mean(recalls) >= 0.95
+
+    index.n_probe = index.index.nlist  # every list scanned: exactly the best, best first
+    for q in queries[:5]:
+        np.testing.assert_array_equal(index.search(q, everything, 10), exact_best(vectors, None, q, everything, 10))
+
+
+def test_the_faiss_index_returns_only_kept_items_even_when_few_are_kept(clustered):
+    vectors, queries = clustered
+    index = FaissIndex(vectors, None, np.arange(len(vectors)), replace(DENSE, dense_probe=100))
+    rng = np.random.default_rng(4)
+    keep = rng.random(len(vectors)) < 0.5
+    keep[exact_best(vectors, None, queries[0], np.ones(len(vectors), bool), 20)] = False  # its best are seen
+    found = index.search(queries[0], keep, 30)
+    assert keep[found].all()
+    np.testing.assert_array_equal(found, exact_best(vectors, None, queries[0], keep, 30))
+
+    few = np.zeros(len(vectors), bool)
+    few[[5, 500, 5000]] = True  # a filter applied while scanning: all three, however poor their scores
+    assert sorted(index.search(queries[0], few, 10)) == [5, 500, 5000]
+
+
+def test_the_faiss_index_ranks_by_score_plus_offset(clustered):
+    vectors, queries = clustered
+    offsets = np.random.default_rng(5).normal(scale=3.0, size=len(vectors)).astype(np.float32)
+    index = FaissIndex(vectors, offsets, np.arange(len(vectors)), replace(DENSE, dense_probe=100))
+    everything = np.ones(len(vectors), bool)
+    for q in queries[:5]:
+        np.testing.assert_array_equal(index.search(q, everything, 10), exact_best(vectors, offsets, q, everything, 10))
+
+
+def test_the_faiss_index_searches_only_its_groups_rows_and_leaves_out_all_zero_vectors(clustered):
+    vectors, queries = clustered
+    vectors = vectors.copy()
+    vectors[:1000] = 0.0  # items no user interacted with: ALS has no opinion on them
+    rows = np.arange(0, 10_000)  # one group's rows
+    index = FaissIndex(vectors, None, rows, replace(DENSE, dense_probe=100))
+    assert sorted(index.rows) == list(range(1000, 10_000))
+    found = index.search(queries[0], np.ones(len(vectors), bool), 9000)
+    assert sorted(found) == list(range(1000, 10_000))
+
+    nothing = FaissIndex(np.zeros((5, 4), np.float32), None, np.arange(5), DENSE)
+    assert len(nothing.search(queries[0][:4], np.ones(5, bool), n=3)) == 0
+
+
+def test_the_longest_vectors_are_found_however_few_lists_are_probed(clustered):
+    vectors, queries = clustered
+    vectors = vectors.copy()
+    long_ones = np.random.default_rng(6).choice(len(vectors), size=20, replace=False)
+    vectors[long_ones] *= 30.0  # popular items: long ALS factors in any direction
+    index = FaissIndex(vectors, None, np.arange(len(vectors)), replace(DENSE, dense_probe=1))
+    assert set(long_ones) <= set(index.head_rows)
+    everything = np.ones(len(vectors), bool)
+    for item in long_ones[:5]:
+        q = vectors[item] / 30.0  # a user whose taste is that item's
+        best = exact_best(vectors, None, q, everything, 3)
+        assert set(best) & set(long_ones)
+        np.testing.assert_array_equal(index.search(q, everything, 3), best)
