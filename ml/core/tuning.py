@@ -86,12 +86,15 @@ def select_on_validation(makers: list[Maker], fold: InteractionData, heldout: sp
                          progress: ProgressCallback | None = None) -> tuple[Maker, Recommender, float]:
     """(maker, model fitted on ``fold``, NDCG@k on ``heldout``) of the best setting; one setting is not scored."""
     best: tuple[Maker, Recommender, float] | None = None
-    for make in makers:
-        model = make().fit(fold, progress=progress)
+    for n, make in enumerate(makers, start=1):
+        model = make()
+        if progress and len(makers) > 1:  # which setting the fit's own progress belongs to
+            progress("fitting", {"algorithm": model.name, "setting": n, "settings": len(makers)})
+        model = model.fit(fold, progress=progress)
         ndcg = heldout_ndcg(model, fold, heldout, k) if len(makers) > 1 else float("nan")
         if progress and len(makers) > 1:
             progress("setting", {"algorithm": model.name, "config": str(getattr(model, "config", "")),
-                                 "validation_ndcg": ndcg})
+                                 "validation_ndcg": ndcg, "setting": n, "settings": len(makers)})
         if best is None or ndcg > best[2]:
             best = (make, model, ndcg)
     return best
