@@ -14,6 +14,12 @@ class Algorithm(models.TextChoices):
     RP3BETA = "rp3beta", "RP3beta"
 
 
+def algorithm_label(name: str) -> str:
+    """An algorithm's name as people read it ("Two-Tower", "Content-based"), popularity's and the blend's too."""
+    labels = {**dict(Algorithm.choices), POPULARITY: "Popularity", "hybrid": "Hybrid"}
+    return str(labels.get(name) or name.replace("_", " ").capitalize())
+
+
 class Trigger(models.TextChoices):
     API = "api", "API"
     BEAT = "beat", "Schedule"
@@ -65,7 +71,12 @@ class ModelVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.algorithm} v{self.version} ({self.status})"
+        return f"{algorithm_label(self.algorithm)} v{self.version} ({self.status})"
+
+    @property
+    def label(self) -> str:
+        """"Two-Tower v3": the version as messages and pages name it."""
+        return f"{algorithm_label(self.algorithm)} v{self.version}"
 
 
 class TrainingRun(models.Model):

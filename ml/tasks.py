@@ -2,9 +2,17 @@
 
 The Two-Tower goes to queue ``gpu`` (a worker with CUDA uses it), the others to ``default``. A run
 that asks for both is a chain: the default-queue part first, then the GPU part closes the run.
+
+With no broker configured (development, ``make demo``) a run trains on a thread of the process that asked
+for it, and the request answers at once all the same (``enqueue``).
 """
+import logging
+import threading
+import uuid
+
 from celery import chain, shared_task
 from django.conf import settings
+from django.db import connection as db_connection
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
@@ -15,6 +23,7 @@ from . import training
 from .models import Algorithm, TrainingRun
 
 GPU_ALGORITHMS = {Algorithm.TWO_TOWER}
+logger = logging.getLogger(__name__)
 
 
 # A part that loses the database is sent again, after 5 s, 10 s, 20 s (each shortened at random, so that
@@ -76,15 +85,17 @@ def broker_reachable(url: str) -> None:
 
 
 def enqueue(run: TrainingRun) -> TrainingRun:
-    """Send the run to the broker; when the broker is unreachable the run is failed and 503 raised.
+    """Send the run to the broker; when the broker is unreachable the run is failed and 503 raised. With no
+    broker configured the run trains on a thread of this process (``train_in_background``); either way the
+    caller answers at once.
 
     The broker is the one settings name now, reached through a connection opened for this call, so no
     pooled connection or producer from earlier calls can stand in for it.
     """
-    signature = signature_for(run)
     if not settings.CELERY_BROKER_URL:  # none configured (development): the run trains in this process
-        result = signature.apply()
+        task_id = train_in_background(run)
     else:
+        signature = signature_for(run)
         try:
             with broker_connection(settings.CELERY_BROKER_URL) as connection:
                 connection.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)
@@ -93,11 +104,40 @@ def enqueue(run: TrainingRun) -> TrainingRun:
             training.training_run_fail(run=run, error=f"Broker unreachable: {type(exc).__name__}: {exc}")
             raise ServiceUnavailable("The task broker is unreachable; training was not queued. Try again later.") \
                 from exc
+        task_id = result.id
     run.refresh_from_db()
     if not run.celery_task_id:
-        TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=result.id)
-        run.celery_task_id = result.id
+        TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=task_id)
+        run.celery_task_id = task_id
     return run
+
+
+def train_in_background(run: TrainingRun) -> str:
+    """Train ``run`` without a broker, on a thread of this process (a daemon: a server stopped mid-run leaves
+    the run to release_stale_runs, as a worker that died would); returns the id it is known by. The caller
+    answers at once, and the run's status and progress say how it goes. One part for all its algorithms:
+    the queues' split puts the Two-Tower on a GPU worker, and here every algorithm trains in one process.
+
+    Inside a transaction (a test's, or a caller's own) a thread could not see the run, which is not committed
+    yet: the run then trains here and now, before this returns, as it did before runs had threads.
+    """
+    task_id = str(uuid.uuid4())
+    signature = train_algorithms.si(run.pk, list(run.algorithms), finish=True)
+    TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=task_id)
+    if db_connection.in_atomic_block:
+        signature.apply()
+        return task_id
+
+    def train() -> None:
+        try:
+            signature.apply()
+        except Exception:  # the task records its own failures on the run; this is what escaped even that
+            logger.exception("training run %s: its background thread failed", run.pk)
+        finally:
+            db_connection.close()  # the thread's own connection, which nothing else will close
+
+    threading.Thread(target=train, name=f"training-run-{run.pk}", daemon=True).start()
+    return task_id
 
 
 def training_run_request(*, algorithms: list[str], force_retrain: bool, trigger: str,

@@ -36,13 +36,14 @@ from ml.core import data as engine_data
 from ml.core import features
 from ml.core.base import META_FILE, Recommender
 from ml.core.data import EngineError
-from ml.core.registry import TWO_TOWER, load_component
+from ml.core.registry import POPULARITY, load_component
 from ml.core.tuning import Tuned
 from profiles.models import Developer, Founder, Interaction, Investor, Position, Startup
 from recsys_site.exceptions import Conflict, DomainError
 
 from . import artifacts, evaluation
 from .models import Algorithm, ModelVersion, TrainingRun
+from .progress import RunProgress
 from .services import model_version_activate
 
 logger = logging.getLogger(__name__)
@@ -207,7 +208,8 @@ def training_run_execute(*, run_id: int, algorithms: list[str], finish: bool = T
     every algorithm the run trained, the set measured as served and activated unless worse, the lock freed);
     without it the run is queued again for its next part (the Two-Tower, on another queue).
 
-    ``progress(algorithm, event, info)`` also hears every engine event (a console, say). A failure is
+    The run's progress is recorded phase by phase (ml.progress); ``progress(algorithm, event, info)`` also
+    hears every engine event and each phase as it begins and ends (a console, say). A failure is
     recorded on the run and the active versions keep serving; with ``raise_database_blips`` a
     DATABASE_BLIPS error is raised instead, the run left running for the caller's next attempt (whose
     retry starts the part afresh: what the broken attempt left of it is failed first).
@@ -223,7 +225,7 @@ def training_run_execute(*, run_id: int, algorithms: list[str], finish: bool = T
         with _Heartbeat(run_id):
             fingerprint = data_fingerprint()
             TrainingRun.objects.filter(pk=run_id).update(data_fingerprint=fingerprint)
-            _train_part(run_id, algorithms, fingerprint, finish, _progress(run_id, progress))
+            _train_part(run_id, algorithms, fingerprint, finish, _recorder(run_id, progress))
     except Exception as exc:  # any failure is the run's, recorded for the operator; serving carries on
         _drop_broken_connection()
         if raise_database_blips and isinstance(exc, DATABASE_BLIPS):
@@ -263,9 +265,14 @@ def _drop_broken_connection() -> None:
         connection.close_if_unusable_or_obsolete()
 
 
-def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bool, report) -> None:
+def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bool, report: RunProgress) -> None:
     """One part of a run: tune and fit ``algorithms`` (versions, and held-out models for the evaluation);
-    with ``finish``, also tune the weights over the whole run's algorithms, measure the set and activate it."""
+    with ``finish``, also tune the weights over the whole run's algorithms, measure the set and activate it.
+    Each phase is named to ``report`` as it begins (ml.progress.PHASES)."""
+    fitting = ["reading", "validation", "holdout_validation", "final_fit", "holdout_fit"]
+    # without ``finish`` the run's next part (the Two-Tower's queue) goes through them all again, and measures
+    report.plan([*fitting, "measuring"] if finish else fitting, later=[] if finish else [*fitting, "measuring"])
+    report.begin("reading")
     snapshot = evaluation.platform_snapshot()
     data = snapshot.data.validate()
     mine = []
@@ -279,20 +286,26 @@ def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bo
     earlier = {v.algorithm: v for v in ModelVersion.objects.filter(training_run_id=run_id,
                                                                     status=ModelVersion.Status.READY)}
     if not mine and not (finish and earlier):
+        report.end()
         return
     versions = {algorithm: _new_version(run_id, algorithm, data, fingerprint) for algorithm in mine}
     earlier_held_out = _earlier_held_out_models(run_id, earlier, outer.train)
     inner = evaluation.time_split(outer.train, outer.train_events)  # validation within the holdout's earlier part
     names = [*earlier, *mine]
+    tuned_names = [*names, POPULARITY]  # tuning gives popularity a weight too (evaluation.tune_on)
+    report.begin("validation", tuned_names)
     report("tuning", {"algorithm": "hybrid", "split": "validation", "algorithms": names})
     tuned = evaluation.tune_on(outer, names, snapshot,
                                {a: evaluation.setting_of(a, v.config) for a, v in earlier.items()}, report)
+    report.begin("holdout_validation", tuned_names)
     report("tuning", {"algorithm": "hybrid", "split": "holdout's validation", "algorithms": names})
     tuned_for_holdout = evaluation.tune_on(
         inner, names, snapshot,
         {a: evaluation.setting_of(a, evaluation.config_of(m)) for a, m in earlier_held_out.items()}, report)
+    report.begin("final_fit", mine)
     for algorithm in mine:
         _fit_version(versions[algorithm], evaluation.chosen_maker(tuned, algorithm), data, report)
+    report.begin("holdout_fit", mine)
     held_out, failed = evaluation.fit_holdout_models(tuned_for_holdout, mine, outer.train, tuned.fold_models, report)
     path = evaluation.holdout_dir(run_id)
     for algorithm, model in held_out.items():
@@ -301,8 +314,10 @@ def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bo
         artifacts.write_manifest(path / algorithm)
         artifacts.publish(path / algorithm)  # the run's next part, or the evaluation, may run on another machine
     if finish:
+        report.begin("measuring")
         held_out |= earlier_held_out
         _finish_set(run_id, snapshot, outer, held_out, tuned, tuned_for_holdout, failed, report)
+    report.end()
 
 
 def _earlier_held_out_models(run_id: int, versions: dict[str, ModelVersion], train) -> dict[str, Recommender]:
@@ -356,7 +371,7 @@ class PeakMemory:
         return round(self._peak / 2**20, 1)
 
 
-def _fit_version(version: ModelVersion, make, data, report) -> None:
+def _fit_version(version: ModelVersion, make, data, report: RunProgress) -> None:
     """Fit the chosen setting on all the data and save it: the version is ready (activated with its set)."""
     started = time.perf_counter()
     with PeakMemory() as memory:
@@ -372,6 +387,8 @@ def _fit_version(version: ModelVersion, make, data, report) -> None:
     version.training_seconds = time.perf_counter() - started  # unrounded: a small fit takes milliseconds
     version.device, version.config = _device_of(model), evaluation.config_of(model)
     version.save()
+    report.fitted(version.algorithm, seconds=version.training_seconds, peak_memory_mb=version.peak_memory_mb,
+                  device=version.device)
 
 
 def _finish_set(run_id: int, snapshot, outer, held_out: dict[str, Recommender], tuned: Tuned,
@@ -380,9 +397,10 @@ def _finish_set(run_id: int, snapshot, outer, held_out: dict[str, Recommender], 
     run = TrainingRun.objects.get(pk=run_id)
     failed = {**tuned.validation.get("failed", {}),
               **{name: f"on the holdout's earlier events: {why}" for name, why in failed.items()}}
+    k = tuned.validation.get("k")
     run.tuned = {"weights": {name: round(w, 4) for name, w in tuned.weights.items()},
                  "by_role": tuned.weights_by_group,
-                 "validation_ndcg": _rounded(tuned.validation.get("ndcg")), "k": tuned.validation.get("k"),
+                 "validation_ndcg": _rounded(tuned.validation.get("ndcg")), "k": None if k is None else int(k),
                  "settings": tuned.validation.get("settings", {}), "failed": failed}
     run.served, alone = _measure(run_id, snapshot, outer, held_out, tuned_for_holdout, report)
     for version in ModelVersion.objects.filter(training_run=run, status=ModelVersion.Status.READY):
@@ -397,11 +415,23 @@ def _finish_set(run_id: int, snapshot, outer, held_out: dict[str, Recommender], 
 
 def _record_metrics(version: ModelVersion, metrics: dict) -> None:
     """The version's metrics, on its row and in its artifact (which describes itself: ml.core.base)."""
+    metrics = whole_counts(metrics)
     version.metrics = metrics
     version.save(update_fields=["metrics"])
     path = artifacts.ensure_local(Path(version.artifact_path))  # an earlier part may have saved it elsewhere
     meta = json.loads((path / META_FILE).read_text())
     artifacts.rewrite_file(path, META_FILE, json.dumps({**meta, "metrics": metrics}, indent=1))
+
+
+# Metrics that count (users, the cut-off, events, items): integers, whatever arithmetic made them.
+COUNT_KEYS = frozenset({"users", "k", "events", "items", "held_out_events"})
+
+
+def whole_counts(metrics: dict) -> dict:
+    """``metrics`` with its counts as integers (249, not 249.0), nested dicts too."""
+    return {key: whole_counts(value) if isinstance(value, dict)
+            else int(value) if key in COUNT_KEYS and isinstance(value, float) and value.is_integer()
+            else value for key, value in metrics.items()}
 
 
 def _measure(run_id: int, snapshot, outer, held_out: dict[str, Recommender], tuned: Tuned,
@@ -420,7 +450,8 @@ def _measure(run_id: int, snapshot, outer, held_out: dict[str, Recommender], tun
     _remove_other_runs_files(run_id)
     oracle, _ = evaluation.demo_oracle()
     report("evaluating", {"algorithm": "hybrid", "users": len(models.holdout.users)})
-    return evaluation.served_evaluation(models, tuned.weights, oracle, tuned.weights_by_group), models.alone()
+    served = evaluation.served_evaluation(models, tuned.weights, oracle, tuned.weights_by_group)
+    return whole_counts(served), models.alone()
 
 
 def _remove_other_runs_files(run_id: int) -> None:
@@ -472,30 +503,18 @@ def _rounded(value) -> float | None:
     return None if value is None else round(float(value), 5)
 
 
-def _progress(run_id: int, echo: Callable[[str, str, dict], None] | None = None):
-    """A progress callback that writes each epoch's losses to the run (and tells ``echo`` every event,
-    with the algorithm it concerns: the event's own, or the Two-Tower's for epochs, which only it reports)."""
-    def report(event: str, info: dict) -> None:
-        algorithm = info.get("algorithm") or (TWO_TOWER if event == "epoch" else "")
-        if echo:
-            echo(algorithm, event, info)
-        if event != "epoch":
-            return
-
-        def record(run: TrainingRun) -> None:
-            if run.progress.get("algorithm") != algorithm or info.get("epoch", 0) <= run.progress.get("epoch", 0):
-                run.progress = {"algorithm": algorithm, "train_loss": [], "val_loss": []}
-            run.progress.update(epoch=info.get("epoch"), epochs=info.get("epochs"))
-            run.progress["train_loss"].append(info.get("train_loss"))
-            run.progress["val_loss"].append(info.get("val_loss"))
+def _recorder(run_id: int, echo: Callable[[str, str, dict], None] | None = None) -> RunProgress:
+    """The run's progress recorder (ml.progress), carrying on what an earlier part of the run recorded; it
+    also tells ``echo`` every event."""
+    def save(progress: dict) -> None:
         try:
-            _update_run(run_id, record)
+            _update_run(run_id, lambda run: setattr(run, "progress", progress))
         except DATABASE_BLIPS as exc:
-            # An epoch's losses are for watching the run: one lost to a blip is skipped. Raised, it would fail
-            # the fit that reported it, which tuning counts as the component failing on the data.
-            logger.warning("training run %s: an epoch's progress was not recorded: %s", run_id, exc)
+            # Progress is for watching the run: a write lost to a blip is skipped (the next one carries it).
+            # Raised, it would fail the fit that reported it, which tuning counts as the component failing.
+            logger.warning("training run %s: its progress was not recorded: %s", run_id, exc)
             _drop_broken_connection()
-    return report
+    return RunProgress(TrainingRun.objects.get(pk=run_id).progress, save, echo)
 
 
 def _update_run(run_id: int, change) -> None:

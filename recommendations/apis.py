@@ -97,9 +97,11 @@ class TrainApi(APIView):
             return Response({"status": "up_to_date", "model_versions": queued.active_versions,
                              "detail": "Nothing changed since these algorithms were last trained; nothing was "
                                        "queued. Send force_retrain: true to train anyway."})
+        # Answered at once, the broker or (without one) a thread of this process training the run: its status
+        # is as it stands now ("queued", or "running" when its thread has begun), status_url follows it.
         url = reverse("training-run-detail", args=[queued.run.pk], request=request)
-        return Response({"training_run_id": queued.run.pk, "task_id": queued.run.celery_task_id, "status": "queued",
-                         "status_url": url}, status=status.HTTP_202_ACCEPTED)
+        return Response({"training_run_id": queued.run.pk, "task_id": queued.run.celery_task_id,
+                         "status": queued.run.status, "status_url": url}, status=status.HTTP_202_ACCEPTED)
 
 
 class TrainingRunListApi(ListAPIView):

@@ -12,13 +12,18 @@ from matplotlib.dates import AutoDateLocator, DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-TRAIN_COLOUR, VALIDATION_COLOUR = "#2563eb", "#ea580c"
+from ml.models import algorithm_label
+
+TRAIN_COLOUR, VALIDATION_COLOUR, LR_COLOUR, BEST_COLOUR = "#2563eb", "#ea580c", "#64748b", "#15803d"
+ALGORITHM_COLOURS = ("#2563eb", "#ea580c", "#15803d", "#9333ea", "#db2777", "#0891b2")
 # Served beside its floor (popularity) and, on a demo world, its ceiling (the oracle).
 SERVED_RANKINGS = (("metrics", "served", "#2563eb"), ("popularity", "popularity", "#94a3b8"),
                    ("oracle", "oracle", "#15803d"))
-# Metrics on a 0-1 scale share one axis; novelty is in bits (often 5 or more) and would flatten the rest,
-# so it stays in the table beside the chart.
-CHARTED_METRICS = ["ndcg", "precision", "recall", "map", "hit", "mrr", "coverage", "diversity"]
+# The held-out metrics charted, each in a panel of its own scale; novelty (in bits) stays in the table.
+CHARTED_METRICS = ["ndcg", "recall", "mutual", "precision", "map", "hit", "mrr", "coverage", "diversity", "gini"]
+METRIC_TITLES = {"ndcg": "NDCG@10", "recall": "recall@10", "mutual": "mutual matches@10", "precision": "precision@10",
+                 "map": "MAP@10", "hit": "hit rate@10", "mrr": "MRR@10", "coverage": "coverage",
+                 "diversity": "diversity", "gini": "exposure Gini (lower: more even)"}
 # The online rates plotted over time, each in its own panel: a conversion rate is a tenth of a click rate, and
 # on one axis its changes would be invisible.
 ONLINE_RATES = (("click_rate", "click rate"), ("positive_rate", "positive rate"),
@@ -31,52 +36,111 @@ VARIANT_COLOURS = ("#2563eb", "#ea580c", "#15803d", "#9333ea", "#db2777", "#0891
 
 
 def loss_curves_png(curves: dict[str, dict]) -> bytes:
-    """One panel per algorithm of its train and validation loss per epoch.
+    return _png(loss_curves_figure(curves))
 
-    ``curves`` maps an algorithm to ``{"train_loss": [...], "val_loss": [...]}`` (a run's progress).
+
+def loss_curves_figure(curves: dict[str, dict]) -> Figure:
+    """One panel per fit of its train and validation loss per epoch, the learning rate each epoch trained at
+    (grey steps, right axis) and the best epoch (the one whose weights the fit kept) marked.
+
+    ``curves`` maps a panel's title to ``{"train_loss": [...], "val_loss": [...], "lr": [...], "best_epoch"}``
+    (a run's progress, ml.progress.loss_fits; lr and best_epoch may be missing in older runs).
     """
-    figure = Figure(figsize=(6.4, 3.2 * len(curves)), dpi=100, layout="constrained")
-    for axes, (algorithm, losses) in zip(figure.subplots(len(curves), 1, squeeze=False)[:, 0], curves.items(),
-                                         strict=True):
+    columns = 2 if len(curves) > 1 else 1
+    rows = -(-len(curves) // columns)
+    figure = Figure(figsize=(6.4 * columns, 3.3 * rows), dpi=100, layout="constrained")
+    panels = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axes, (title, losses) in zip(panels, curves.items(), strict=False):
         for key, label, colour in (("train_loss", "train", TRAIN_COLOUR),
                                    ("val_loss", "validation", VALIDATION_COLOUR)):
             points = [(epoch, loss) for epoch, loss in enumerate(losses.get(key) or [], start=1) if loss is not None]
             if points:
                 axes.plot(*zip(*points, strict=True), marker="o", markersize=3, label=label, color=colour)
-        axes.set_title(f"{algorithm}: loss per epoch")
+        best = losses.get("best_epoch")
+        validation = losses.get("val_loss") or []
+        if best and best <= len(validation) and validation[best - 1] is not None:
+            axes.axvline(best, color=BEST_COLOUR, linestyle=":", linewidth=1.2)
+            axes.annotate(f"best epoch {best}\n{validation[best - 1]:.4f}", (best, validation[best - 1]),
+                          xytext=(6, 10), textcoords="offset points", fontsize=8, color=BEST_COLOUR)
+        axes.set_title(title, fontsize=10)
         axes.set_xlabel("epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel("loss")
         axes.grid(alpha=0.3)
-        axes.legend()
-    return _png(figure)
+        rates = [(epoch, lr) for epoch, lr in enumerate(losses.get("lr") or [], start=1) if lr]
+        handles, labels = axes.get_legend_handles_labels()
+        if rates:
+            rate_axes = axes.twinx()
+            line, = rate_axes.step(*zip(*rates, strict=True), where="mid", color=LR_COLOUR, linewidth=1.2,
+                                   linestyle="--", label="learning rate")
+            values = {lr for _, lr in rates}
+            if max(values) > min(values) * 1.01:
+                rate_axes.set_yscale("log")
+            else:  # a constant rate: one tick, its value, and the line at mid-height
+                rate_axes.set_ylim(0, 2 * max(values))
+                rate_axes.set_yticks([max(values)])
+            rate_axes.set_ylabel("learning rate", color=LR_COLOUR, fontsize=8)
+            rate_axes.tick_params(axis="y", labelsize=7, colors=LR_COLOUR)
+            handles, labels = [*handles, line], [*labels, "learning rate"]
+        axes.legend(handles, labels, fontsize="small", loc="upper right")
+    for axes in panels[len(curves):]:
+        axes.set_visible(False)
+    return figure
 
 
-def metrics_png(versions: list[tuple[str, int, dict]]) -> bytes:
-    """Grouped bars, one panel per algorithm: each 0-1 held-out metric for each of its versions.
+def metrics_png(versions: list[tuple[str, int, dict]], highlight: tuple[str, int] | None = None) -> bytes:
+    return _png(metrics_figure(versions, highlight))
 
-    ``versions`` holds ``(algorithm, version, metrics)``, in the order the bars should appear.
+
+def metrics_figure(versions: list[tuple[str, int, dict]], highlight: tuple[str, int] | None = None) -> Figure:
+    """One panel per held-out metric, each scaled to its own values: a bar per version, coloured by algorithm,
+    its value written beside it (NDCG of 0.12 and 0.13 read apart, where one 0-1 axis for every metric
+    would squash them). ``highlight`` (algorithm, version) is drawn darker and named in bold.
+
+    ``versions`` holds ``(algorithm, version, metrics)``, in the order the bars should appear (top first).
     """
-    by_algorithm: dict[str, list[tuple[int, dict]]] = {}
-    for algorithm, version, metrics in versions:
-        by_algorithm.setdefault(algorithm, []).append((version, metrics))
-    figure = Figure(figsize=(11, 2.9 * len(by_algorithm)), dpi=100, layout="constrained")
-    for axes, (algorithm, rows) in zip(figure.subplots(len(by_algorithm), 1, squeeze=False)[:, 0],
-                                       by_algorithm.items(), strict=True):
-        names = [m for m in CHARTED_METRICS if any(_number(metrics.get(m)) is not None for _, metrics in rows)]
-        width = 0.8 / len(rows)
-        for n, (version, metrics) in enumerate(rows):
-            heights = [_number(metrics.get(name)) or 0.0 for name in names]
-            axes.bar([i + n * width for i in range(len(names))], heights, width, label=f"v{version}")
-        axes.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names)
-        axes.set_title(f"{algorithm}: held-out metrics @10 by version")
-        axes.grid(axis="y", alpha=0.3)
-        axes.set_ylim(0, 1)
-        axes.legend(title="version", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _png(figure)
+    names = [m for m in CHARTED_METRICS if any(_number(metrics.get(m)) is not None for *_, metrics in versions)]
+    columns = min(len(names), 3) or 1
+    rows = -(-len(names) // columns) or 1
+    height = 0.22 * len(versions) + 0.9
+    figure = Figure(figsize=(3.4 * columns + 1.5, height * rows + 0.3), dpi=100, layout="constrained")
+    panels = figure.subplots(rows, columns, squeeze=False)
+    colours = {algorithm: ALGORITHM_COLOURS[n % len(ALGORITHM_COLOURS)]
+               for n, algorithm in enumerate(dict.fromkeys(a for a, *_ in versions))}
+    labels = [f"{algorithm_label(algorithm)} v{version}" for algorithm, version, _ in versions]
+    positions = list(range(len(versions)))[::-1]  # the first version on top
+    for index, axes in enumerate(panels.ravel()):
+        if index >= len(names):
+            axes.set_visible(False)
+            continue
+        name = names[index]
+        values = [_number(metrics.get(name)) for *_, metrics in versions]
+        shown = [v for v in values if v is not None]
+        top = max(shown, default=0.0) or 1.0
+        bar_colours = [colours[algorithm] for algorithm, *_ in versions]
+        alphas = [1.0 if highlight in (None, (a, v)) else 0.45 for a, v, _ in versions]
+        bars = axes.barh(positions, [v or 0.0 for v in values], color=bar_colours, height=0.7)
+        for bar, alpha in zip(bars, alphas, strict=True):
+            bar.set_alpha(alpha)
+        axes.bar_label(bars, labels=["—" if v is None else f"{v:.3f}" for v in values], padding=2, fontsize=8)
+        axes.set_xlim(0, top * 1.3)  # room for the values written beside the bars
+        axes.set_title(METRIC_TITLES.get(name, name), fontsize=10)
+        axes.grid(axis="x", alpha=0.3)
+        axes.tick_params(axis="x", labelsize=7)
+        axes.set_yticks(positions, labels if index % columns == 0 else [""] * len(labels), fontsize=8)
+        if highlight is not None and index % columns == 0:
+            for tick, (algorithm, version, _) in zip(axes.get_yticklabels(), versions, strict=True):
+                if (algorithm, version) == highlight:
+                    tick.set_fontweight("bold")
+    figure.suptitle("Held-out metrics @10 of each version served alone (each panel on its own scale)", fontsize=10)
+    return figure
 
 
 def served_png(served: dict) -> bytes:
+    return _png(served_figure(served))
+
+
+def served_figure(served: dict) -> Figure:
     """NDCG@10 of the served ranking, popularity and the oracle side by side: one panel for all users and
     each role, one for each segment (cold, light, heavy), every group labelled with its users.
 
@@ -85,10 +149,11 @@ def served_png(served: dict) -> bytes:
     """
     figure = Figure(figsize=(11, 3.6), dpi=100, layout="constrained")
     by_role, by_segment = figure.subplots(1, 2, width_ratios=[4, 3])
-    _served_panel(by_role, served, [("all", "all")] + [("by_role", r) for r in served["metrics"]["by_role"]],
+    _served_panel(by_role, served, [("all", "all")] + [("by_role", r) for r in served["metrics"].get("by_role", {})],
                   "by role")
-    _served_panel(by_segment, served, [("by_segment", s) for s in served["metrics"]["by_segment"]], "by segment")
-    return _png(figure)
+    _served_panel(by_segment, served, [("by_segment", s) for s in served["metrics"].get("by_segment", {})],
+                  "by segment")
+    return figure
 
 
 def _served_panel(axes, served: dict, groups: list[tuple[str, str]], title: str) -> None:
@@ -99,14 +164,16 @@ def _served_panel(axes, served: dict, groups: list[tuple[str, str]], title: str)
         heights = [_ndcg(served[key], part, name) for part, name in groups]
         bars = axes.bar([i + n * width for i in range(len(groups))], [h or 0.0 for h in heights], width,
                         label=label, color=colour)
-        axes.bar_label(bars, labels=["" if h is None else f"{h:.2f}" for h in heights], fontsize=7, padding=1)
+        axes.bar_label(bars, labels=["" if h is None else f"{h:.3f}" for h in heights], fontsize=7, padding=1)
     users = [_group(served["metrics"], part, name).get("users", 0) for part, name in groups]
     axes.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))],
                     [f"{name}\n{count} users" for (_, name), count in zip(groups, users, strict=True)])
     axes.set_title(f"NDCG@10 as served, {title}")
     axes.grid(axis="y", alpha=0.3)
-    axes.set_ylim(0, 1)
-    axes.legend(fontsize="small", loc="upper left")
+    tallest = max((_ndcg(served[key], part, name) or 0.0 for key, *_ in rankings for part, name in groups),
+                  default=0.0)
+    axes.set_ylim(0, (tallest or 1.0) * 1.25)  # scaled to the bars, with room for their values and the legend
+    axes.legend(fontsize="small", loc="upper left", ncols=len(rankings))
 
 
 def online_rates_png(groups: list[dict]) -> bytes:
@@ -194,7 +261,7 @@ def experiment_png(results: dict) -> bytes:
 
 
 def _group(metrics: dict, part: str, name: str) -> dict:
-    return metrics["all"] if part == "all" else metrics[part].get(name, {})
+    return metrics["all"] if part == "all" else metrics.get(part, {}).get(name, {})
 
 
 def _ndcg(metrics: dict, part: str, name: str) -> float | None:

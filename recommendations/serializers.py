@@ -15,6 +15,7 @@ from ml.core.ranker import MISSING_PATHS, PATH_ALL, PATH_COLD_START, PATH_POPULA
 from ml.core.registry import COLLABORATIVE, CONTENT, EASE, POPULARITY, RP3BETA, TWO_TOWER
 from ml.evaluation import ROLES, SEGMENTS
 from ml.models import BLENDED, Algorithm, HybridWeights, TrainingRun
+from ml.progress import PHASES
 from ml.serving_set import MARKET, RECIPROCAL
 from profiles.models import Developer, Founder, InteractionKind, Investor, ItemType, Position, Role, Startup, a_or_an
 from profiles.serializers import MAX_ID, MAX_LIST_ITEMS
@@ -214,8 +215,10 @@ class TrainRequestSerializer(StrictSerializer):
 
 class TrainQueuedSerializer(serializers.Serializer):
     training_run_id = serializers.IntegerField()
-    task_id = serializers.CharField()
-    status = serializers.ChoiceField(choices=["queued"])
+    task_id = serializers.CharField(help_text="The Celery task's id; without a broker, the id of the thread's run.")
+    status = serializers.ChoiceField(choices=TrainingRun.Status.values, help_text=(
+        "The run's status when the answer was written: queued (or running, once a worker or, without a "
+        "broker, a thread of the server has begun it). Follow it at status_url."))
     status_url = serializers.URLField()
 
 
@@ -307,12 +310,51 @@ class TunedSerializer(serializers.Serializer):
                                    help_text="Algorithm -> why it could not be tuned.")
 
 
+class PhaseAlgorithmProgressSerializer(serializers.Serializer):
+    unit = serializers.ChoiceField(choices=["epoch", "iteration", "step"], allow_null=True,
+                                   help_text="What the fit in progress counts.")
+    done = serializers.IntegerField(allow_null=True)
+    total = serializers.IntegerField(allow_null=True)
+    setting = serializers.IntegerField(allow_null=True, help_text="While settings are compared: which one.")
+    settings = serializers.IntegerField(allow_null=True, help_text="While settings are compared: how many.")
+    fraction = serializers.FloatField(help_text="Share of its work in the phase done, 0-1; it never goes back.")
+    finished = serializers.BooleanField()
+    failed = serializers.BooleanField()
+    seconds = serializers.FloatField(allow_null=True)
+    train_loss = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    val_loss = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False)
+    lr = serializers.ListField(child=serializers.FloatField(allow_null=True), required=False,
+                               help_text="The learning rate each epoch trained at.")
+    best_epoch = serializers.IntegerField(allow_null=True, required=False,
+                                          help_text="The epoch whose weights the fit keeps (so far).")
+    peak_memory_mb = serializers.FloatField(allow_null=True, required=False,
+                                            help_text="The final fit's: the process's peak resident memory.")
+
+
+class PhaseProgressSerializer(serializers.Serializer):
+    name = serializers.ChoiceField(choices=list(PHASES))
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label, which the stubs type
+    part = serializers.IntegerField(help_text="Which part of the run (the gpu queue's Two-Tower is the second).")
+    started_at = serializers.DateTimeField()
+    seconds = serializers.FloatField(allow_null=True, help_text="Null while the phase runs.")
+    algorithms = serializers.DictField(child=PhaseAlgorithmProgressSerializer())
+
+
 class ProgressSerializer(serializers.Serializer):
+    """The run's phases in order, each algorithm's progress in each (only forward); the top-level epoch fields
+    are the latest epoch-by-epoch fit's (the Two-Tower's, in phase ``loss_phase``)."""
+
+    phase = serializers.CharField(allow_null=True, help_text="The phase in progress, or the last one.")
+    phase_label = serializers.CharField(allow_null=True)
+    phases = PhaseProgressSerializer(many=True)
     algorithm = algorithm_choice(allow_null=True)
     epoch = serializers.IntegerField(allow_null=True)
     epochs = serializers.IntegerField(allow_null=True)
     train_loss = serializers.ListField(child=serializers.FloatField(allow_null=True))
     val_loss = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    lr = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    best_epoch = serializers.IntegerField(allow_null=True)
+    loss_phase = serializers.CharField(allow_null=True)
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
@@ -332,9 +374,12 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     def get_progress(self, run: TrainingRun) -> dict:
         """Always the same keys, also before the first epoch."""
         progress = run.progress or {}
-        return {"algorithm": progress.get("algorithm"), "epoch": progress.get("epoch"),
+        return {"phase": progress.get("phase"), "phase_label": progress.get("phase_label"),
+                "phases": progress.get("phases", []),
+                "algorithm": progress.get("algorithm"), "epoch": progress.get("epoch"),
                 "epochs": progress.get("epochs"), "train_loss": progress.get("train_loss", []),
-                "val_loss": progress.get("val_loss", [])}
+                "val_loss": progress.get("val_loss", []), "lr": progress.get("lr", []),
+                "best_epoch": progress.get("best_epoch"), "loss_phase": progress.get("loss_phase")}
 
     @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
     def get_model_versions(self, run: TrainingRun) -> dict[str, int]:

@@ -14,18 +14,19 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import get_user_model
 from django.db.models import Q
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from ml import evaluation, tasks
+from ml import evaluation, progress, tasks
 from ml.core.ranker import MISSING_PATHS, PATH_ALL, PATH_COLD_START, PATH_POPULAR
 from ml.core.registry import POPULARITY
-from ml.models import BLENDED, Algorithm, HybridWeights, ModelVersion, TrainingRun, Trigger
+from ml.models import BLENDED, Algorithm, HybridWeights, ModelVersion, TrainingRun, Trigger, algorithm_label
 from ml.selectors import current_weights, weights_state
 from ml.services import hybrid_weights_mode_set, hybrid_weights_set, normalised_weights
 from ml.serving_set import RECIPROCAL
@@ -43,7 +44,8 @@ RECOMMENDATIONS_SHOWN = 10
 EVENTS_SHOWN = 25
 RUNS_SHOWN = 20
 VERSIONS_SHOWN = 30
-VERSIONS_CHARTED_PER_ALGORITHM = 4
+VERSIONS_CHARTED_PER_ALGORITHM = 3
+LOSS_RUNS_SHOWN = 3  # the newest runs' loss curves: a run's fits make a figure each
 TABLE_METRICS = ["ndcg", "precision", "recall", "map", "hit", "mrr", "coverage", "novelty", "diversity"]
 ONLINE_DAYS = 30  # the online metrics' default window: the last 30 days, today included
 ONLINE_MAX_DAYS = 366  # a longer window would plot more days than the chart has pixels for
@@ -301,16 +303,38 @@ class RunRow:
     run: TrainingRun
     seconds: float | None
     has_losses: bool
+    versions: list[ModelVersion]  # what it trained: each one's final fit time and peak memory
+    table: progress.ProgressTable  # its phases and each algorithm's progress in each
+
+    @property
+    def algorithm_labels(self) -> str:
+        return ", ".join(algorithm_label(a) for a in self.run.algorithms)
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        return [(algorithm_label(a), reason) for a, reason in self.run.skipped.items()]
+
+    @property
+    def loss_caption(self) -> str:
+        fits = progress.loss_fits(self.run.progress)
+        return f"{len(fits)} fit{'s' if len(fits) != 1 else ''} in epochs"
 
 
 def training_run_rows() -> list[RunRow]:
     runs = selectors.training_run_list().select_related("requested_by")[:RUNS_SHOWN]
-    return [RunRow(run, _seconds(run), bool(run.progress.get("train_loss"))) for run in runs]
+    return [run_row(run) for run in runs]
+
+
+def run_row(run: TrainingRun) -> RunRow:
+    versions = sorted(run.model_versions.all(), key=lambda v: Algorithm.values.index(v.algorithm))
+    return RunRow(run, _seconds(run), bool(progress.loss_fits(run.progress)), versions,
+                  progress.progress_table(run.progress, running=bool(run.in_flight)))
 
 
 def _seconds(run: TrainingRun) -> float | None:
-    if run.started_at and run.finished_at:
-        return round((run.finished_at - run.started_at).total_seconds(), 1)
+    """How long the run took, or has taken so far while it runs."""
+    if run.started_at and (run.finished_at or run.in_flight):
+        return round(((run.finished_at or timezone.now()) - run.started_at).total_seconds(), 1)
     return None
 
 
@@ -577,9 +601,10 @@ def apply_tuned_weights(request):
 def training_runs(request):
     rows = training_run_rows()
     served_run = latest_served_run()
+    live = next((row for row in rows if row.run.in_flight), None)
     return render(request, "recommendations/staff/training_runs.html", {
-        "rows": rows, "loss_rows": [row for row in rows if row.has_losses],
-        "in_flight": any(row.run.in_flight for row in rows), "retrain_form": RetrainForm(),
+        "rows": rows, "loss_rows": [row for row in rows if row.has_losses][:LOSS_RUNS_SHOWN], "live": live,
+        "in_flight": live is not None, "retrain_form": RetrainForm(),
         "versions": version_rows(), "metric_names": TABLE_METRICS, "has_chart": bool(charted_versions()),
         "weights": weights_panel(), "served_run": served_run,
         "served_rows": served_rows(served_run.served) if served_run else []})
@@ -598,19 +623,37 @@ def retrain(request):
                                          trigger=Trigger.ADMIN, requested_by=request.user)
     except DomainError as exc:  # 409 another run in flight, 503 broker down: both are the operator's to see
         messages.error(request, exc.detail)
-    else:
-        messages.success(request, f"Training run {run.pk} ({', '.join(run.algorithms)}): {run.status}.")
+    else:  # answered at once: the broker's worker, or without one a thread of this server, trains it
+        labels = ", ".join(algorithm_label(a) for a in run.algorithms)
+        messages.success(request, f"Training run {run.pk} ({labels}) is {run.status}: its progress is below."
+                         if run.in_flight else f"Training run {run.pk} ({labels}) {run.status}.")
     return redirect("staff:training-runs")
+
+
+@never_cache
+@staff_member_required
+def run_progress(request, run_id: int):
+    """The run's status and its progress card as HTML, polled by the training-runs page while the run is in
+    flight (it swaps the card in place, and reloads once when the run ends)."""
+    run = selectors.training_run_list().filter(pk=run_id).first() if run_id <= MAX_ID else None
+    if run is None:
+        raise Http404(f"No training run has id {run_id}.")
+    row = run_row(run)
+    html = render_to_string("ml/_run_progress.html", {"run": run, "table": row.table, "seconds": row.seconds,
+                                                     "live": True}, request)
+    return JsonResponse({"id": run.pk, "status": run.status, "in_flight": bool(run.in_flight),
+                         "phase": run.progress.get("phase_label"), "percent": row.table.percent,
+                         "seconds": row.seconds, "html": html})
 
 
 @never_cache
 @staff_member_required
 def run_loss_plot(request, run_id: int):
     run = TrainingRun.objects.filter(pk=run_id).first() if run_id <= MAX_ID else None
-    if run is None or not run.progress.get("train_loss"):
+    fits = progress.loss_fits(run.progress) if run else []
+    if not fits:
         raise Http404(f"Training run {run_id} recorded no per-epoch losses.")
-    curves = {run.progress.get("algorithm") or "model": run.progress}
-    return HttpResponse(plots.loss_curves_png(curves), content_type="image/png")
+    return HttpResponse(plots.loss_curves_png(dict(fits)), content_type="image/png")
 
 
 @never_cache

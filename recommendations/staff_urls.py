@@ -12,6 +12,7 @@ urlpatterns = [
     path("training-runs/", staff.training_runs, name="training-runs"),
     path("training-runs/retrain/", staff.retrain, name="retrain"),
     path("training-runs/<int:run_id>/loss.png", staff.run_loss_plot, name="run-loss-plot"),
+    path("training-runs/<int:run_id>/progress.json", staff.run_progress, name="run-progress"),
     path("training-runs/metrics.png", staff.metrics_plot, name="metrics-plot"),
     path("training-runs/<int:run_id>/served.png", staff.served_plot, name="served-plot"),
     path("weights/apply-tuned/", staff.apply_tuned_weights, name="apply-tuned-weights"),

@@ -114,6 +114,7 @@ class CollaborativeRecommender(Recommender):
 
         data.validate()
         c = self.config
+        _began(progress, self.name, "iteration", c.iterations)
         # implicit parallelises over users itself; a BLAS thread pool on top only oversubscribes the cores
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(
@@ -218,6 +219,20 @@ def _als_progress(progress: ProgressCallback | None, iterations: int):
     )
 
 
+# Progress hooks: a fit says it begins ("fit", with how many steps of which unit it takes) and reports each
+# step done, so that a watcher (ml.training's run progress, a console) can show how far it is.
+
+
+def _began(progress: ProgressCallback | None, algorithm: str, unit: str, total: int) -> None:
+    if progress is not None:
+        progress("fit", {"algorithm": algorithm, "unit": unit, "total": total})
+
+
+def _stepped(progress: ProgressCallback | None, algorithm: str, step: int, steps: int) -> None:
+    if progress is not None:
+        progress("step", {"algorithm": algorithm, "step": step, "steps": steps})
+
+
 # ---------------------------------------------------------------- item-item models
 
 
@@ -261,15 +276,19 @@ class EaseRecommender(_ItemItemRecommender):
         data.validate()
         if data.n_items > EASE_MAX_ITEMS:
             raise EngineError(f"EASE needs at most {EASE_MAX_ITEMS} items, got {data.n_items}")
+        _began(progress, self.name, "step", 3)
         x = (data.matrix > 0).astype(np.float64)
         gram = (x.T @ x).toarray()
         gram[np.diag_indices_from(gram)] += self.config.l2
-        inverse = np.linalg.inv(gram)
+        _stepped(progress, self.name, 1, 3)
+        inverse = np.linalg.inv(gram)  # the costly step: (items x items)
+        _stepped(progress, self.name, 2, 3)
         weights = inverse / -np.diag(inverse)
         np.fill_diagonal(weights, 0.0)
         self.weights = weights.astype(np.float32)
         self.matrix = sp.csr_matrix(data.matrix > 0, dtype=np.float32)
         self._remember_data(data)
+        _stepped(progress, self.name, 3, 3)
         return self
 
 
@@ -289,6 +308,7 @@ class RP3BetaRecommender(_ItemItemRecommender):
     def fit(self, data: InteractionData, *, progress: ProgressCallback | None = None) -> RP3BetaRecommender:
         data.validate()
         c = self.config
+        _began(progress, self.name, "step", 2)
         x = sp.csr_matrix(data.matrix > 0, dtype=np.float32)
         user_to_item = _row_normalise(x).power(c.alpha)
         item_to_user = _row_normalise(sp.csr_matrix(x.T)).power(c.alpha)
@@ -296,9 +316,11 @@ class RP3BetaRecommender(_ItemItemRecommender):
         popularity = np.asarray(x.sum(axis=0)).ravel()
         walk = walk @ sp.diags(1.0 / np.power(np.maximum(popularity, 1.0), c.beta))
         walk.setdiag(0.0)
+        _stepped(progress, self.name, 1, 2)
         self.weights = _keep_top_per_row(sp.csr_matrix(walk), c.neighbours)
         self.matrix = x
         self._remember_data(data)
+        _stepped(progress, self.name, 2, 2)
         return self
 
 

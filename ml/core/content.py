@@ -59,17 +59,21 @@ class ContentRecommender(Recommender):
         data.validate()
         if data.item_content is None or data.item_content.nnz == 0:
             raise EngineError("content_based needs item content (item_content): the items have no terms")
+        step = _Steps(progress, self.name, 3)  # the items' vectors, the declared profiles, the prior
         n_terms = data.item_content.shape[1]
         self.vocab = list(data.content_vocab or [f"term{n}" for n in range(n_terms)])
         self.idf = _catalog_idf(data.item_content)
         self.item_vectors = self._weighted(data.item_content)
+        step()
         declared = data.user_content if data.user_content is not None else sp.csr_matrix((data.n_users, n_terms))
         self.declared = self._weighted(declared)
-        self.matrix = sp.csr_matrix(data.matrix, dtype=np.float32)
+        step()
+        self.matrix = sp.csr_matrix(data.matrix, dtype=np.float32)  # the history profiles are made from these
         self.negatives = None if data.negatives is None else sp.csr_matrix(data.negatives, dtype=np.float32)
         counts = np.log1p(np.asarray((data.matrix > 0).sum(axis=0), dtype=np.float64).ravel())
         self.prior = (counts / max(counts.max(), 1e-12)).astype(np.float32)
         self._remember_data(data)
+        step()
         return self
 
     def _weighted(self, terms) -> sp.csr_matrix:
@@ -253,6 +257,20 @@ class ContentRecommender(Recommender):
         # artifacts saved before the IDF was kept: recovered from the item vectors (see _catalog_idf)
         model.idf = arrays["idf"] if "idf" in arrays else _catalog_idf(model.item_vectors)
         return model
+
+
+class _Steps:
+    """Progress hooks of a fit of ``steps`` steps: "fit" when made, then "step" at each call."""
+
+    def __init__(self, progress: ProgressCallback | None, algorithm: str, steps: int):
+        self.progress, self.algorithm, self.steps, self.done = progress, algorithm, steps, 0
+        if progress is not None:
+            progress("fit", {"algorithm": algorithm, "unit": "step", "total": steps})
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress("step", {"algorithm": self.algorithm, "step": self.done, "steps": self.steps})
 
 
 def _catalog_idf(item_content) -> np.ndarray:

@@ -158,14 +158,17 @@ def train_two_tower(model: TwoTowerModel, inputs: TowerInputs, train: Examples, 
     shuffle = torch.Generator().manual_seed(seed)
     best_loss, best_state, best_epoch, epochs = math.inf, None, 0, []
     for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
+        started, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train_loss = _train_epoch(model, inputs, train, loss_fn, optimizer, config.batch_size, shuffle, seed + epoch)
         val_loss = _validation_loss(model, inputs, val, loss_fn, config.batch_size, seed)
         scheduler.step(val_loss)
         if val_loss < best_loss:
             best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
-        info = {"epoch": epoch, "epochs": config.epochs, "train_loss": train_loss, "val_loss": val_loss,
-                "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
+        # lr: the rate this epoch trained at (ReduceLROnPlateau may lower it for the next one after the step
+        # above); best_epoch: the epoch whose state the fit will keep, so far.
+        info = {"algorithm": TwoTowerRecommender.name, "epoch": epoch, "epochs": config.epochs,
+                "train_loss": train_loss, "val_loss": val_loss, "lr": lr, "best_epoch": best_epoch,
+                "seconds": time.perf_counter() - started}
         epochs.append(info)
         if progress is not None:
             progress("epoch", info)
@@ -243,6 +246,8 @@ class TwoTowerRecommender(Recommender):
         train, val, history = split_examples(data.matrix, self.config.val_fraction, self.seed, device)
         if len(val) == 0:
             raise EngineError(f"val_fraction {self.config.val_fraction} leaves no interactions for validation")
+        if progress is not None:  # a fit begins: whoever watches sees its epochs from 0
+            progress("fit", {"algorithm": self.name, "unit": "epoch", "total": self.config.epochs})
         self.training_log = train_two_tower(self.model, TowerInputs(data, history, device), train, val, data.matrix,
                                             self.config, seed=self.seed, progress=progress)
         self.model = self.model.cpu().eval()

@@ -116,12 +116,15 @@ def select_on_validation(makers: list[Maker], fold: InteractionData, heldout: sp
         search_fold, search_heldout = fold.with_users(rows), heldout[rows]
     users = _validation_users(search_heldout, VALIDATION_USERS, seed=0)
     best: tuple[Maker, Recommender, float] | None = None
-    for make in makers:
-        model = make().fit(search_fold, progress=progress)
+    for n, make in enumerate(makers, start=1):
+        model = make()
+        if progress:  # which setting the fit's own progress belongs to
+            progress("fitting", {"algorithm": model.name, "setting": n, "settings": len(makers)})
+        model = model.fit(search_fold, progress=progress)
         ndcg = heldout_ndcg(model, search_fold, search_heldout, k, users)
         if progress:
             progress("setting", {"algorithm": model.name, "config": str(getattr(model, "config", "")),
-                                 "validation_ndcg": ndcg, "users": len(users)})
+                                 "validation_ndcg": ndcg, "users": len(users), "setting": n, "settings": len(makers)})
         if best is None or ndcg > best[2]:
             best = (make, model, ndcg)
     if best is None:

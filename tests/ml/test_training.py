@@ -1,16 +1,20 @@
 """The training service on a small seeded world, in-process (no broker): lock, up-to-date, skips,
 failures, versions and activation."""
 import json
+import re
 from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from ml import evaluation as ml_evaluation
 from ml import tasks, training
 from ml.artifacts import verify_manifest
 from ml.models import Algorithm, ModelVersion, TrainingRun
+from ml.progress import progress_table
 from profiles.models import Interaction
 from recsys_site.exceptions import Conflict, DomainError
 
@@ -276,3 +280,63 @@ def test_peak_memory_counts_what_numpy_allocates_outside_pythons_allocator():
         block = np.ones(64 * 2**20 // 8)  # 64 MB, every page written: resident
     assert holding.megabytes >= before.megabytes + 60
     del block
+
+
+# ---------------------------------------------------------------- progress, phase by phase
+
+
+def test_a_run_records_each_phase_with_every_algorithms_progress_time_and_memory(world):
+    run = train(["content_based", "collaborative", "two_tower"])  # steps, ALS iterations, epochs
+    assert run.status == "succeeded", run.error
+    phases = run.progress["phases"]
+    assert [phase["name"] for phase in phases] == ["reading", "validation", "holdout_validation", "final_fit",
+                                                    "holdout_fit", "measuring"]
+    assert all(phase["seconds"] is not None and phase["seconds"] >= 0 for phase in phases)
+    assert set(phases[1]["algorithms"]) == set(run.algorithms) | {"popularity"}
+    for phase in phases:
+        for algorithm, entry in phase["algorithms"].items():
+            assert entry["finished"] and entry["fraction"] == 1 and not entry["failed"], (phase["name"], algorithm)
+    # Every fit in epochs has its own losses, learning rates and best epoch, in each phase that fitted it.
+    for name in ("validation", "holdout_validation", "final_fit"):
+        entry = next(p for p in phases if p["name"] == name)["algorithms"]["two_tower"]
+        epochs = len(entry["train_loss"])
+        assert epochs == entry["done"] == 2 and len(entry["val_loss"]) == len(entry["lr"]) == epochs
+        assert all(lr > 0 for lr in entry["lr"]) and 1 <= entry["best_epoch"] <= epochs
+    # Settings compared: content's and ALS's grids, counted in their entries.
+    validation = phases[1]["algorithms"]
+    assert validation["collaborative"]["settings"] > 1 and validation["content_based"]["settings"] > 1
+    # The final fit: each version's time and the process's peak memory, as its version records them.
+    final = phases[3]["algorithms"]
+    for version in ModelVersion.objects.filter(training_run=run):
+        entry = final[version.algorithm]
+        assert entry["seconds"] == version.training_seconds and entry["peak_memory_mb"] == version.peak_memory_mb
+        assert version.peak_memory_mb > 50
+        assert isinstance(version.metrics["users"], int)  # a count: 249, not 249.0
+    assert isinstance(run.tuned["k"], int)
+
+
+def test_train_models_names_each_phase_and_says_how_long_it_all_took(world):
+    out = StringIO()
+    call_command("train_models", "--algorithms", "content_based,two_tower", stdout=out)
+    text = out.getvalue()
+    for heading in ("[1/6] Reading the platform's data", "[2/6] Choosing settings on validation",
+                    "[3/6] Choosing settings for the held-out measurement", "[4/6] Final fit on all the data",
+                    "[5/6] Fitting the held-out measurement's models", "[6/6] Measuring the set as served"):
+        assert heading in text, text
+    assert text.count("done in ") == 6
+    assert "Content-based setting 1/" in text and "Content-based: setting chosen in" in text
+    assert "Two-Tower epoch 2/2: train loss" in text and "learning rate 0.001" in text
+    assert re.search(r"Content-based: fitted in [\d.]+ s on cpu, peak memory [\d.]+ MB", text), text
+    assert re.search(r"Two-Tower v1: active, served alone NDCG@10 [\d.]+, fitted in [\d.]+ s on cpu, "
+                     r"peak memory [\d.]+ MB", text), text
+    assert re.search(r"Training run \d+ succeeded in [\d.]+ s\.", text), text
+
+
+def test_a_failed_run_keeps_its_progress_up_to_where_it_stopped(world, monkeypatch):
+    monkeypatch.setattr(ml_evaluation, "platform_snapshot", lambda: 1 / 0)
+    run = train(["content_based"])
+    assert run.status == "failed" and "ZeroDivisionError" in run.error
+    [reading] = run.progress["phases"]
+    assert reading["name"] == "reading" and reading["seconds"] is None  # stopped there
+    table = progress_table(run.progress, running=False)
+    assert [row.state for row in table.rows] == ["stopped"]

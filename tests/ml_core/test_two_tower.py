@@ -167,11 +167,18 @@ def test_progress_is_reported_every_epoch_with_losses():
     events = []
     model = TwoTowerRecommender(small(TwoTowerConfig(), epochs=4), seed=0)
     model.fit(checkerboard(), progress=lambda event, info: events.append((event, info)))
-    assert [event for event, _ in events] == ["epoch"] * 4
-    assert [info["epoch"] for _, info in events] == [1, 2, 3, 4]
-    for _, info in events:
-        assert info["epochs"] == 4 and info["lr"] > 0 and info["seconds"] >= 0
+    # A fit says it begins (so that a watcher shows it at epoch 0 of 4), then reports every epoch.
+    assert events[0] == ("fit", {"algorithm": "two_tower", "unit": "epoch", "total": 4})
+    epochs = [info for event, info in events[1:]]
+    assert [event for event, _ in events[1:]] == ["epoch"] * 4
+    assert [info["epoch"] for info in epochs] == [1, 2, 3, 4]
+    for info in epochs:
+        assert info["algorithm"] == "two_tower" and info["epochs"] == 4 and info["seconds"] >= 0
+        assert info["lr"] == model.config.lr  # the rate the epoch trained at: no plateau in 4 epochs
         assert np.isfinite(info["train_loss"]) and np.isfinite(info["val_loss"])
+        # the best epoch so far: the one with the lowest validation loss up to this one
+        losses = [e["val_loss"] for e in epochs[:info["epoch"]]]
+        assert info["best_epoch"] == 1 + losses.index(min(losses))
 
 
 def test_early_stopping_stops_when_the_validation_loss_stops_improving():

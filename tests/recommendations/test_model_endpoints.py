@@ -186,9 +186,17 @@ def test_a_training_run_shows_every_field_of_the_contract(world, staff):
             "finished_at"} <= set(body)
     assert body["status"] == "succeeded" and body["error"] == ""
     assert body["model_versions"] == world.versions
-    assert set(body["progress"]) == {"algorithm", "epoch", "epochs", "train_loss", "val_loss"}
-    assert body["progress"]["algorithm"] == "two_tower"
-    assert len(body["progress"]["train_loss"]) == len(body["progress"]["val_loss"]) == body["progress"]["epoch"]
+    assert set(body["progress"]) == {"phase", "phase_label", "phases", "algorithm", "epoch", "epochs", "train_loss",
+                                     "val_loss", "lr", "best_epoch", "loss_phase"}
+    progress = body["progress"]
+    assert progress["algorithm"] == "two_tower" and progress["loss_phase"] == "holdout_fit"  # the last fit in epochs
+    assert len(progress["train_loss"]) == len(progress["val_loss"]) == len(progress["lr"]) == progress["epoch"]
+    assert 1 <= progress["best_epoch"] <= progress["epoch"]
+    assert [phase["name"] for phase in progress["phases"]] == [
+        "reading", "validation", "holdout_validation", "final_fit", "holdout_fit", "measuring"]
+    final = progress["phases"][3]["algorithms"]
+    assert set(final) == set(world.versions)
+    assert all(entry["finished"] and entry["fraction"] == 1 and entry["seconds"] >= 0 for entry in final.values())
     assert set(body["metrics"]) == set(world.versions)
     assert body["started_at"] and body["finished_at"]
 
@@ -197,7 +205,9 @@ def test_a_queued_run_shows_empty_progress_with_the_same_keys(staff):
     run = TrainingRun.objects.create(algorithms=["two_tower"])
     body = staff.get(f"{RUNS}/{run.pk}").json()
     assert body["status"] == "queued" and body["started_at"] is None
-    assert body["progress"] == {"algorithm": None, "epoch": None, "epochs": None, "train_loss": [], "val_loss": []}
+    assert body["progress"] == {"phase": None, "phase_label": None, "phases": [], "algorithm": None, "epoch": None,
+                                "epochs": None, "train_loss": [], "val_loss": [], "lr": [], "best_epoch": None,
+                                "loss_phase": None}
     assert body["model_versions"] == {}
 
 
