@@ -9,6 +9,7 @@ from django.core.management import call_command
 from playwright.sync_api import expect, sync_playwright
 
 from ml.models import ModelVersion
+from tests.factories import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Actions and assertions wait for their condition. A busy machine can take several seconds to load the models
@@ -80,3 +81,11 @@ def trained_world(settings, tmp_path):
     call_command("seed_demo", users=70, startups=16, positions=48, interactions=1400, seed=5, verbosity=0)
     call_command("train_models", stdout=StringIO())
     assert ModelVersion.objects.filter(status="active").count() == 5, "every algorithm should be serving"
+
+
+def log_in(page, live_server, user, next_url: str) -> None:
+    """Through admin's log-in form (the staff pages use it), landing on ``next_url``."""
+    page.goto(f"{live_server.url}/admin/login/?next={next_url}")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")

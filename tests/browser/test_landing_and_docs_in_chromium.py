@@ -6,7 +6,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.factories import PASSWORD, StaffUserFactory
+from tests.browser.conftest import log_in
+from tests.factories import StaffUserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -69,10 +70,7 @@ def test_the_landing_page_leads_to_the_docs_and_swagger_ui_renders_offline(live_
 
 def test_admin_links_the_staff_pages_and_view_site_is_the_landing_page(live_server, staff_member, screenshots,
                                                                        page, offline):
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", staff_member.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, live_server, staff_member, "/admin/")
     expect(page.locator("#site-name")).to_contain_text("Startup ecosystem recommendations: admin")
     page.screenshot(path=screenshots / "admin.png")
 

@@ -17,7 +17,8 @@ from ml import evaluation
 from profiles.models import OUTCOME_OF_KIND, Developer, Interaction
 from recommendations import experiments, online
 from recommendations.models import Experiment, Impression
-from tests.factories import PASSWORD, PositionFactory, StaffUserFactory, UserFactory
+from tests.browser.conftest import log_in
+from tests.factories import PositionFactory, StaffUserFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -32,13 +33,6 @@ LOOK_KINDS = (("like", 0.3), ("apply", 0.1))  # after a click: the chance of a p
 def clicked(rng: random.Random, rank: int, appeal: float) -> bool:
     """Position bias: the item at ``rank`` is looked at with chance 1 / log2(rank + 1), then clicked with ``appeal``."""
     return rng.random() < 1 / math.log2(rank + 1) and rng.random() < appeal
-
-
-def login(page, live_server, staff_member, next_url: str) -> None:
-    page.goto(f"{live_server.url}/admin/login/?next={next_url}")
-    page.fill("#id_username", staff_member.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
 
 
 def drawn(page) -> dict[str, int]:
@@ -107,7 +101,7 @@ def traffic(db) -> dict:
 # The data fixtures come before ``page``: no database access while the browser runs (see conftest).
 def test_a_staff_member_reads_the_online_metrics_and_an_experiments_results(live_server, traffic, staff_member,
                                                                              screenshots, page):
-    login(page, live_server, staff_member, "/staff/")
+    log_in(page, live_server, staff_member, "/staff/")
     page.get_by_role("link", name="Online metrics").click()
     expect(page.locator("h1")).to_have_text("Online metrics")
     developers = traffic["by_role"]["developer"]
@@ -151,7 +145,7 @@ def what_if(trained_world) -> dict:
 def test_a_staff_member_sees_the_what_if_of_weights_before_saving_them(live_server, what_if, superuser,
                                                                          screenshots, page):
     proposed = what_if["measured"]["proposed"]["all"]
-    login(page, live_server, superuser, f"/staff/users/{what_if['subject'].pk}/weights/")
+    log_in(page, live_server, superuser, f"/staff/users/{what_if['subject'].pk}/weights/")
     for name in ("collaborative", "two_tower", "ease", "rp3beta", "popularity"):
         page.fill(f"#id_{name}", "0")
     page.fill("#id_content_based", "1")

@@ -8,7 +8,8 @@ from playwright.sync_api import expect
 
 from profiles.models import Developer, Founder, Position
 from recommendations.staff import recent_events
-from tests.factories import PASSWORD, StaffUserFactory
+from tests.browser.conftest import log_in
+from tests.factories import StaffUserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,10 +46,7 @@ def staff_member(db):
 def test_a_staff_member_reads_recommendations_and_training_runs(live_server, subject, latest_event_title,
                                                                 positions_at_startups, founder, staff_member,
                                                                 screenshots, page):
-    page.goto(f"{live_server.url}/admin/login/?next=/staff/")
-    page.fill("#id_username", staff_member.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, live_server, staff_member, "/staff/")
     expect(page.locator("h1")).to_have_text("Find a user")
 
     page.fill("#id_q", subject.username)

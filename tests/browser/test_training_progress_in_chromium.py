@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from playwright.sync_api import expect
 
+from tests.browser.conftest import log_in
 from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -43,10 +44,7 @@ def drawn(page, selector: str) -> list[int]:
 
 def test_retrain_now_shows_live_progress_then_admin_pictures_the_run(live_server, demo_world, admin_member,
                                                                       screenshots, page):
-    page.goto(f"{live_server.url}/admin/login/?next=/staff/training-runs/")
-    page.fill("#id_username", admin_member.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, live_server, admin_member, "/staff/training-runs/")
     expect(page.locator("h1")).to_have_text("Training runs")
     for box in page.locator("input[name=algorithms]").all():
         if box.get_attribute("value") not in ALGORITHMS:
