@@ -311,9 +311,7 @@ class Holdout:
         """(n_items,) bool: what the API may serve ``user``: :meth:`allowed`, narrowed by the market and by
         who rebuffed them as ``ServingSet.allowed_for`` narrows it (an investor: raising rounds their checks
         fit; a founder: no one who dismissed their startups or positions)."""
-        if self.market is None:  # a split saved before it kept the market: the market as it is now
-            self.market = ItemMarket.of(self.item_ids, platform_data.item_market())
-        market = market_candidates(self.market, role=user.role, checks=user.checks, include_not_raising=False)
+        market = market_candidates(self.item_market(), role=user.role, checks=user.checks, include_not_raising=False)
         allowed = self.allowed(user.role) if market is None else self.allowed(user.role) & market
         return without_rebuffs(allowed, self.rebuffs().get(user.user_id))
 
@@ -331,6 +329,12 @@ class Holdout:
             return []
         return [(int(self.user_ids.ids[row]), self.item_ids.ids[item]) for row, item in zip(*cells.nonzero(),
                                                                                             strict=True)]
+
+    def item_market(self) -> ItemMarket:
+        """The items' rounds and applicants as the split was made."""
+        if self.market is None:  # a split saved before it kept the market: the market as it is now
+            self.market = ItemMarket.of(self.item_ids, platform_data.item_market())
+        return self.market
 
     def item_founders(self) -> dict[str, tuple[int, ...]]:
         """{startup or position key: its founders' ids} as the split was made."""
@@ -489,10 +493,8 @@ def serving_set_of(models: dict[str, Recommender], holdout: Holdout) -> ServingS
     serving = build_serving_set(models, {}, popularity, startups=startups)
     if not serving.ready:
         raise EngineError("no model to evaluate")
-    if holdout.market is None:
-        holdout.market = ItemMarket.of(holdout.item_ids, platform_data.item_market())
     # who answered whom as the earlier events say: what serving reads from the interactions at load
-    serving = serving.with_market(holdout.market).with_answers(
+    serving = serving.with_market(holdout.item_market()).with_answers(
         dismissals=holdout.events_of(holdout.negatives), commitments=holdout.events_of(holdout.said_yes),
         founders=holdout.item_founders())
     if serving.item_ids is None or serving.item_ids.ids != holdout.item_ids.ids:
