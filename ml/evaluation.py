@@ -204,6 +204,18 @@ def config_of(model) -> dict:
     return json.loads(json.dumps(fields, default=str))
 
 
+# Config fields a fit sets from the data it is given (the Two-Tower's feature widths), not part of a setting.
+DATA_SHAPED_FIELDS = ("user_feature_dim", "item_feature_dim")
+
+
+def same_setting(model, other) -> bool:
+    """Whether two models share one setting, whatever widths their data gave them: a fitted Two-Tower's
+    config holds its data's feature widths, a fresh one's the defaults."""
+    def setting(m) -> dict:
+        return {key: value for key, value in config_of(m).items() if key not in DATA_SHAPED_FIELDS}
+    return setting(model) == setting(other)
+
+
 def setting_of(algorithm: str, config: dict) -> Maker:
     """The maker of the setting with ``config`` (config_of a model): how a later part of a run refits what an
     earlier part chose. The default when the grid has no such setting any more."""
@@ -254,7 +266,7 @@ def fit_holdout_models(tuned: Tuned, names: list[str], data: InteractionData,
     for name in names:
         make = chosen_maker(tuned, name)
         ready = (reuse or {}).get(name)
-        if ready is not None and config_of(ready) == config_of(make()):
+        if ready is not None and same_setting(ready, make()):
             models[name] = ready
             continue
         try:

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from playwright.sync_api import expect
 
+from ml.progress import RunProgress
 from tests.browser.conftest import log_in
 from tests.factories import PASSWORD
 
@@ -32,6 +33,28 @@ def demo_world(settings, tmp_path):
             thread.join(timeout=TRAINING_MS / 1000)
 
 
+HELD_AT_EPOCH = 3  # the run's first Two-Tower fit waits here until the page has been seen following it
+
+
+@pytest.fixture
+def held_at_an_epoch(monkeypatch):
+    """The run waits at the first Two-Tower fit's HELD_AT_EPOCH-th epoch (its progress written) until the test
+    lets it go, so the page is seen following a run in flight whatever the machine's speed: a run of the demo's
+    size can end between two of the page's polls. Let go at the end in any case."""
+    release = threading.Event()
+    engine_event = RunProgress.__call__
+
+    def holding(self, event: str, info: dict) -> None:
+        engine_event(self, event, info)
+        if event == "epoch" and info.get("epoch") == HELD_AT_EPOCH and not release.is_set():
+            self._write()
+            release.wait(timeout=TRAINING_MS / 1000)
+
+    monkeypatch.setattr(RunProgress, "__call__", holding)
+    yield release
+    release.set()
+
+
 @pytest.fixture
 def admin_member(db):
     return get_user_model().objects.create_superuser("boss", "boss@example.com", PASSWORD)
@@ -42,8 +65,8 @@ def drawn(page, selector: str) -> list[int]:
     return page.eval_on_selector_all(selector, "images => images.map(i => i.complete ? i.naturalWidth : 0)")
 
 
-def test_retrain_now_shows_live_progress_then_admin_pictures_the_run(live_server, demo_world, admin_member,
-                                                                      screenshots, page):
+def test_retrain_now_shows_live_progress_then_admin_pictures_the_run(live_server, demo_world, held_at_an_epoch,
+                                                                      admin_member, screenshots, page):
     log_in(page, live_server, admin_member, "/staff/training-runs/")
     expect(page.locator("h1")).to_have_text("Training runs")
     for box in page.locator("input[name=algorithms]").all():
@@ -63,7 +86,10 @@ def test_retrain_now_shows_live_progress_then_admin_pictures_the_run(live_server
     page.screenshot(path=screenshots / "training_live.png", full_page=True)
     assert page.evaluate("window.notReloaded === true")
     expect(card.locator("th").nth(3)).to_have_text("Two-Tower")
-    shares = []
+    expect(two_tower).to_contain_text(f"epoch {HELD_AT_EPOCH} of")
+    held = page.evaluate("document.querySelector('#live-run .bar.overall').getAttribute('aria-valuenow')")
+    held_at_an_epoch.set()  # the run goes on: its share done only grows from here
+    shares = [int(held)]
     for _ in range(4):
         share = page.evaluate("document.querySelector('#live-run .bar.overall')?.getAttribute('aria-valuenow')")
         if share is None:  # the run ended and the page reloaded
