@@ -189,7 +189,8 @@ def test_a_training_run_shows_every_field_of_the_contract(world, staff):
     assert set(body["progress"]) == {"phase", "phase_label", "phases", "algorithm", "epoch", "epochs", "train_loss",
                                      "val_loss", "lr", "best_epoch", "loss_phase"}
     progress = body["progress"]
-    assert progress["algorithm"] == "two_tower" and progress["loss_phase"] == "holdout_fit"  # the last fit in epochs
+    # the last fit in epochs: the final one (the held-out measurement reuses the fold's Two-Tower, fitted earlier)
+    assert progress["algorithm"] == "two_tower" and progress["loss_phase"] == "final_fit"
     assert len(progress["train_loss"]) == len(progress["val_loss"]) == len(progress["lr"]) == progress["epoch"]
     assert 1 <= progress["best_epoch"] <= progress["epoch"]
     assert [phase["name"] for phase in progress["phases"]] == [
