@@ -29,7 +29,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -38,10 +37,11 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from ann_compare import cpu_model
 from api_latency import PORT, RECOMMENDATIONS, TEN_ITEMS, developer_ids, server_env, staff_token, start_gunicorn
 from api_latency import load as load_at
 from api_latency import summary as load_summary
-from seed_demo import recreate_database
+from seed_demo import manage, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -49,13 +49,6 @@ DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/scalebench"
 WORLD = {"users": 1_000_000, "positions": 800_000, "startups": 200_000, "interactions": 10_000_000}
 ALGORITHMS = "content_based,collaborative,ease,rp3beta"
 LEVELS = (1, 4, 8)
-
-
-def run(env: dict, *args: str) -> float:
-    """A manage.py command, its output passed through as it comes; its wall time."""
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-u", "manage.py", *args], cwd=ROOT, env=env, check=True)
-    return time.perf_counter() - started
 
 
 def django_json(env: dict, code: str) -> dict:
@@ -67,9 +60,9 @@ def django_json(env: dict, code: str) -> dict:
 
 def seed(env: dict, url: str, scale: float) -> dict:
     recreate_database(url)
-    migrate = run(env, "migrate", "--no-input", "-v0")
+    migrate = manage(env, "migrate", "--no-input", "-v0")
     sizes = {name: round(value * scale) for name, value in WORLD.items()}
-    seconds = run(env, "seed_demo", *(f"--{name}={value}" for name, value in sizes.items()), "--seed", "0")
+    seconds = manage(env, "seed_demo", *(f"--{name}={value}" for name, value in sizes.items()), "--seed", "0")
     print(f"seed: {seconds:.1f} s (migrate {migrate:.1f} s)", flush=True)
     return {"sizes": sizes, "seed_seconds": round(seconds, 1), "migrate_seconds": round(migrate, 1)}
 
@@ -85,7 +78,7 @@ print(json.dumps({"run": run.pk, "status": run.status, "skipped": run.skipped, "
 
 
 def train(env: dict, algorithms: str) -> dict:
-    seconds = run(env, "train_models", "--algorithms", algorithms)
+    seconds = manage(env, "train_models", "--algorithms", algorithms)
     trained = django_json(env, TRAINED) | {"train_seconds": round(seconds, 1)}
     for algorithm, numbers in trained["versions"].items():
         print(f"  {algorithm:<15} {numbers['training_seconds'] or 0:8.1f} s  "
@@ -204,9 +197,7 @@ def recall(env: dict) -> dict:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return f"{cpu}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GB"
+    return f"{cpu_model()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GB"
 
 
 def report(result: dict) -> None:
@@ -246,7 +237,8 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL", DEFAULT_URL)
     if not url.startswith(("postgres://", "postgresql://")):
         sys.exit("bench/scale.py measures on PostgreSQL: set DATABASE_URL=postgres://...")
-    env = server_env(url, ROOT / "var" / "scale-models", epochs=3) | {"DATABASE_URL": url}
+    # PYTHONUNBUFFERED: the commands' progress shows as it comes, also when this output goes to a file
+    env = server_env(url, ROOT / "var" / "scale-models", epochs=3) | {"PYTHONUNBUFFERED": "1"}
     result: dict = {"machine": machine()}
     if not args.reuse:
         result["seed"] = seed(env, url, args.scale)
