@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
@@ -49,7 +48,7 @@ import scipy.sparse as sp
 from django.conf import settings
 
 from ml.core.base import ProgressCallback, Recommender, load_artifact, save_artifact, top_k
-from ml.core.data import NEGATIVE_KINDS, EngineError, IdMap, InteractionData, interaction_matrices
+from ml.core.data import NEGATIVE_KINDS, EngineError, Events, IdMap, InteractionData, interaction_matrices
 from ml.core.diversify import NO_GROUP
 from ml.core.metrics import catalog_coverage, gini, intra_list_diversity, ndcg_at_k, recall_at_k
 from ml.core.ranker import single_threaded_blas
@@ -97,7 +96,7 @@ class Snapshot:
     happened (``data``'s matrices are exactly their sum), people's records and which items may be served."""
 
     data: InteractionData
-    events: list[tuple[int, int, str]]  # (user row, item row, kind)
+    events: Events  # each user's in time order
     records: dict[int, dict]  # user id -> record (role, declared profile), as serving reads it
     servable: np.ndarray  # (n_items,) bool
 
@@ -107,7 +106,7 @@ def platform_snapshot() -> Snapshot:
     return Snapshot(data, events, records, platform_data.servable_items(data.item_ids))
 
 
-def with_events(data: InteractionData, events: list[tuple[int, int, str]]) -> InteractionData:
+def with_events(data: InteractionData, events: Events) -> InteractionData:
     """``data`` with its interactions (positives and dismissals) made of ``events`` alone."""
     matrix, negatives = interaction_matrices(events, data.n_users, data.n_items)
     return replace(data, matrix=matrix, negatives=negatives)
@@ -120,36 +119,29 @@ class TimeSplit:
     positive event's item is new to the user (neither seen nor dismissed in ``train``)."""
 
     train: InteractionData
-    train_events: list[tuple[int, int, str]]
+    train_events: Events
     heldout: sp.csr_matrix
     held_events: int
     fraction: float
 
 
-def time_split(data: InteractionData, events: list[tuple[int, int, str]],
-               fraction: float = HOLDOUT_FRACTION) -> TimeSplit:
+def time_split(data: InteractionData, events: Events, fraction: float = HOLDOUT_FRACTION) -> TimeSplit:
     """Hold out each user's latest ``fraction`` of ``events`` (at least one of every user who has any: a
     user whose only event is held out is measured as a newcomer). ``events``: each user's in time order."""
-    by_user: dict[int, list] = defaultdict(list)
-    for event in events:
-        by_user[event[0]].append(event)
-    kept, held = [], []
-    for user_events in by_user.values():
-        n_held = max(1, int(fraction * len(user_events)))
-        kept += user_events[:-n_held]
-        held += user_events[-n_held:]
+    latest = events.latest_of_each_user(fraction)
+    kept, held = events.take(~latest), events.take(latest)
     train = with_events(data, kept)
-    positives = [(user, item) for user, item, kind in held if kind not in NEGATIVE_KINDS]
-    heldout = _ones(positives, data.n_users, data.n_items)
+    positives = held.take(~held.of_kinds(NEGATIVE_KINDS))
+    heldout = _ones(positives.users, positives.items, data.n_users, data.n_items)
     known = (train.matrix if train.negatives is None else train.matrix + abs(train.negatives)) > 0
     heldout = (heldout - heldout.multiply(known)).tocsr()
     heldout.eliminate_zeros()
     return TimeSplit(train, kept, heldout, len(held), fraction)
 
 
-def _ones(cells: list[tuple[int, int]], n_rows: int, n_cols: int) -> sp.csr_matrix:
-    pairs = np.asarray(cells, dtype=np.int64).reshape(-1, 2)
-    rows, cols = pairs[:, 0], pairs[:, 1]
+def _ones(rows, cols, n_rows: int, n_cols: int) -> sp.csr_matrix:
+    """The (n_rows, n_cols) matrix with a one at each cell (rows[k], cols[k])."""
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
     matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_rows, n_cols))
     matrix.data[:] = 1.0  # repeated cells added up: one relevant item is one
     return matrix
@@ -405,8 +397,10 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
                       snapshot.servable, train.item_content, split.held_events, split.fraction,
                       item_groups(train.item_ids), ItemMarket.of(train.item_ids, platform_data.item_market()),
                       platform_data.item_founders())
-    events_per_user = np.bincount([user for user, _, _ in split.train_events], minlength=train.n_users)
-    relevant, users = [], []
+    events_per_user = np.bincount(split.train_events.users, minlength=train.n_users)
+    relevant_rows: list[int] = []
+    relevant_items: list[int] = []
+    users = []
     for row, user_id in enumerate(train.user_ids.ids):
         record = snapshot.records.get(int(user_id))
         if record is None:
@@ -418,13 +412,14 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
         items = items[holdout.allowed_for(user)[items]]
         if not len(items):
             continue
-        relevant += [(row, item) for item in items.tolist()]
+        relevant_rows += [row] * len(items)
+        relevant_items += items.tolist()
         users.append(user)
     if not users:
         raise EngineError("no user has held-out events the API could serve them: nothing to evaluate")
-    holdout.relevant = _ones(relevant, train.n_users, train.n_items)
-    earlier_yes = [(user, item) for user, item, kind in split.train_events if kind in platform_data.YES_KINDS]
-    holdout.said_yes = _ones(earlier_yes, train.n_users, train.n_items)
+    holdout.relevant = _ones(relevant_rows, relevant_items, train.n_users, train.n_items)
+    earlier_yes = split.train_events.take(split.train_events.of_kinds(platform_data.YES_KINDS))
+    holdout.said_yes = _ones(earlier_yes.users, earlier_yes.items, train.n_users, train.n_items)
     # the other side's yes at any time, earlier or held out: a held-out item taken is a mutual match if so
     ever = answered_by(item_ids=train.item_ids, commitments=platform_data.commitments(),
                        founders=holdout.founders or {})
@@ -438,9 +433,14 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
 
 def _rows_matrix(rows_of: dict[int, np.ndarray], user_ids: IdMap, n_items: int) -> sp.csr_matrix:
     """{user id: item rows} as a (n_users, n_items) matrix of ones (users ``user_ids`` does not know dropped)."""
-    cells = [(user_ids.index[str(user)], int(row)) for user, rows in rows_of.items() if str(user) in user_ids.index
-             for row in rows]
-    return _ones(cells, len(user_ids), n_items)
+    rows: list[int] = []
+    items: list[int] = []
+    for user, found in rows_of.items():
+        row = user_ids.index.get(str(user))
+        if row is not None:
+            rows += [row] * len(found)
+            items += [int(item) for item in found]
+    return _ones(rows, items, len(user_ids), n_items)
 
 
 def item_groups(item_ids: IdMap, startups: dict[str, int] | None = None) -> np.ndarray:

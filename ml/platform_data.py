@@ -8,18 +8,21 @@ stages, open positions' skills): those are the tastes a founder looks for in dev
 """
 from collections import defaultdict
 from collections.abc import Iterable
+from itertools import islice
 
 import numpy as np
 from django.db import connection, models
+from django.db.models.functions import Coalesce
 
 from ml.core import data as engine_data
 from ml.core import features
-from ml.core.data import IdMap, InteractionData, interaction_matrices
+from ml.core.data import Events, IdMap, InteractionData, interaction_matrices
 from profiles.models import (
     TARGET_FIELDS,
     Developer,
     Founder,
     Interaction,
+    InteractionKind,
     Investor,
     ItemType,
     Position,
@@ -277,19 +280,14 @@ def _people_as_items(people: dict[int, dict]) -> dict[str, dict]:
 
 
 def interaction_events(user_index: dict[str, int], item_index: dict[str, int],
-                       user_id: int | None = None) -> list[tuple[int, int, str]]:
-    """(user row, item row, kind) for every interaction (of ``user_id`` only, when given) whose user and
-    item are known."""
+                       user_id: int) -> list[tuple[int, int, str]]:
+    """(user row, item row, kind) of every interaction of ``user_id`` whose user and item are known: one
+    user's few rows, on every request for recommendations, in plain SQL (recsys_site.db)."""
     columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
     types = list(TARGET_FIELDS)
-    if user_id is None:  # the whole table, streamed in chunks, each user's events in the order they happened
-        events: Iterable[tuple] = (Interaction.objects.order_by("user_id", "created_at", "id")
-                                   .values_list("user_id", "kind", *columns).iterator(chunk_size=20000))
-    else:  # one user's few rows, on every request for recommendations: plain SQL (recsys_site.db)
-        events = db.rows(f"SELECT user_id, kind, {', '.join(columns)} FROM {db.table(Interaction)} WHERE user_id = %s",
-                         [user_id])
     rows = []
-    for user, kind, *targets in events:
+    for user, kind, *targets in db.rows(
+            f"SELECT user_id, kind, {', '.join(columns)} FROM {db.table(Interaction)} WHERE user_id = %s", [user_id]):
         position = next(n for n, target in enumerate(targets) if target is not None)
         item = item_index.get(item_key(types[position], targets[position]))
         row = user_index.get(str(user))
@@ -298,7 +296,66 @@ def interaction_events(user_index: dict[str, int], item_index: dict[str, int],
     return rows
 
 
-def training_rows() -> tuple[InteractionData, list[tuple[int, int, str]], dict[int, dict]]:
+EVENTS_CHUNK = 200_000  # rows read and turned into arrays at a time: a few tens of MB of Python objects
+
+
+def all_events(user_ids: IdMap, item_ids: IdMap) -> Events:
+    """Every interaction whose user and item are known, each user's in the order they happened, as arrays.
+
+    The table is streamed in chunks (a server-side cursor on PostgreSQL); each chunk's ids become rows through
+    lookup arrays, so that no Python object per event outlives its chunk: at ten million events a list of
+    tuples took several gigabytes."""
+    user_row = _row_lookup([int(user) for user in user_ids.ids])
+    types = list(TARGET_FIELDS)
+    keys_of_type: list[list[int]] = [[] for _ in types]
+    rows_of_type: list[list[int]] = [[] for _ in types]
+    for row, key in enumerate(item_ids.ids):
+        item_type, pk = parse_item_key(key)
+        keys_of_type[types.index(item_type)].append(pk)
+        rows_of_type[types.index(item_type)].append(row)
+    item_row = [_row_lookup(pks, rows) for pks, rows in zip(keys_of_type, rows_of_type, strict=True)]
+    kinds = tuple(InteractionKind.values)
+    code = {kind: n for n, kind in enumerate(kinds)}
+    target_type = models.Case(*(models.When(**{f"{field}__isnull": False}, then=models.Value(n))
+                                for n, field in enumerate(TARGET_FIELDS.values())), output_field=models.IntegerField())
+    target = Coalesce(*(f"{field}_id" for field in TARGET_FIELDS.values()))
+    stream = (Interaction.objects.order_by("user_id", "created_at", "id")
+              .annotate(target_type=target_type, target=target)
+              .values_list("user_id", "kind", "target_type", "target").iterator(chunk_size=EVENTS_CHUNK))
+    parts = []
+    while chunk := list(islice(stream, EVENTS_CHUNK)):
+        users, chunk_kinds, chunk_types, targets = zip(*chunk, strict=True)
+        user_rows = _looked_up(user_row, np.array(users, dtype=np.int64))
+        type_of, pks = np.array(chunk_types, dtype=np.int64), np.array(targets, dtype=np.int64)
+        item_rows = np.full(len(chunk), -1, dtype=np.int64)
+        for n, lookup in enumerate(item_row):
+            here = type_of == n
+            item_rows[here] = _looked_up(lookup, pks[here])
+        known = (user_rows >= 0) & (item_rows >= 0)
+        codes = np.fromiter((code[kind] for kind in chunk_kinds), dtype=np.int8, count=len(chunk))
+        parts.append((user_rows[known], item_rows[known], codes[known]))
+    if not parts:
+        return Events.of([])
+    users_rows, items_rows, codes_all = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return Events(users_rows.astype(np.int32), items_rows.astype(np.int32), codes_all, kinds)
+
+
+def _row_lookup(ids: list[int], rows: list[int] | None = None) -> np.ndarray:
+    """An array whose entry at each of ``ids`` is its row (the id's place in ``ids``, or ``rows``'), -1 elsewhere."""
+    lookup = np.full(max(ids, default=-1) + 1, -1, dtype=np.int64)
+    lookup[np.asarray(ids, dtype=np.int64)] = np.arange(len(ids)) if rows is None else rows
+    return lookup
+
+
+def _looked_up(lookup: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The rows of ``ids`` in ``lookup`` (:func:`_row_lookup`); -1 for ids it does not hold."""
+    inside = ids < len(lookup)
+    rows = np.full(len(ids), -1, dtype=np.int64)
+    rows[inside] = lookup[ids[inside]]
+    return rows
+
+
+def training_rows() -> tuple[InteractionData, Events, dict[int, dict]]:
     """The whole platform as the engine's input, read once: (data, every event (user row, item row, kind)
     with each user's in the order they happened, which a time-based holdout splits and ``data``'s matrices
     sum, people's records by user id)."""
@@ -307,7 +364,7 @@ def training_rows() -> tuple[InteractionData, list[tuple[int, int, str]], dict[i
     user_ids, item_ids = IdMap([str(user) for user in sorted(users)]), IdMap(list(items))
     user_list = [users[int(u)] for u in user_ids.ids]
     item_list = [items[i] for i in item_ids.ids]
-    events = interaction_events(user_ids.index, item_ids.index)
+    events = all_events(user_ids, item_ids)
     matrix, negatives = interaction_matrices(events, len(user_ids), len(item_ids))
     user_content, item_content, vocabulary = features.platform_content(user_list, item_list)
     data = InteractionData(

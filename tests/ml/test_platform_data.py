@@ -1,11 +1,16 @@
-"""The people records training and serving both encode, read from the database."""
-import pytest
+"""The people records and the events training and serving both encode, read from the database."""
+from datetime import timedelta
 
-from ml.platform_data import user_records
+import pytest
+from django.utils import timezone
+
+from ml.core.data import IdMap
+from ml.platform_data import all_events, user_records
 from tests.factories import (
     DeveloperFactory,
     FounderFactory,
     IndustryFactory,
+    InteractionFactory,
     InvestorFactory,
     PositionFactory,
     SkillFactory,
@@ -47,3 +52,25 @@ def test_records_of_some_users_read_only_those():
     assert user_records([second.pk], role="developer")[second.pk]["remote_preference"] is None
     assert user_records([first.pk], role="investor") == {}
     assert user_records([]) == {}
+
+
+def test_all_events_are_each_users_in_time_order_as_rows_of_known_users_and_items():
+    developer, investor, stranger = DeveloperFactory(), InvestorFactory(), DeveloperFactory()
+    position, startup, unlisted = PositionFactory(), StartupFactory(), PositionFactory()
+    start = timezone.now() - timedelta(days=1)
+    at = [start + timedelta(minutes=minute) for minute in range(6)]
+    InteractionFactory(user=developer.user, position=position, kind="apply", created_at=at[3])
+    InteractionFactory(user=investor.user, startup=startup, kind="invest_interest", created_at=at[0])
+    InteractionFactory(user=developer.user, startup=startup, kind="dismiss", created_at=at[1])
+    InteractionFactory(user=developer.user, position=unlisted, created_at=at[2])  # an item the numbering lacks
+    InteractionFactory(user=stranger.user, position=position, created_at=at[4])  # a user it lacks
+    InteractionFactory(user=investor.user, developer=developer, kind="contact", created_at=at[5])
+    users = IdMap([str(investor.pk), str(developer.pk)])  # rows in another order than the ids'
+    items = IdMap([f"developer:{developer.pk}", f"startup:{startup.pk}", f"position:{position.pk}"])
+
+    events = all_events(users, items)
+
+    by_user = sorted([developer.pk, investor.pk])
+    expected = {developer.pk: [(1, 1, "dismiss"), (1, 2, "apply")],
+                investor.pk: [(0, 1, "invest_interest"), (0, 0, "contact")]}
+    assert list(events) == [event for user in by_user for event in expected[user]]

@@ -63,7 +63,9 @@ def test_train_queues_a_run_and_answers_202_with_where_to_follow_it(staff, staff
     assert response.status_code == 202, response.content
     body = response.json()
     assert set(body) == {"training_run_id", "task_id", "status", "status_url"}
-    assert body["status"] == "queued" and body["task_id"]
+    assert body["task_id"]
+    if settings.CELERY_BROKER_URL:  # queued until a worker takes it; without a broker a thread trains at once
+        assert body["status"] == "queued"  # (tests/ml/test_background_training.py), and may be done already
     assert body["status_url"].endswith(f"/api/v1/models/training-runs/{body['training_run_id']}")
     run = TrainingRun.objects.get(pk=body["training_run_id"])
     assert run.algorithms == ["content_based"] and run.requested_by == staff_user and run.trigger == "api"
