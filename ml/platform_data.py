@@ -8,11 +8,9 @@ stages, open positions' skills): those are the tastes a founder looks for in dev
 """
 from collections import defaultdict
 from collections.abc import Iterable
-from itertools import islice
 
 import numpy as np
 from django.db import connection, models
-from django.db.models.functions import Coalesce
 
 from ml.core import data as engine_data
 from ml.core import features
@@ -296,48 +294,42 @@ def interaction_events(user_index: dict[str, int], item_index: dict[str, int],
     return rows
 
 
-EVENTS_CHUNK = 200_000  # rows read and turned into arrays at a time: a few tens of MB of Python objects
+EVENTS_CHUNK = 200_000  # rows fetched and turned into arrays at a time: a few tens of MB of Python objects
 
 
 def all_events(user_ids: IdMap, item_ids: IdMap) -> Events:
     """Every interaction whose user and item are known, each user's in the order they happened, as arrays.
 
-    The table is streamed in chunks (a server-side cursor on PostgreSQL); each chunk's ids become rows through
-    lookup arrays, so that no Python object per event outlives its chunk: at ten million events a list of
-    tuples took several gigabytes."""
+    The table is read as it lies (a server-side cursor on PostgreSQL), a chunk at a time, and put in order
+    here (numpy's sort of ten million keys takes 3 s where PostgreSQL's ORDER BY took 43 s); each chunk's ids
+    become rows through lookup arrays, so no Python object per event outlives its chunk."""
+    types, kinds = list(TARGET_FIELDS), tuple(InteractionKind.values)
     user_row = _row_lookup([int(user) for user in user_ids.ids])
-    types = list(TARGET_FIELDS)
-    keys_of_type: list[list[int]] = [[] for _ in types]
-    rows_of_type: list[list[int]] = [[] for _ in types]
-    for row, key in enumerate(item_ids.ids):
-        item_type, pk = parse_item_key(key)
-        keys_of_type[types.index(item_type)].append(pk)
-        rows_of_type[types.index(item_type)].append(row)
-    item_row = [_row_lookup(pks, rows) for pks, rows in zip(keys_of_type, rows_of_type, strict=True)]
-    kinds = tuple(InteractionKind.values)
-    code = {kind: n for n, kind in enumerate(kinds)}
-    target_type = models.Case(*(models.When(**{f"{field}__isnull": False}, then=models.Value(n))
-                                for n, field in enumerate(TARGET_FIELDS.values())), output_field=models.IntegerField())
-    target = Coalesce(*(f"{field}_id" for field in TARGET_FIELDS.values()))
-    stream = (Interaction.objects.order_by("user_id", "created_at", "id")
-              .annotate(target_type=target_type, target=target)
-              .values_list("user_id", "kind", "target_type", "target").iterator(chunk_size=EVENTS_CHUNK))
+    keys = [parse_item_key(key) for key in item_ids.ids]
+    item_row = [_row_lookup([pk for kind, pk in keys if kind == item_type],
+                            [row for row, (kind, _) in enumerate(keys) if kind == item_type]) for item_type in types]
+    columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
+    target_type = " ".join(f"WHEN {column} IS NOT NULL THEN {n}" for n, column in enumerate(columns))
+    kind_code = " ".join(f"WHEN '{kind}' THEN {n}" for n, kind in enumerate(kinds))
+    sql = (f"SELECT user_id, COALESCE({', '.join(columns)}), CASE {target_type} END, CASE kind {kind_code} END, "
+           f"{db.epoch_seconds('created_at')}, id FROM {db.table(Interaction)}")
     parts = []
-    while chunk := list(islice(stream, EVENTS_CHUNK)):
-        users, chunk_kinds, chunk_types, targets = zip(*chunk, strict=True)
-        user_rows = _looked_up(user_row, np.array(users, dtype=np.int64))
-        type_of, pks = np.array(chunk_types, dtype=np.int64), np.array(targets, dtype=np.int64)
-        item_rows = np.full(len(chunk), -1, dtype=np.int64)
-        for n, lookup in enumerate(item_row):
-            here = type_of == n
-            item_rows[here] = _looked_up(lookup, pks[here])
-        known = (user_rows >= 0) & (item_rows >= 0)
-        codes = np.fromiter((code[kind] for kind in chunk_kinds), dtype=np.int8, count=len(chunk))
-        parts.append((user_rows[known], item_rows[known], codes[known]))
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql)
+        while chunk := cursor.fetchmany(EVENTS_CHUNK):
+            users, targets, type_of, codes, moments, ids = (np.array(column) for column in zip(*chunk, strict=True))
+            items = np.full(len(chunk), -1, dtype=np.int64)
+            for n, lookup in enumerate(item_row):
+                here = type_of == n
+                items[here] = _looked_up(lookup, targets[here])
+            rows = _looked_up(user_row, users)
+            known = (rows >= 0) & (items >= 0)
+            parts.append((rows[known], items[known], codes[known], moments[known], ids[known]))
     if not parts:
         return Events.of([])
-    users_rows, items_rows, codes_all = (np.concatenate(column) for column in zip(*parts, strict=True))
-    return Events(users_rows.astype(np.int32), items_rows.astype(np.int32), codes_all, kinds)
+    rows, items, codes, moments, ids = (np.concatenate(column) for column in zip(*parts, strict=True))
+    order = np.lexsort((ids, moments, rows))  # by user, then time, then id (events of the same moment)
+    return Events(rows[order].astype(np.int32), items[order].astype(np.int32), codes[order].astype(np.int8), kinds)
 
 
 def _row_lookup(ids: list[int], rows: list[int] | None = None) -> np.ndarray:

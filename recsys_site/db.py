@@ -26,3 +26,12 @@ def rows(sql: str, params=()) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def epoch_seconds(column: str) -> str:
+    """SQL for the seconds since 1970 of the datetime ``column``, as a float (to the microsecond on
+    PostgreSQL, the millisecond on SQLite): a key numpy can sort rows by, where the datetimes would be Python
+    objects."""
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM {column})::float8"
+    return f"(julianday({column}) - 2440587.5) * 86400.0"
