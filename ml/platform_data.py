@@ -46,9 +46,19 @@ def _names_by_owner(*relations, owners: set[int] | None = None) -> list[dict[int
         return [{} for _ in relations]
     sql, params = _names_sql(relations, owners)
     grouped: list[dict[int, list[str]]] = [defaultdict(list) for _ in relations]
-    for number, owner, name in db.rows(sql + " ORDER BY 1, 2, 3", params):
+    for number, owner, name in _read(sql, params, whole=owners is None):
         grouped[number][owner].append(name)
+    for names in grouped:
+        for linked in names.values():
+            linked.sort()
     return grouped
+
+
+def _read(sql: str, params: list, whole: bool):
+    """The rows of ``sql``: streamed when ``whole`` (a table's millions of links: fetched all at once they
+    took gigabytes), else fetched at once (a request's few, one round trip). Unordered: PostgreSQL's sort of
+    millions of names took longer than sorting each owner's few here."""
+    return (row for chunk in db.chunks(sql, params) for row in chunk) if whole else db.rows(sql, params)
 
 
 def _names_sql(relations, owners: set[int] | None) -> tuple[str, list]:
@@ -86,12 +96,15 @@ def _profiles(model, names: list[str], relations, owners: set[int] | None) -> di
         params += values
     converters = [getattr(field, "from_db_value", None) for field in fields]
     profiles: dict[int, tuple[list, list[list[str]]]] = {}
-    for pk, *values, relation, name in db.rows(sql + " ORDER BY 1, x.relation, x.name", params):
+    for pk, *values, relation, name in _read(sql, params, whole=owners is None):
         if pk not in profiles:
             profiles[pk] = ([value if convert is None else convert(value, None, connection)
                              for convert, value in zip(converters, values, strict=True)], [[] for _ in relations])
         if relation is not None:
             profiles[pk][1][relation].append(name)
+    for _, linked in profiles.values():
+        for names in linked:
+            names.sort()
     return profiles
 
 
@@ -314,17 +327,15 @@ def all_events(user_ids: IdMap, item_ids: IdMap) -> Events:
     sql = (f"SELECT user_id, COALESCE({', '.join(columns)}), CASE {target_type} END, CASE kind {kind_code} END, "
            f"{db.epoch_seconds('created_at')}, id FROM {db.table(Interaction)}")
     parts = []
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(sql)
-        while chunk := cursor.fetchmany(EVENTS_CHUNK):
-            users, targets, type_of, codes, moments, ids = (np.array(column) for column in zip(*chunk, strict=True))
-            items = np.full(len(chunk), -1, dtype=np.int64)
-            for n, lookup in enumerate(item_row):
-                here = type_of == n
-                items[here] = _looked_up(lookup, targets[here])
-            rows = _looked_up(user_row, users)
-            known = (rows >= 0) & (items >= 0)
-            parts.append((rows[known], items[known], codes[known], moments[known], ids[known]))
+    for chunk in db.chunks(sql, size=EVENTS_CHUNK):
+        users, targets, type_of, codes, moments, ids = (np.array(column) for column in zip(*chunk, strict=True))
+        items = np.full(len(chunk), -1, dtype=np.int64)
+        for n, lookup in enumerate(item_row):
+            here = type_of == n
+            items[here] = _looked_up(lookup, targets[here])
+        rows = _looked_up(user_row, users)
+        known = (rows >= 0) & (items >= 0)
+        parts.append((rows[known], items[known], codes[known], moments[known], ids[known]))
     if not parts:
         return Events.of([])
     rows, items, codes, moments, ids = (np.concatenate(column) for column in zip(*parts, strict=True))

@@ -28,6 +28,15 @@ def rows(sql: str, params=()) -> list[tuple]:
         return cursor.fetchall()
 
 
+def chunks(sql: str, params=(), size: int = 100_000):
+    """The rows of ``sql``, ``size`` at a time (through a server-side cursor on PostgreSQL): a whole table's
+    rows never sit in memory together."""
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(size):
+            yield chunk
+
+
 def epoch_seconds(column: str) -> str:
     """SQL for the seconds since 1970 of the datetime ``column``, as a float (to the microsecond on
     PostgreSQL, the millisecond on SQLite): a key numpy can sort rows by, where the datetimes would be Python

@@ -338,17 +338,20 @@ class ContentVocabulary:
 
     def transform(self, documents: Sequence[Iterable[str]]) -> sp.csr_matrix:
         """(n_docs, n_terms) csr float32; unknown terms are dropped."""
-        indptr, columns, counts = [0], [], []
+        index, n_terms = self._index, len(self.terms)
+        columns: list[int] = []
+        lengths = []
         for doc in documents:
-            found = Counter(self._index[t] for t in doc if t in self._index)
-            for column in sorted(found):
-                columns.append(column)
-                counts.append(found[column])
-            indptr.append(len(columns))
-        term_columns = np.asarray(columns, dtype=np.int32)
-        values = ((1.0 + np.log(np.asarray(counts, dtype=np.float64))) * self.idf[term_columns]).astype(np.float32)
-        matrix = sp.csr_matrix((values, term_columns, np.asarray(indptr, dtype=np.int32)),
-                               shape=(len(documents), len(self.terms)))
+            known = [index[t] for t in doc if t in index]
+            columns += known
+            lengths.append(len(known))
+        # each (document, term) cell once, with how often the term occurs: sorted keys are the CSR's order
+        keys = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths) * n_terms + np.asarray(columns, np.int64)
+        cells, counts = np.unique(keys, return_counts=True)
+        term_columns = (cells % max(n_terms, 1)).astype(np.int32)
+        indptr = np.searchsorted(cells, np.arange(len(lengths) + 1, dtype=np.int64) * n_terms).astype(np.int32)
+        values = ((1.0 + np.log(counts.astype(np.float64))) * self.idf[term_columns]).astype(np.float32)
+        matrix = sp.csr_matrix((values, term_columns, indptr), shape=(len(lengths), n_terms))
         return unit_rows(_normalise_namespaces(matrix, self._namespace_ids))
 
     def to_json(self) -> dict:
