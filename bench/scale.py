@@ -3,6 +3,7 @@
     .venv/bin/python bench/scale.py                  # 1,000,000 users and catalog items, 10,000,000 events
     .venv/bin/python bench/scale.py --scale 0.05     # 50,000 users, 40,000 positions, 10,000 startups
     .venv/bin/python bench/scale.py --reuse          # serve and measure the world and models already built
+                                                     # (the training numbers: the registry's, of its last run)
 
 It DROPS and re-creates the database named in DATABASE_URL (default ``scalebench``). Each step prints as
 it goes, with its time:
@@ -207,7 +208,8 @@ def report(result: dict) -> None:
         print(f"seed: {result['seed']['seed_seconds']} s for {sizes['users']:,} users, "
               f"{sizes['positions'] + sizes['startups']:,} catalog items, {sizes['interactions']:,} interactions")
     if "train" in result:
-        print(f"train: {result['train']['train_seconds']} s in all")
+        total = result["train"].get("train_seconds", "(not timed here)")
+        print(f"train: run {result['train']['run']}, {total} s in all")
         for algorithm, numbers in result["train"]["versions"].items():
             print(f"  {algorithm:<15} {numbers['training_seconds']} s, peak {numbers['peak_memory_mb']} MB")
     print(f"load: {result['load']['load_seconds']} s in a fresh process, {result['load']['rss_mb']} MB resident")
@@ -230,6 +232,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="the world's sizes times this")
     parser.add_argument("--reuse", action="store_true", help="skip seeding and training")
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "var" / "scale-models",
+                        help="MODEL_DIR: where the models are written and read")
     parser.add_argument("--algorithms", default=ALGORITHMS)
     parser.add_argument("--seconds", type=float, default=20, help="per concurrency level")
     parser.add_argument("--warmup", type=float, default=5)
@@ -238,9 +242,11 @@ def main() -> None:
     if not url.startswith(("postgres://", "postgresql://")):
         sys.exit("bench/scale.py measures on PostgreSQL: set DATABASE_URL=postgres://...")
     # PYTHONUNBUFFERED: the commands' progress shows as it comes, also when this output goes to a file
-    env = server_env(url, ROOT / "var" / "scale-models", epochs=3) | {"PYTHONUNBUFFERED": "1"}
+    env = server_env(url, args.model_dir, epochs=3) | {"PYTHONUNBUFFERED": "1"}
     result: dict = {"machine": machine()}
-    if not args.reuse:
+    if args.reuse:
+        result["train"] = django_json(env, TRAINED)
+    else:
         result["seed"] = seed(env, url, args.scale)
         result["train"] = train(env, args.algorithms)
     result["load"] = django_json(env, LOADED)

@@ -103,8 +103,8 @@ def _profiles(model, names: list[str], relations, owners: set[int] | None) -> di
         if relation is not None:
             profiles[pk][1][relation].append(name)
     for _, linked in profiles.values():
-        for names in linked:
-            names.sort()
+        for found in linked:
+            found.sort()
     return profiles
 
 

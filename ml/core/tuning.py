@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from .base import ProgressCallback, Recommender
 from .data import EngineError, InteractionData, holdout_split
+from .index import BATCH_CELLS
 from .metrics import heldout_ndcg
 from .registry import COLLABORATIVE, CONTENT, DEFAULT_WEIGHTS, EASE, POPULARITY, RP3BETA, TWO_TOWER
 
@@ -203,9 +204,8 @@ def tune(names: list[str], data: InteractionData, *, seed: int = 0,
         raise EngineError(f"no component could learn from the data: {failed}")
     users = _validation_users(heldout, VALIDATION_USERS, seed)
     labels = None if groups is None else np.asarray(groups)[users]
-    allowed_rows = None if labels is None or allowed is None else np.stack(
-        [allowed.get(label, np.ones(data.n_items, dtype=bool)) for label in labels])
-    shortlist, unscorable = _Shortlist.build(tuned.fold_models, fold.matrix, users, heldout, allowed_rows)
+    allowed_by_user = None if labels is None or allowed is None else [allowed.get(label) for label in labels]
+    shortlist, unscorable = _Shortlist.build(tuned.fold_models, fold.matrix, users, heldout, allowed_by_user)
     failed |= unscorable
     start = {n: DEFAULT_WEIGHTS.get(n, 0.0) for n in shortlist.z}
     if not any(start.values()):
@@ -265,6 +265,11 @@ def zscore(scores: np.ndarray, seen: np.ndarray | sp.spmatrix | None = None) -> 
     return ((scores - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
 
 
+def _allowed_rows(allowed: list[np.ndarray | None], n_items: int) -> np.ndarray:
+    """(len(allowed), n_items) bool: each user's allowed items, every item where theirs is None."""
+    return np.stack([np.ones(n_items, dtype=bool) if items is None else items for items in allowed])
+
+
 def _dense_bool(seen) -> np.ndarray:
     return (seen.toarray() if sp.issparse(seen) else np.asarray(seen)) != 0
 
@@ -287,10 +292,10 @@ class _Shortlist:
     @classmethod
     def build(
         cls, models: dict[str, Recommender], matrix: sp.csr_matrix, users: np.ndarray, heldout: sp.csr_matrix,
-        allowed: np.ndarray | None = None,
+        allowed: list[np.ndarray | None] | None = None,
     ) -> tuple[_Shortlist, dict[str, str]]:
-        """(shortlist, failed): a component that cannot score is left out and reported. ``allowed``:
-        (len(users), n_items) bool, the items each user may be recommended (None: all)."""
+        """(shortlist, failed): a component that cannot score is left out and reported. ``allowed``: per
+        user, the items (bool per item row) they may be recommended (None: all)."""
         scorable, failed = {}, {}
         for name, model in models.items():
             try:
@@ -298,9 +303,12 @@ class _Shortlist:
                 scorable[name] = model
             except Exception as exc:  # same policy as serving: a failing component drops out
                 failed[name] = f"{type(exc).__name__}: {exc}"
-        chunks = [cls._chunk(scorable, matrix, users[s : s + SHORTLIST_CHUNK], heldout,
-                             None if allowed is None else allowed[s : s + SHORTLIST_CHUNK])
-                  for s in range(0, len(users), SHORTLIST_CHUNK)]
+        # a chunk's (users, n_items) score blocks, one per component, stay within BATCH_CELLS each: at a
+        # million items SHORTLIST_CHUNK users' blocks would take gigabytes
+        size = max(1, min(SHORTLIST_CHUNK, BATCH_CELLS // max(matrix.shape[1], 1)))
+        chunks = [cls._chunk(scorable, matrix, users[s : s + size], heldout,
+                             None if allowed is None else _allowed_rows(allowed[s : s + size], matrix.shape[1]))
+                  for s in range(0, len(users), size)]
         z = {n: np.vstack([c.z[n] for c in chunks]) for n in scorable}
         relevant = np.vstack([c.relevant for c in chunks])
         return cls(z, relevant, np.concatenate([c.n_relevant for c in chunks])), failed
