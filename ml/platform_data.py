@@ -102,8 +102,8 @@ def _profiles(model, names: list[str], relations, owners: set[int] | None) -> di
                              for convert, value in zip(converters, values, strict=True)], [[] for _ in relations])
         if relation is not None:
             profiles[pk][1][relation].append(name)
-    for _, linked in profiles.values():
-        for found in linked:
+    for _, by_relation in profiles.values():
+        for found in by_relation:
             found.sort()
     return profiles
 

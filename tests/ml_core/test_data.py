@@ -40,8 +40,9 @@ def _latest_by_hand(triples, fraction):
 
 def test_each_users_latest_share_is_picked_wherever_their_events_are():
     rng = np.random.default_rng(0)
-    triples = [(int(user), int(item), kind) for user, item, kind in
-               zip(rng.integers(0, 40, 600), rng.integers(0, 90, 600), rng.choice(["view", "like", "dismiss"], 600))]
+    kinds = rng.choice(["view", "like", "dismiss"], 600)
+    triples = [(int(user), int(item), str(kind)) for user, item, kind in
+               zip(rng.integers(0, 40, 600), rng.integers(0, 90, 600), kinds, strict=True)]
     events = Events.of(triples)
 
     latest = events.latest_of_each_user(0.2)
