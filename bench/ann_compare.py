@@ -6,7 +6,7 @@ The vectors are ALS item factors (128-d float32, ml.core.collaborative's ALSConf
 alpha 5, binary cells) trained with implicit on a synthetic long-tailed, clustered interaction matrix of
 the million world's shape (1,000,000 users x 1,000,000 items, 10,000,000 interactions, 5,000 tastes),
 cached under var/ann_compare/ (the first run trains them, a few minutes on 2 cores; --factors DIR reads
-item_factors.npy and user_factors.npy from elsewhere, e.g. a trained collaborative model's). The queries
+a trained collaborative model's instead: the version's directory under MODEL_DIR). The queries
 are 1,000 users' factors, the vector serving scores items with; each query's allowed items are 90% of
 the catalog (closed positions left out) less the user's own interactions, the ``keep`` mask serving
 passes.
@@ -56,7 +56,8 @@ def main() -> None:
 
     items, users, seen = load_factors(args)
     rng = np.random.default_rng(1)
-    queried = rng.choice(np.flatnonzero(np.diff(seen.indptr) > 0), size=args.queries, replace=False)
+    with_history = np.flatnonzero(np.diff(seen.indptr) > 0)
+    queried = rng.choice(with_history if len(with_history) else len(users), size=args.queries, replace=False)
     queries = users[queried]
     if args.unit:
         items = items / np.maximum(np.linalg.norm(items, axis=1, keepdims=True), 1e-30)
@@ -88,9 +89,11 @@ def main() -> None:
 
 def load_factors(args) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
     """(item factors, user factors, each user's interactions as a CSR)."""
-    if args.factors:
-        items = np.load(args.factors / "item_factors.npy").astype(np.float32)
-        users = np.load(args.factors / "user_factors.npy").astype(np.float32)
+    if args.factors:  # a trained model keeps no interactions: its users are queried with none left out
+        from ml.core.base import load_artifact
+
+        _, arrays = load_artifact(args.factors)
+        items, users = (np.asarray(arrays[name], dtype=np.float32) for name in ("item_factors", "user_factors"))
         return items, users, sp.csr_matrix((len(users), len(items)), dtype=np.float32)
     cache = ROOT / "var" / "ann_compare" / f"als_{args.items}.npz"
     if cache.exists():

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from .base import ProgressCallback, Recommender
 from .data import EngineError, InteractionData, holdout_split
-from .index import BATCH_CELLS
+from .index import BATCH_CELLS, best_columns
 from .metrics import heldout_ndcg
 from .registry import COLLABORATIVE, CONTENT, DEFAULT_WEIGHTS, EASE, POPULARITY, RP3BETA, TWO_TOWER
 
@@ -325,8 +325,7 @@ class _Shortlist:
         full = {name: zscore(model.score(users), seen) for name, model in models.items()}
         excluded = seen if allowed is None else seen | ~allowed
         per_component = min(CANDIDATES_PER_COMPONENT, matrix.shape[1])
-        top = [np.argpartition(np.where(excluded, np.inf, -s), per_component - 1, axis=1)[:, :per_component]
-               for s in full.values()]
+        top = [best_columns(np.where(excluded, -np.inf, s), per_component)[1] for s in full.values()]
         candidates = np.sort(np.concatenate(top, axis=1), axis=1)
         # an excluded item, or a candidate repeated, must not count in a ranking: send it to the bottom
         dropped = excluded[rows[:, None], candidates]
