@@ -687,8 +687,10 @@ def demo_oracle(seed: int = DEMO_SEED):
     users = dict(demo.values_list("username", "pk"))
     if not users:
         return None, "not a demo world: no demo users"
-    startups = dict(Startup.objects.filter(founders__user__in=demo.values("pk")).distinct().values_list("pk", "name"))
-    positions = dict(Position.objects.filter(startup__in=list(startups)).values_list("pk", "title"))
+    theirs = Startup.objects.filter(founders__user__in=demo.values("pk")).distinct()
+    startups = dict(theirs.values_list("pk", "name"))
+    # a subquery, not the ids: a million world's 200,000 startups are more parameters than PostgreSQL takes
+    positions = dict(Position.objects.filter(startup__in=theirs.values("pk")).values_list("pk", "title"))
     size = WorldSize(users=len(users), positions=len(positions), startups=len(startups), interactions=0)
     try:
         world = make_world(seed, size, DEFAULT_END)
