@@ -88,11 +88,13 @@ def developer_ids(url: str) -> list[int]:
         return [row[0] for row in connection.execute("SELECT user_id FROM profiles_developer")]
 
 
-def start_gunicorn(env: dict) -> subprocess.Popen:
+def start_gunicorn(env: dict, within: float = 180) -> subprocess.Popen:
+    """gunicorn on PORT, once it answers; exits if it has not within ``within`` seconds (its master loads the
+    models first: minutes at a million items)."""
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{PORT}", "--workers", "2"],
         cwd=ROOT, env=env)  # the rest from gunicorn.conf.py, as in production
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if server.poll() is not None:
             sys.exit(f"gunicorn exited with status {server.returncode} before it served")
@@ -104,7 +106,7 @@ def start_gunicorn(env: dict) -> subprocess.Popen:
         except OSError:
             time.sleep(0.5)
     server.kill()
-    sys.exit("gunicorn did not come up within 180 s")
+    sys.exit(f"gunicorn did not come up within {within:.0f} s")
 
 
 RECOMMENDATIONS, TEN_ITEMS = "/api/v1/recommendations", "/bench/ten-items"  # what is measured; the baseline

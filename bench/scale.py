@@ -173,7 +173,7 @@ def _latencies(ms: list[float]) -> dict:
 def serve(env: dict, url: str, seconds: float, warmup: float) -> dict:
     token, users = staff_token(url), developer_ids(url)
     started = time.perf_counter()
-    server = start_gunicorn({**env, "DJANGO_SETTINGS_MODULE": "bench.trivial_settings"})
+    server = start_gunicorn({**env, "DJANGO_SETTINGS_MODULE": "bench.trivial_settings"}, within=900)
     out: dict = {"server_start_seconds": round(time.perf_counter() - started, 1)}
     try:
         load_at(token, users, 4, warmup)  # every worker holds the models (the first requests load them)
