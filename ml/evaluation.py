@@ -196,18 +196,6 @@ def config_of(model) -> dict:
     return json.loads(json.dumps(fields, default=str))
 
 
-# Config fields a fit sets from the data it is given (the Two-Tower's feature widths), not part of a setting.
-DATA_SHAPED_FIELDS = ("user_feature_dim", "item_feature_dim")
-
-
-def same_setting(model, other) -> bool:
-    """Whether two models share one setting, whatever widths their data gave them: a fitted Two-Tower's
-    config holds its data's feature widths, a fresh one's the defaults."""
-    def setting(m) -> dict:
-        return {key: value for key, value in config_of(m).items() if key not in DATA_SHAPED_FIELDS}
-    return setting(model) == setting(other)
-
-
 def setting_of(algorithm: str, config: dict) -> Maker:
     """The maker of the setting with ``config`` (config_of a model): how a later part of a run refits what an
     earlier part chose. The default when the grid has no such setting any more."""
@@ -249,20 +237,13 @@ def chosen_maker(tuned: Tuned, algorithm: str) -> Maker:
 
 
 def fit_holdout_models(tuned: Tuned, names: list[str], data: InteractionData,
-                       reuse: dict[str, Recommender] | None = None,
                        progress: ProgressCallback | None = None) -> tuple[dict[str, Recommender], dict[str, str]]:
-    """(models, failed): each chosen setting fitted on ``data``. ``reuse``: models already fitted on exactly
-    ``data``; one with the chosen setting is taken instead of fitting it again (training's validation fold
-    is the holdout's earlier part). A component that cannot learn from ``data`` is left out, with why."""
+    """(models, failed): each chosen setting fitted on ``data``. A component that cannot learn from ``data``
+    is left out, with why."""
     models, failed = {}, {}
     for name in names:
-        make = chosen_maker(tuned, name)
-        ready = (reuse or {}).get(name)
-        if ready is not None and same_setting(ready, make()):
-            models[name] = ready
-            continue
         try:
-            models[name] = make().fit(data, progress=progress)
+            models[name] = chosen_maker(tuned, name)().fit(data, progress=progress)
         except EngineError as exc:
             failed[name] = str(exc)
     return models, failed
@@ -723,9 +704,8 @@ def evaluate_weights(weights: dict) -> dict[str, Metrics]:
     --weights ...`` prints the same numbers). DomainError for invalid weights, Conflict when no run has a
     held-out split.
 
-    "current" is, in manual mode, the pinned weights; in tuned mode, the weights tuning chose for these
-    held-out models (the run's ``served["weights"]``): the tuned weights in force were tuned on these very
-    held-out events, so measuring them here would flatter them against any proposal.
+    "current" is, in manual mode, the pinned weights; in tuned mode, the run's tuned weights (its
+    ``served["weights"]``, by role too): tuned on events before these held-out ones, as every proposal is.
     """
     from . import selectors, services
 

@@ -37,7 +37,6 @@ from .models import algorithm_label
 PHASES = {
     "reading": "Reading the platform's data",
     "validation": "Choosing settings on validation",
-    "holdout_validation": "Choosing settings for the held-out measurement",
     "final_fit": "Final fit on all the data",
     "holdout_fit": "Fitting the held-out measurement's models",
     "measuring": "Measuring the set as served",
@@ -45,9 +44,8 @@ PHASES = {
 # What each phase does, for whoever reads the console or hovers over a row.
 PHASE_NOTES = {
     "reading": "interactions, profiles and the catalog, as the models see them",
-    "validation": "each setting fitted on each user's earlier events and scored on their latest 20%; then the "
-                  "blend's weights",
-    "holdout_validation": "the same one step back in time, on the events before the held-out ones",
+    "validation": "each setting fitted on the events before the held-out ones, without each user's latest 20% "
+                  "of those, and scored on that 20%; then the blend's weights",
     "final_fit": "the chosen settings fitted on all the data: the new versions",
     "holdout_fit": "the chosen settings fitted on the events before the held-out ones",
     "measuring": "the set ranked as the API serves it, on each user's latest 20% of events",

@@ -269,7 +269,7 @@ def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bo
     """One part of a run: tune and fit ``algorithms`` (versions, and held-out models for the evaluation);
     with ``finish``, also tune the weights over the whole run's algorithms, measure the set and activate it.
     Each phase is named to ``report`` as it begins (ml.progress.PHASES)."""
-    fitting = ["reading", "validation", "holdout_validation", "final_fit", "holdout_fit"]
+    fitting = ["reading", "validation", "final_fit", "holdout_fit"]
     # without ``finish`` the run's next part (the Two-Tower's queue) goes through them all again, and measures
     report.plan([*fitting, "measuring"] if finish else fitting, later=[] if finish else [*fitting, "measuring"])
     report.begin("reading")
@@ -282,7 +282,7 @@ def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bo
             _update_run(run_id, lambda run, a=algorithm, r=reason: run.skipped.update({a: r}))
         else:
             mine.append(algorithm)
-    outer = evaluation.time_split(data, snapshot.events)  # validation for the versions, holdout for the evaluation
+    outer = evaluation.time_split(data, snapshot.events)  # the holdout the set is measured on
     earlier = {v.algorithm: v for v in ModelVersion.objects.filter(training_run_id=run_id,
                                                                     status=ModelVersion.Status.READY)}
     if not mine and not (finish and earlier):
@@ -290,23 +290,20 @@ def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bo
         return
     versions = {algorithm: _new_version(run_id, algorithm, data, fingerprint) for algorithm in mine}
     earlier_held_out = _earlier_held_out_models(run_id, earlier, outer.train)
-    inner = evaluation.time_split(outer.train, outer.train_events)  # validation within the holdout's earlier part
+    # Settings and weights are chosen once, on validation within the holdout's earlier events, and both the
+    # versions and the measured models take them: the set measured is the set served, weights included, and
+    # nothing it was tuned on is among the held-out events.
+    inner = evaluation.time_split(outer.train, outer.train_events)
     names = [*earlier, *mine]
-    tuned_names = [*names, POPULARITY]  # tuning gives popularity a weight too (evaluation.tune_on)
-    report.begin("validation", tuned_names)
+    report.begin("validation", [*names, POPULARITY])  # tuning gives popularity a weight too (evaluation.tune_on)
     report("tuning", {"algorithm": "hybrid", "split": "validation", "algorithms": names})
-    tuned = evaluation.tune_on(outer, names, snapshot,
+    tuned = evaluation.tune_on(inner, names, snapshot,
                                {a: evaluation.setting_of(a, v.config) for a, v in earlier.items()}, report)
-    report.begin("holdout_validation", tuned_names)
-    report("tuning", {"algorithm": "hybrid", "split": "holdout's validation", "algorithms": names})
-    tuned_for_holdout = evaluation.tune_on(
-        inner, names, snapshot,
-        {a: evaluation.setting_of(a, evaluation.config_of(m)) for a, m in earlier_held_out.items()}, report)
     report.begin("final_fit", mine)
     for algorithm in mine:
         _fit_version(versions[algorithm], evaluation.chosen_maker(tuned, algorithm), data, report)
     report.begin("holdout_fit", mine)
-    held_out, failed = evaluation.fit_holdout_models(tuned_for_holdout, mine, outer.train, tuned.fold_models, report)
+    held_out, failed = evaluation.fit_holdout_models(tuned, mine, outer.train, progress=report)
     path = evaluation.holdout_dir(run_id)
     for algorithm, model in held_out.items():
         shutil.rmtree(path / algorithm, ignore_errors=True)
@@ -316,7 +313,7 @@ def _train_part(run_id: int, algorithms: list[str], fingerprint: str, finish: bo
     if finish:
         report.begin("measuring")
         held_out |= earlier_held_out
-        _finish_set(run_id, snapshot, outer, held_out, tuned, tuned_for_holdout, failed, report)
+        _finish_set(run_id, snapshot, outer, held_out, tuned, failed, report)
     report.end()
 
 
@@ -392,7 +389,7 @@ def _fit_version(version: ModelVersion, make, data, report: RunProgress) -> None
 
 
 def _finish_set(run_id: int, snapshot, outer, held_out: dict[str, Recommender], tuned: Tuned,
-                tuned_for_holdout: Tuned, failed: dict[str, str], report) -> None:
+                failed: dict[str, str], report) -> None:
     """Record the tuned weights, measure the run's set as served and activate it unless it is worse."""
     run = TrainingRun.objects.get(pk=run_id)
     failed = {**tuned.validation.get("failed", {}),
@@ -402,7 +399,7 @@ def _finish_set(run_id: int, snapshot, outer, held_out: dict[str, Recommender], 
                  "by_role": tuned.weights_by_group,
                  "validation_ndcg": _rounded(tuned.validation.get("ndcg")), "k": None if k is None else int(k),
                  "settings": tuned.validation.get("settings", {}), "failed": failed}
-    run.served, alone = _measure(run_id, snapshot, outer, held_out, tuned_for_holdout, report)
+    run.served, alone = _measure(run_id, snapshot, outer, held_out, tuned, report)
     for version in ModelVersion.objects.filter(training_run=run, status=ModelVersion.Status.READY):
         _record_metrics(version, alone.get(version.algorithm, {}))
         run.metrics[version.algorithm] = version.metrics

@@ -152,6 +152,19 @@ class InteractionData:
             user_content=taken(self.user_content))
 
 
+    def with_items(self, rows: np.ndarray) -> InteractionData:
+        """Only the items ``rows`` (in that order), with every user: their interactions, features and content."""
+        rows = np.asarray(rows, dtype=np.int64)
+
+        def taken(array):
+            return None if array is None else array[rows]
+
+        return dataclasses.replace(
+            self, item_ids=IdMap([self.item_ids.ids[row] for row in rows.tolist()]), matrix=self.matrix[:, rows],
+            negatives=None if self.negatives is None else self.negatives[:, rows],
+            item_features=taken(self.item_features), item_content=taken(self.item_content))
+
+
 def _check_shape(name: str, matrix, shape: tuple[int, int]) -> None:
     if matrix.shape != shape:
         raise EngineError(f"{name} has shape {matrix.shape}, expected {shape} (users x items)")

@@ -111,15 +111,17 @@ def fit_ranker(algorithm: str, data: InteractionData, seed: int) -> Ranker:
 def fit_hybrid(data: InteractionData, seed: int, progress=None) -> Ranker:
     """Every component tuned on validation carved from ``data``, the weights with them; the components
     that earned a weight (and content, the cold-start path) refitted on all of ``data``, except the
-    Two-Tower, which serves as fitted on the fold: it is most of the fit time, and on ml-100k (seeds 0-2)
-    keeping it scored the same as refitting it. A component that fails to fit is left out."""
+    Two-Tower, which serves as fitted on the fold (unless the search ran on a sample of it): it is most of
+    the fit time, and on ml-100k (seeds 0-2) keeping it scored the same as refitting it. A component that
+    fails to fit is left out."""
     tuned = tune(list(HYBRID_COMPONENTS), data, seed=seed, progress=progress)
     models, unavailable = {}, dict(tuned.validation.get("failed", {}))
     for name, maker in tuned.makers.items():
         if name == POPULARITY or (tuned.weights.get(name, 0) <= 0 and name != CONTENT):
             continue  # the ranker holds popularity itself
         try:
-            models[name] = tuned.fold_models[name] if name == TWO_TOWER else maker().fit(data, progress=progress)
+            reused = name == TWO_TOWER and not tuned.sampled  # a sample's fit has the sample's numbering
+            models[name] = tuned.fold_models[name] if reused else maker().fit(data, progress=progress)
         except EngineError as exc:
             unavailable[name] = str(exc)
     weights = tuned.weights or {name: 1.0 for name in models}

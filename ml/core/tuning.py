@@ -27,9 +27,10 @@ WEIGHT_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 CANDIDATES_PER_COMPONENT = 100  # the shortlist each component adds when weights are tuned
 VALIDATION_MIN_ITEMS = 3  # users need this many interactions to lend one to validation (sparse catalogs)
 VALIDATION_USERS = 2000  # at most this many users score each setting and the weights (a sample beyond it)
-# A component's settings are compared on at most this many of the fold's users (a sample beyond it, with
-# every item and all of those users' rows), and the best one is then fitted on the whole fold: at a million
-# users each of ALS's eight settings would otherwise be a full fit. Smaller data sets search on all users.
+# Settings and weights are searched on at most this many of the fold's users (a sample beyond it, with all
+# of those users' rows and only the items they touched): at a million users each of ALS's eight settings
+# would otherwise be a full fit, and every validation user's scores a pass over every item. The search's
+# cost is then bounded whatever the world's size; smaller data sets are searched whole.
 SETTING_FIT_USERS = 100_000
 SHORTLIST_CHUNK = 256  # validation users scored at a time while the shortlist is built
 # NDCG cut-off that settings and weights are tuned at. Deeper than the usual 10: each validation user then
@@ -106,23 +107,18 @@ def select_on_validation(makers: list[Maker], fold: InteractionData, heldout: sp
                          progress: ProgressCallback | None = None) -> tuple[Maker, Recommender, float]:
     """(maker, model fitted on ``fold``, NDCG@k on ``heldout``) of the best setting; one setting is not scored.
 
-    Each setting is fitted on the fold (or on SETTING_FIT_USERS of its users, see there) and scored on at
-    most VALIDATION_USERS of the users with held-out items."""
+    Each setting is fitted on the fold and scored on at most VALIDATION_USERS of the users with held-out
+    items (a large fold is first cut down by :func:`search_sample`)."""
     if len(makers) == 1:
         return makers[0], makers[0]().fit(fold, progress=progress), float("nan")
-    search_fold, search_heldout = fold, heldout
-    sampled = fold.n_users > SETTING_FIT_USERS
-    if sampled:
-        rows = _fold_sample(heldout, SETTING_FIT_USERS)
-        search_fold, search_heldout = fold.with_users(rows), heldout[rows]
-    users = _validation_users(search_heldout, VALIDATION_USERS, seed=0)
+    users = _validation_users(heldout, VALIDATION_USERS, seed=0)
     best: tuple[Maker, Recommender, float] | None = None
     for n, make in enumerate(makers, start=1):
         model = make()
         if progress:  # which setting the fit's own progress belongs to
             progress("fitting", {"algorithm": model.name, "setting": n, "settings": len(makers)})
-        model = model.fit(search_fold, progress=progress)
-        ndcg = heldout_ndcg(model, search_fold, search_heldout, k, users)
+        model = model.fit(fold, progress=progress)
+        ndcg = heldout_ndcg(model, fold, heldout, k, users)
         if progress:
             progress("setting", {"algorithm": model.name, "config": str(getattr(model, "config", "")),
                                  "validation_ndcg": ndcg, "users": len(users), "setting": n, "settings": len(makers)})
@@ -130,9 +126,33 @@ def select_on_validation(makers: list[Maker], fold: InteractionData, heldout: sp
             best = (make, model, ndcg)
     if best is None:
         raise EngineError("no setting to choose from")
-    if sampled:  # the chosen setting on every user of the fold: the weights are tuned on its scores
-        best = (best[0], best[0]().fit(fold, progress=progress), best[2])
     return best
+
+
+@dataclass(frozen=True)
+class SearchSample:
+    """The part of a validation split the search runs on: the fold and held-out items of ``users`` (rows of
+    the whole fold) and ``items`` only; None rows: all of them."""
+
+    fold: InteractionData
+    heldout: sp.csr_matrix
+    users: np.ndarray | None = None
+    items: np.ndarray | None = None
+
+
+def search_sample(fold: InteractionData, heldout: sp.csr_matrix) -> SearchSample:
+    """All of the split, or, beyond SETTING_FIT_USERS users, a sample of them (those with held-out items
+    first) with only the items they interacted with or hold out. An item no sampled user touched can neither
+    teach a setting anything nor be a hit (ALS gives it a zero factor); leaving it out keeps every fit and
+    every validation user's scores at the sample's size."""
+    if fold.n_users <= SETTING_FIT_USERS:
+        return SearchSample(fold, heldout)
+    users = _fold_sample(heldout, SETTING_FIT_USERS)
+    part, held = fold.with_users(users), heldout[users]
+    touched = np.zeros(fold.n_items, dtype=bool)
+    touched[part.matrix.indices] = touched[held.indices] = True
+    items = np.flatnonzero(touched)
+    return SearchSample(part.with_items(items), sp.csr_matrix(held[:, items]), users, items)
 
 
 def _fold_sample(heldout: sp.csr_matrix, size: int) -> np.ndarray:
@@ -149,17 +169,20 @@ def fit_tuned(name: str, data: InteractionData, seed: int = 0, progress: Progres
     makers = settings_grid(name, seed)
     split = validation_split(data, 0.2, seed + 1)
     if len(makers) > 1 and split is not None:
-        makers = [select_on_validation(makers, *split, TUNING_K, progress)[0]]
+        sample = search_sample(*split)
+        makers = [select_on_validation(makers, sample.fold, sample.heldout, TUNING_K, progress)[0]]
     return makers[0]().fit(data, progress=progress)
 
 
 @dataclass
 class Tuned:
-    """What tuning chose: per component its setting (``makers``) and its model fitted on the fold, the
-    weights, and a record of the search (``validation``: ndcg, trace, failed, users, settings, seconds)."""
+    """What tuning chose: per component its setting (``makers``) and its model fitted on the fold (on the
+    search's sample of it when ``sampled``: another numbering), the weights, and a record of the search
+    (``validation``: ndcg, trace, failed, users, settings, seconds, and the sample's size)."""
 
     makers: dict[str, Maker] = field(default_factory=dict)
     fold_models: dict[str, Recommender] = field(default_factory=dict)
+    sampled: bool = False
     weights: dict[str, float] = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
     # per group of users (the platform's roles), the weights that rank that group's held-out items best,
@@ -186,8 +209,12 @@ def tune(names: list[str], data: InteractionData, *, seed: int = 0,
         return Tuned({n: factories.get(n) or settings_grid(n, seed)[0] for n in names}, {},
                      _normalised({n: DEFAULT_WEIGHTS.get(n, 0.0) for n in names} or {CONTENT: 1.0}),
                      {"skipped": "no user has enough interactions to hold some out: default weights"})
-    fold, heldout = split
-    tuned, failed = Tuned(), {}
+    sample = search_sample(*split)
+    fold, heldout = sample.fold, sample.heldout
+    if sample.users is not None:  # the groups and what each may be served, in the sample's rows
+        groups = None if groups is None else np.asarray(groups)[sample.users]
+        allowed = None if allowed is None else {label: items[sample.items] for label, items in allowed.items()}
+    tuned, failed = Tuned(sampled=sample.users is not None), {}
     for name in names:
         step = time.perf_counter()
         try:
@@ -214,6 +241,8 @@ def tune(names: list[str], data: InteractionData, *, seed: int = 0,
     tuned.weights = {n: round(w, 4) for n, w in weights.items()}
     tuned.validation = {"ndcg": trace[-1], "k": k, "trace": trace, "failed": failed, "users": len(users),
                         "settings": {n: str(getattr(m, "config", "")) for n, m in tuned.fold_models.items()}}
+    if tuned.sampled:
+        tuned.validation["sample"] = {"users": fold.n_users, "items": fold.n_items}
     if labels is not None:
         tuned.weights_by_group, tuned.validation["by_group"] = _tune_groups(shortlist, labels, weights, k)
     tuned.validation["seconds"] = round(time.perf_counter() - started, 1)

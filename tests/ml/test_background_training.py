@@ -56,7 +56,7 @@ def test_a_train_request_answers_at_once_and_the_run_trains_in_the_background(no
     assert answered < 5, answered  # the training itself took longer than the answer: it was not waited for
     assert phases_done == sorted(phases_done)  # forward only, as it went
     assert [p["name"] for p in final["progress"]["phases"]] == [
-        "reading", "validation", "holdout_validation", "final_fit", "holdout_fit", "measuring"]
+        "reading", "validation", "final_fit", "holdout_fit", "measuring"]
     assert final["model_versions"].keys() == {"content_based", "collaborative"}
 
 

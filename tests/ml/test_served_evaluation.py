@@ -250,13 +250,3 @@ def test_the_evaluate_command_reports_the_gini_at_the_settings_asked(trained, tm
 def test_the_evaluate_command_refuses_a_diversity_outside_zero_to_one(trained):
     with pytest.raises(CommandError, match="diversity"):
         call_command("evaluate", "--held-out", "latest", "--diversity", "1.5")
-
-
-def test_a_fitted_two_tower_has_the_setting_of_a_fresh_one_whatever_widths_its_data_gave_it():
-    from ml.core.train import TwoTowerRecommender
-    from ml.core.two_tower import TwoTowerConfig
-    from ml.evaluation import same_setting
-
-    fitted = TwoTowerRecommender(TwoTowerConfig(user_feature_dim=23, item_feature_dim=31))
-    assert same_setting(fitted, TwoTowerRecommender())  # so the held-out measurement reuses the fold's fit
-    assert not same_setting(TwoTowerRecommender(TwoTowerConfig(epochs=3)), TwoTowerRecommender())

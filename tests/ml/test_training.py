@@ -166,8 +166,10 @@ def test_a_run_handed_to_the_gpu_queue_waits_queued_not_running_and_is_not_taken
     last = training.training_run_execute(run_id=run.pk, algorithms=["two_tower"])
     assert last.status == "succeeded" and last.started_at == first.started_at
     assert set(last.metrics) == {"content_based", "two_tower"}
-    # the last part tunes the weights over both parts' components and measures them together
-    assert set(last.tuned["weights"]) == set(last.served["weights"]) == {"content_based", "two_tower", "popularity"}
+    # the last part tunes the weights over both parts' components and measures them together: the weights
+    # measured are the weights served
+    assert set(last.tuned["weights"]) == {"content_based", "two_tower", "popularity"}
+    assert last.tuned["weights"] == last.served["weights"] and last.tuned["by_role"] == last.served["weights_by_role"]
     assert set(ModelVersion.objects.values_list("status", flat=True)) == {"active"}
 
 
@@ -289,7 +291,7 @@ def test_a_run_records_each_phase_with_every_algorithms_progress_time_and_memory
     run = train(["content_based", "collaborative", "two_tower"])  # steps, ALS iterations, epochs
     assert run.status == "succeeded", run.error
     phases = run.progress["phases"]
-    assert [phase["name"] for phase in phases] == ["reading", "validation", "holdout_validation", "final_fit",
+    assert [phase["name"] for phase in phases] == ["reading", "validation", "final_fit",
                                                     "holdout_fit", "measuring"]
     assert all(phase["seconds"] is not None and phase["seconds"] >= 0 for phase in phases)
     assert set(phases[1]["algorithms"]) == set(run.algorithms) | {"popularity"}
@@ -297,7 +299,7 @@ def test_a_run_records_each_phase_with_every_algorithms_progress_time_and_memory
         for algorithm, entry in phase["algorithms"].items():
             assert entry["finished"] and entry["fraction"] == 1 and not entry["failed"], (phase["name"], algorithm)
     # Every fit in epochs has its own losses, learning rates and best epoch, in each phase that fitted it.
-    for name in ("validation", "holdout_validation", "final_fit"):
+    for name in ("validation", "final_fit"):
         entry = next(p for p in phases if p["name"] == name)["algorithms"]["two_tower"]
         epochs = len(entry["train_loss"])
         assert epochs == entry["done"] == 2 and len(entry["val_loss"]) == len(entry["lr"]) == epochs
@@ -306,7 +308,7 @@ def test_a_run_records_each_phase_with_every_algorithms_progress_time_and_memory
     validation = phases[1]["algorithms"]
     assert validation["collaborative"]["settings"] > 1 and validation["content_based"]["settings"] > 1
     # The final fit: each version's time and the process's peak memory, as its version records them.
-    final = phases[3]["algorithms"]
+    final = phases[2]["algorithms"]
     for version in ModelVersion.objects.filter(training_run=run):
         entry = final[version.algorithm]
         assert entry["seconds"] == version.training_seconds and entry["peak_memory_mb"] == version.peak_memory_mb
@@ -319,11 +321,11 @@ def test_train_models_names_each_phase_and_says_how_long_it_all_took(world):
     out = StringIO()
     call_command("train_models", "--algorithms", "content_based,two_tower", stdout=out)
     text = out.getvalue()
-    for heading in ("[1/6] Reading the platform's data", "[2/6] Choosing settings on validation",
-                    "[3/6] Choosing settings for the held-out measurement", "[4/6] Final fit on all the data",
-                    "[5/6] Fitting the held-out measurement's models", "[6/6] Measuring the set as served"):
+    for heading in ("[1/5] Reading the platform's data", "[2/5] Choosing settings on validation",
+                    "[3/5] Final fit on all the data", "[4/5] Fitting the held-out measurement's models",
+                    "[5/5] Measuring the set as served"):
         assert heading in text, text
-    assert text.count("done in ") == 6
+    assert text.count("done in ") == 5
     assert "Content-based setting 1/" in text and "Content-based: setting chosen in" in text
     assert "Two-Tower epoch 2/2: train loss" in text and "learning rate 0.001" in text
     assert re.search(r"Content-based: fitted in [\d.]+ s on cpu, peak memory [\d.]+ MB", text), text

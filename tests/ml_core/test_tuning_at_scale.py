@@ -1,5 +1,5 @@
-"""Tuning and batch scoring bounded for big data: settings compared on a sample of users (then the chosen one
-fitted on all), at most VALIDATION_USERS scoring each, and score blocks bounded by BATCH_CELLS."""
+"""Tuning and batch scoring bounded for big data: settings and weights searched on a sample of users and the
+items they touched, at most VALIDATION_USERS scoring each, and score blocks bounded by BATCH_CELLS."""
 import numpy as np
 import scipy.sparse as sp
 
@@ -21,36 +21,58 @@ def test_with_users_keeps_each_users_rows_together():
     part.validate()
 
 
-class Recording(ContentRecommender):
-    """Content that remembers how many users each fit saw."""
+def test_with_items_keeps_each_items_columns_together():
+    data = make_world(n_users=20)
+    rows = np.array([9, 0, 30])
+    part = data.with_items(rows)
+    assert part.item_ids.ids == [data.item_ids.ids[r] for r in rows] and part.user_ids == data.user_ids
+    assert (part.matrix != data.matrix[:, rows]).nnz == 0
+    assert (part.item_content != data.item_content[rows]).nnz == 0
+    part.validate()
 
-    fits: list[tuple[float, int]] = []
+
+class Recording(ContentRecommender):
+    """Content that remembers the size of the data each fit saw."""
+
+    fits: list[tuple[float, int, int]] = []
 
     def fit(self, data, *, progress=None):
-        Recording.fits.append((self.config.popularity_weight, data.n_users))
+        Recording.fits.append((self.config.popularity_weight, data.n_users, data.n_items))
         return super().fit(data, progress=progress)
 
 
-def test_settings_are_compared_on_a_sample_and_the_best_is_fitted_on_the_whole_fold(monkeypatch):
+def test_a_large_fold_is_searched_on_a_sample_of_users_and_the_items_they_touched(monkeypatch):
     data = make_world(n_users=120)
-    train, heldout = holdout_split(data.matrix, 0.2, seed=1, min_items=3)
+    untouched = sp.diags(np.r_[0.0, np.ones(data.n_items - 1)].astype(np.float32))  # nobody met item 0
+    train, heldout = holdout_split(data.matrix @ untouched, 0.2, seed=1, min_items=3)
     fold = data.with_matrix(train)
     monkeypatch.setattr(tuning, "SETTING_FIT_USERS", 40)
+    sample = tuning.search_sample(fold, heldout)
+    assert len(sample.users) == 40 and sample.fold.user_ids.ids == [fold.user_ids.ids[r] for r in sample.users]
+    touched = set(np.flatnonzero(np.asarray(train[sample.users].sum(axis=0)).ravel()
+                                 + np.asarray(heldout[sample.users].sum(axis=0)).ravel()).tolist())
+    assert set(sample.items.tolist()) == touched and 0 not in touched
+    assert sample.heldout.shape == (40, len(touched)) and sample.heldout.nnz == heldout[sample.users].nnz
+    # settings and weights are searched there, and nothing is fitted on the whole fold
     Recording.fits = []
-    makers = [lambda w=w: Recording(ContentConfig(popularity_weight=w)) for w in (0.0, 4.0)]
-    make, model, ndcg = tuning.select_on_validation(makers, fold, heldout, k=10)
-    assert Recording.fits[:2] == [(0.0, 40), (4.0, 40)]  # the search, on the sample
-    assert Recording.fits[2] == (make().config.popularity_weight, 120)  # the choice, on everyone
-    assert model.user_ids == fold.user_ids and 0.0 < ndcg <= 1.0
+    monkeypatch.setattr(tuning, "settings_grid", lambda name, seed=0: [
+        lambda w=w: Recording(ContentConfig(popularity_weight=w)) for w in (0.0, 4.0)])
+    tuned = tuning.tune(["content_based"], fold, split=(fold, heldout), k=10)
+    assert Recording.fits == [(0.0, 40, len(touched)), (4.0, 40, len(touched))]
+    assert tuned.sampled and tuned.validation["sample"] == {"users": 40, "items": len(touched)}
+    assert tuned.fold_models["content_based"].item_ids == sample.fold.item_ids and tuned.weights
 
 
 def test_a_fold_within_the_limit_is_searched_whole(monkeypatch):
     data = make_world(n_users=60)
     train, heldout = holdout_split(data.matrix, 0.2, seed=1, min_items=3)
+    fold = data.with_matrix(train)
+    sample = tuning.search_sample(fold, heldout)
+    assert sample.fold is fold and sample.heldout is heldout and sample.users is None
     Recording.fits = []
     makers = [lambda w=w: Recording(ContentConfig(popularity_weight=w)) for w in (0.0, 4.0)]
-    tuning.select_on_validation(makers, data.with_matrix(train), heldout, k=10)
-    assert Recording.fits == [(0.0, 60), (4.0, 60)]  # no refit: the search's model is the fold's
+    tuning.select_on_validation(makers, fold, heldout, k=10)
+    assert Recording.fits == [(0.0, 60, 48), (4.0, 60, 48)]
 
 
 def test_the_sample_holds_the_users_with_held_out_items_first():

@@ -191,13 +191,13 @@ def test_a_training_run_shows_every_field_of_the_contract(world, staff):
     assert set(body["progress"]) == {"phase", "phase_label", "phases", "algorithm", "epoch", "epochs", "train_loss",
                                      "val_loss", "lr", "best_epoch", "loss_phase"}
     progress = body["progress"]
-    # the last fit in epochs: the final one (the held-out measurement reuses the fold's Two-Tower, fitted earlier)
-    assert progress["algorithm"] == "two_tower" and progress["loss_phase"] == "final_fit"
+    # the last fit in epochs: the held-out measurement's, after the final one
+    assert progress["algorithm"] == "two_tower" and progress["loss_phase"] == "holdout_fit"
     assert len(progress["train_loss"]) == len(progress["val_loss"]) == len(progress["lr"]) == progress["epoch"]
     assert 1 <= progress["best_epoch"] <= progress["epoch"]
     assert [phase["name"] for phase in progress["phases"]] == [
-        "reading", "validation", "holdout_validation", "final_fit", "holdout_fit", "measuring"]
-    final = progress["phases"][3]["algorithms"]
+        "reading", "validation", "final_fit", "holdout_fit", "measuring"]
+    final = progress["phases"][2]["algorithms"]
     assert set(final) == set(world.versions)
     assert all(entry["finished"] and entry["fraction"] == 1 and entry["seconds"] >= 0 for entry in final.values())
     assert set(body["metrics"]) == set(world.versions)

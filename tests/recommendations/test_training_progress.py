@@ -31,7 +31,7 @@ def running(world) -> TrainingRun:
                                      started_at=timezone.now(), heartbeat_at=timezone.now())
     saved = {}
     report = RunProgress({}, lambda p: saved.update(copy.deepcopy(p)))
-    report.plan(["reading", "validation", "holdout_validation", "final_fit", "holdout_fit", "measuring"])
+    report.plan(["reading", "validation", "final_fit", "holdout_fit", "measuring"])
     report.begin("reading")
     report.begin("validation", ["content_based", "two_tower", "popularity"])
     report("component", {"algorithm": "content_based", "seconds": 0.2, "ok": True})
@@ -64,7 +64,7 @@ def test_the_progress_endpoint_answers_the_runs_status_and_its_card(staff, runni
     assert body["phase"] == "Choosing settings on validation"
     assert 0 < body["percent"] < 50
     assert "epoch 2 of 5" in body["html"] and "Final fit on all the data" in body["html"]  # planned: pending
-    assert body["html"].count('class="phase pending"') == 4
+    assert body["html"].count('class="phase pending"') == 3
 
 
 def test_the_progress_endpoint_is_for_staff_and_404s_unknown_runs(staff, client, running):
@@ -81,7 +81,7 @@ def test_every_run_lists_each_algorithms_final_fit_time_and_memory_and_its_phase
         seconds, memory = floatformat(version.training_seconds, 2), floatformat(version.peak_memory_mb, 0)
         assert f"{version.label}: {seconds} s · {memory} MB" in page
     assert "Phases: each algorithm&#x27;s progress and time" in page or "Phases: each algorithm's progress" in page
-    assert "Choosing settings for the held-out measurement" in page
+    assert "Fitting the held-out measurement" in page
 
 
 def test_the_loss_plot_draws_every_fit_of_the_run(staff, world):
