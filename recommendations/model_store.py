@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 
@@ -126,7 +127,7 @@ def _pinned_rows(experiment: experiments.RunningExperiment | None, active: tuple
 
 @dataclass(frozen=True)
 class _DatabaseInputs:
-    """What a load needs from the database, read in the request's thread: the loader touches none."""
+    """What a load needs from the database, read before the models are loaded."""
 
     popularity: dict[str, int]  # item key -> users who interacted with it
     fresh_items: dict[str, dict]  # positions and startups changed since the content model's training
@@ -179,12 +180,15 @@ def _serving_set(rows: tuple, inputs: _DatabaseInputs) -> tuple[ServingSet, dict
 
 
 class _Store:
-    """The process's serving models. A changed registry is loaded in a background thread while the
-    models held keep serving: building a large catalog's cluster indexes takes seconds, which no
-    request should wait for. A request waits at most ``SWAP_WAIT_SECONDS`` for a load in progress, so
-    small models (and tests) switch at once. Only the very first load happens in the request."""
+    """The process's serving models. A changed registry is loaded in a background thread, its database
+    reads included, while the models held keep serving: at a million items the reads take seconds and
+    building the indexes minutes, which no request should wait for. Only the very first load happens in
+    the request. Tests wait up to ``SWAP_WAIT_SECONDS`` for the load a request started, and read its
+    inputs in the request (``READ_IN_REQUEST``: a test's rows live in its transaction, which the loader's
+    own connection cannot see)."""
 
-    SWAP_WAIT_SECONDS = 2.0
+    SWAP_WAIT_SECONDS = 0.0
+    READ_IN_REQUEST = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -213,7 +217,7 @@ class _Store:
                 if _in_force(self._models) != in_force:
                     self._models = replace(self._models, **in_force)
             loader = self._loader
-        if loader is not None:
+        if loader is not None and self.SWAP_WAIT_SECONDS:
             loader.join(self.SWAP_WAIT_SECONDS)
         models = self._models
         if models.broken:
@@ -249,14 +253,16 @@ class _Store:
         if self._loading_key == key:
             return
         self._loading_key = key
-        inputs = _database_inputs(key)
+        read = _database_inputs(key) if self.READ_IN_REQUEST else None
 
         def load() -> None:
             try:
-                loaded = _load(key, weights, inputs)
+                loaded = _load(key, weights, read or _database_inputs(key))
             except Exception:  # the held models keep serving; the next check tries again
                 logger.exception("loading the active versions %s failed", key)
                 loaded = None
+            finally:
+                connections.close_all()  # this thread's own connection, which nothing else will close
             with self._lock:
                 if self._loading_key == key:
                     if loaded is not None:

@@ -36,6 +36,7 @@ def registry_checked_on_every_request(settings, monkeypatch):
 
     settings.MODEL_REGISTRY_CHECK_SECONDS = 0
     monkeypatch.setattr(_Store, "SWAP_WAIT_SECONDS", 120.0)
+    monkeypatch.setattr(_Store, "READ_IN_REQUEST", True)  # the loader's own connection cannot see the test's rows
 
 
 @pytest.fixture(autouse=True)

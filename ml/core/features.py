@@ -90,6 +90,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -523,6 +524,7 @@ def platform_item_features(records: Sequence[dict]) -> np.ndarray:
     rows = []
     for r in records:
         words = len(str(r.get("description") or "").split())
+        stages = _item_stages(r)
         rows.append([
             *_one_hot(_category(r.get("item_type")), ("position", "startup")),
             _capped(len(_skills(r)), 20),
@@ -533,7 +535,7 @@ def platform_item_features(records: Sequence[dict]) -> np.ndarray:
             math.log1p(max(_number(r.get("team_size"), "team_size") or 0.0, 0.0)) / math.log1p(1000),
             _money(r.get("funding_raised"), "funding_raised"),
             _money(r.get("funding_goal"), "funding_goal"),
-            *[1.0 if s in _item_stages(r) else 0.0 for s in STAGES],
+            *[1.0 if s in stages else 0.0 for s in STAGES],
             _capped(len(_values(r.get("industries"))), 5),
             math.log1p(max(_number(r.get("open_positions"), "open_positions") or 0.0, 0.0)) / math.log1p(50),
             math.log1p(words) / math.log1p(1000),
@@ -541,20 +543,21 @@ def platform_item_features(records: Sequence[dict]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32).reshape(len(records), ITEM_FEATURE_DIM)
 
 
-def _band_terms(prefix: str, bands: Sequence[float], low: float | None, high: float | None) -> list[str]:
+@lru_cache(maxsize=65536)  # ranges repeat across a catalog: a million records' share a few thousand
+def _band_terms(prefix: str, bands: tuple[float, ...], low: float | None, high: float | None) -> tuple[str, ...]:
     """Terms for every band a [low, high] range overlaps, e.g. ``salary:100k-150k``."""
     if low is None:
         if high is None:
-            return []
+            return ()
         low = high
     if high is None:
         high = low
     edges = [*bands, math.inf]
-    return [
+    return tuple(
         f"{prefix}:{_money_label(a)}-{_money_label(b)}" if b != math.inf else f"{prefix}:{_money_label(a)}+"
         for a, b in zip(edges[:-1], edges[1:], strict=True)
         if low < b and high >= a
-    ]
+    )
 
 
 def _money_label(value: float) -> str:

@@ -113,6 +113,39 @@ def test_weights_saved_in_this_process_serve_from_the_next_request_however_check
     assert models.serving.components is held.serving.components  # new weights, same loaded models: nothing reloaded
 
 
+def test_a_swap_reads_the_database_in_the_loader_thread_and_no_request_waits_for_it(world, tmp_path, monkeypatch):
+    held = serving_models()
+    earlier = ModelVersion.objects.get(algorithm="content_based", status="active")
+    copy = shutil.copytree(earlier.artifact_path, tmp_path / "content-next")
+    ModelVersion.objects.filter(pk=earlier.pk).update(status="ready")
+    ModelVersion.objects.create(algorithm="content_based", version=earlier.version + 1, status="active",
+                                artifact_path=str(copy), activated_at=timezone.now())
+    # What the loader's own connection would read, were the test's rows committed: read here, handed over
+    # in the thread that asks, which is recorded
+    inputs = model_store._database_inputs(model_store._active_key(None))
+    readers = []
+
+    def read(key):
+        readers.append(threading.current_thread().name)
+        return inputs
+
+    monkeypatch.setattr(model_store, "_database_inputs", read)
+    monkeypatch.setattr(model_store._Store, "SWAP_WAIT_SECONDS", 0.0)  # as served
+    monkeypatch.setattr(model_store._Store, "READ_IN_REQUEST", False)
+    release = threading.Event()
+    real_load = model_store._load
+    def slow_load(*args):
+        release.wait(10)
+        return real_load(*args)
+
+    monkeypatch.setattr(model_store, "_load", slow_load)
+    assert serving_models() is held  # the request that found the change neither read nor loaded anything
+    release.set()
+    model_store._store._loader.join(10)
+    assert readers == ["serving-models-load"]
+    assert serving_models().serving_versions()["content_based"] == earlier.version + 1
+
+
 def test_a_slow_load_happens_in_the_background_while_the_held_models_keep_serving(world, monkeypatch):
     held = serving_models()
     release, loads = threading.Event(), []
