@@ -300,6 +300,16 @@ class Holdout:
         allowed = self.allowed(user.role) if market is None else self.allowed(user.role) & market
         return without_rebuffs(allowed, self.rebuffs().get(user.user_id))
 
+    def allows(self, user_id: int, role: str, checks: tuple[float, float], rows: np.ndarray) -> np.ndarray:
+        """(len(rows),) bool: :meth:`allowed_for` the user of ``role`` and ``checks``, of the item ``rows``
+        only: what a million users' held-out items are checked against, where a whole row each would
+        take an hour."""
+        market = market_candidates(self.item_market(), role=role, checks=checks, include_not_raising=False,
+                                   rows=rows)
+        allowed = self.allowed(role)[rows] if market is None else self.allowed(role)[rows] & market
+        rebuffed = self.rebuffs().get(user_id)
+        return allowed if rebuffed is None else allowed & ~np.isin(rows, rebuffed)
+
     def rebuffs(self) -> dict[int, np.ndarray]:
         """Who rebuffed whom (``rebuffed_by``) as the earlier part's dismissals say: what serving knows from
         the interactions it read at load."""
@@ -381,23 +391,30 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
     events_per_user = np.bincount(split.train_events.users, minlength=train.n_users)
     relevant_rows: list[int] = []
     relevant_items: list[int] = []
-    users = []
-    for row, user_id in enumerate(train.user_ids.ids):
-        record = snapshot.records.get(int(user_id))
+    evaluable = []  # (row, user id, record) of the users with relevant items
+    for row in np.flatnonzero(np.diff(heldout.indptr)).tolist():
+        user_id = int(train.user_ids.ids[row])
+        record = snapshot.records.get(user_id)
         if record is None:
             continue
-        user = EvaluatedUser(int(user_id), row, record["role"], _segment(int(events_per_user[row])),
-                             features.platform_user_terms(record),
-                             features.platform_user_features([record])[0].astype(np.float32), check_range(record))
         items = heldout.indices[heldout.indptr[row]:heldout.indptr[row + 1]]
-        items = items[holdout.allowed_for(user)[items]]
+        items = items[holdout.allows(user_id, record["role"], check_range(record), items)]
         if not len(items):
             continue
         relevant_rows += [row] * len(items)
         relevant_items += items.tolist()
-        users.append(user)
-    if not users:
+        evaluable.append((row, user_id, record))
+    if not evaluable:
         raise EngineError("no user has held-out events the API could serve them: nothing to evaluate")
+    if len(evaluable) > max_users:
+        chosen = np.sort(np.random.default_rng(SEED).choice(len(evaluable), size=max_users, replace=False))
+        evaluable = [evaluable[n] for n in chosen]
+    # encoded for the evaluated users only: a million users' terms and features would take minutes
+    holdout.users = [EvaluatedUser(user_id, row, record["role"], _segment(int(events_per_user[row])),
+                                   features.platform_user_terms(record),
+                                   features.platform_user_features([record])[0].astype(np.float32),
+                                   check_range(record))
+                     for row, user_id, record in evaluable]
     holdout.relevant = _ones(relevant_rows, relevant_items, train.n_users, train.n_items)
     earlier_yes = split.train_events.take(split.train_events.of_kinds(platform_data.YES_KINDS))
     holdout.said_yes = _ones(earlier_yes.users, earlier_yes.items, train.n_users, train.n_items)
@@ -405,10 +422,6 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
     ever = answered_by(item_ids=train.item_ids, commitments=platform_data.commitments(),
                        founders=holdout.founders or {})
     holdout.mutual = holdout.relevant.multiply(_rows_matrix(ever, train.user_ids, train.n_items)).tocsr()
-    if len(users) > max_users:
-        chosen = np.sort(np.random.default_rng(SEED).choice(len(users), size=max_users, replace=False))
-        users = [users[n] for n in chosen]
-    holdout.users = users
     return holdout
 
 

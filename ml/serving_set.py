@@ -103,15 +103,16 @@ def check_range(record: dict | None) -> tuple[float, float]:
 
 
 def market_candidates(market: ItemMarket | None, *, role: str, checks: tuple[float, float],
-                      include_not_raising: bool) -> np.ndarray | None:
-    """(n_items,) bool: the items the market lets a user of ``role`` be shown, or None for all. An investor
-    sees startups raising a round their ``checks`` (``check_range``) fit; ``include_not_raising`` widens
-    to startups that are not raising and would fit. People and positions are never an investor's
-    items (the role's types decide that); other roles are not filtered."""
+                      include_not_raising: bool, rows: np.ndarray | None = None) -> np.ndarray | None:
+    """(n_items,) bool: the items the market lets a user of ``role`` be shown, or None for all; of the item
+    ``rows`` only when given. An investor sees startups raising a round their ``checks`` (``check_range``)
+    fit; ``include_not_raising`` widens to startups that are not raising and would fit. People and
+    positions are never an investor's items (the role's types decide that); other roles are not filtered."""
     if market is None or role != Role.INVESTOR:
         return None
-    fits = round_fits(market.round_size, *checks)
-    return fits if include_not_raising else fits & ~market.not_raising
+    rows = slice(None) if rows is None else rows
+    fits = round_fits(market.round_size[rows], *checks)
+    return fits if include_not_raising else fits & ~market.not_raising[rows]
 
 
 PEOPLE_TYPES = ("developer", "investor")  # whose dismissal of a founder's items rebuffs that founder
