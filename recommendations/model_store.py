@@ -2,11 +2,12 @@
 registry or the catalog changes.
 
 Every request asks :func:`serving_models`. At most every ``settings.MODEL_REGISTRY_CHECK_SECONDS``
-(default 2; 0: every request) it reads the registry's few active rows (algorithm, version, artifact,
-activation time), the weights in force, the running experiment (and the versions its variants pin) and the
-catalog's version (count and latest edit of positions and startups) — a few small indexed queries — and
-loads the models again when the versions or the catalog differ from what the process holds (in the
-background: the models held serve until the new ones are ready). So a version trained or activated,
+(default 2; 0: in every request) a thread of the process, started by the request that finds the check due,
+reads the registry's few active rows (algorithm, version, artifact, activation time), the weights in force,
+the running experiment (and the versions its variants pin) and the catalog's version (count and latest
+edit of positions and startups, answers given) and loads the models again when the versions or the
+catalog differ from what the process holds: the models held serve until the new ones are ready, and no
+request waits for the check or the load. So a version trained or activated,
 weights saved or an experiment started by any process serve here within seconds, and so does a position or
 startup created or edited: the content model scores it at once from its text and skills, the other
 components give it their mean until the next training. A change made in this process serves from its next
@@ -180,12 +181,14 @@ def _serving_set(rows: tuple, inputs: _DatabaseInputs) -> tuple[ServingSet, dict
 
 
 class _Store:
-    """The process's serving models. A changed registry is loaded in a background thread, its database
-    reads included, while the models held keep serving: at a million items the reads take seconds and
-    building the indexes minutes, which no request should wait for. Only the very first load happens in
-    the request. Tests wait up to ``SWAP_WAIT_SECONDS`` for the load a request started, and read its
-    inputs in the request (``READ_IN_REQUEST``: a test's rows live in its transaction, which the loader's
-    own connection cannot see)."""
+    """The process's serving models. The registry is checked in a background thread, and a changed one
+    loaded there too, its database reads included, while the models held keep serving: at a million items
+    the check's aggregates take a second, the load's reads seconds and building the indexes minutes, which
+    no request should wait for. The very first load, and the check after a change this process made
+    (:meth:`recheck`), happen in the request, as every check does with MODEL_REGISTRY_CHECK_SECONDS 0
+    (tests). Tests also wait up to ``SWAP_WAIT_SECONDS`` for the load a check started, and read its inputs
+    in the request (``READ_IN_REQUEST``: a test's rows live in its transaction, which a thread's own
+    connection cannot see)."""
 
     SWAP_WAIT_SECONDS = 0.0
     READ_IN_REQUEST = False
@@ -194,14 +197,45 @@ class _Store:
         self._lock = threading.Lock()
         self._models: ServingModels | None = None
         self._checked_at = float("-inf")
+        self._checker: threading.Thread | None = None
         self._loader: threading.Thread | None = None
         self._loading_key: tuple | None = None
 
     def current(self) -> ServingModels:
-        models = self._models
         interval = settings.MODEL_REGISTRY_CHECK_SECONDS
-        if models is not None and time.monotonic() - self._checked_at < interval:
-            return models
+        if self._models is None or interval == 0 or self._checked_at == float("-inf"):
+            self._check()
+        elif time.monotonic() - self._checked_at >= interval:
+            self._check_in_background()
+        models = self._models
+        assert models is not None  # the first check loaded them
+        if models.broken:
+            return self._fail_over(models)
+        return models
+
+    def _check_in_background(self) -> None:
+        if not self._lock.acquire(blocking=False):  # a check or a swap holds it: this request goes on
+            return
+        try:
+            if self._checker is not None and self._checker.is_alive():
+                return
+            self._checked_at = time.monotonic()  # the next request due starts no second check meanwhile
+
+            def check() -> None:
+                try:
+                    self._check()
+                except Exception:  # the held models keep serving; the next check tries again
+                    logger.exception("checking the model registry failed")
+                finally:
+                    connections.close_all()  # this thread's own connection, which nothing else will close
+
+            self._checker = threading.Thread(target=check, name="serving-models-check", daemon=True)
+            self._checker.start()
+        finally:
+            self._lock.release()
+
+    def _check(self) -> None:
+        """Read the registry, the weights and the experiment; start loading what changed (the first set here)."""
         experiment = _running_experiment()
         key, (weights, role_weights) = _active_key(experiment), weights_in_force()
         in_force = InForce(weights=weights, role_weights=role_weights, experiment=experiment)
@@ -219,10 +253,6 @@ class _Store:
             loader = self._loader
         if loader is not None and self.SWAP_WAIT_SECONDS:
             loader.join(self.SWAP_WAIT_SECONDS)
-        models = self._models
-        if models.broken:
-            return self._fail_over(models)
-        return models
 
     def _fail_over(self, models: ServingModels) -> ServingModels:
         """Fail over each active version that did not load, then load what the registry then has active,

@@ -113,6 +113,23 @@ def test_weights_saved_in_this_process_serve_from_the_next_request_however_check
     assert models.serving.components is held.serving.components  # new weights, same loaded models: nothing reloaded
 
 
+def test_a_due_check_of_the_registry_runs_in_a_thread_and_no_request_waits_for_it(world, settings, monkeypatch):
+    held = serving_models()
+    settings.MODEL_REGISTRY_CHECK_SECONDS = 1e-6  # due at every request
+    release, checkers = threading.Event(), []
+
+    def slow_check(store):
+        checkers.append(threading.current_thread().name)
+        release.wait(10)
+
+    monkeypatch.setattr(model_store._Store, "_check", slow_check)
+    assert serving_models() is held  # the check is due: a thread makes it, and the request goes on
+    assert serving_models() is held  # nor does the next one start a second check
+    release.set()
+    model_store._store._checker.join(10)
+    assert checkers == ["serving-models-check"]
+
+
 def test_a_swap_reads_the_database_in_the_loader_thread_and_no_request_waits_for_it(world, tmp_path, monkeypatch):
     held = serving_models()
     earlier = ModelVersion.objects.get(algorithm="content_based", status="active")
