@@ -110,9 +110,9 @@ def market_candidates(market: ItemMarket | None, *, role: str, checks: tuple[flo
     positions are never an investor's items (the role's types decide that); other roles are not filtered."""
     if market is None or role != Role.INVESTOR:
         return None
-    rows = slice(None) if rows is None else rows
-    fits = round_fits(market.round_size[rows], *checks)
-    return fits if include_not_raising else fits & ~market.not_raising[rows]
+    at = slice(None) if rows is None else rows
+    fits = round_fits(market.round_size[at], *checks)
+    return fits if include_not_raising else fits & ~market.not_raising[at]
 
 
 PEOPLE_TYPES = ("developer", "investor")  # whose dismissal of a founder's items rebuffs that founder

@@ -184,12 +184,12 @@ class Tuned:
 
     makers: dict[str, Maker] = field(default_factory=dict)
     fold_models: dict[str, Recommender] = field(default_factory=dict)
-    sampled: bool = False
     weights: dict[str, float] = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
     # per group of users (the platform's roles), the weights that rank that group's held-out items best,
     # for the groups with enough validation users; the others take ``weights``
     weights_by_group: dict[str, dict[str, float]] = field(default_factory=dict)
+    sampled: bool = False
 
 
 def tune(names: list[str], data: InteractionData, *, seed: int = 0,
