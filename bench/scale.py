@@ -20,7 +20,8 @@ it goes, with its time:
    database) in the same server, and the ratio of their requests per second (aim: at least 0.25).
 5. swap: under 4 clients' load, a new content version is activated (a copy of the active one's registry
    row, so the artifact is the same and the reload is real): how long until no answer comes from the old
-   set, and the latency before and during the swap (no request should wait for it).
+   set (the load goes on until the new set answers), the latency before and during the swap (no request
+   should wait for it), and the requests that failed meanwhile.
 6. recall: bench/serving_recall.py, the share of the exact top 10 the served ranking keeps.
 
 Writes bench/results/scale.json. Speeds count from this run, with the machine named; the load generator
@@ -125,41 +126,60 @@ print(json.dumps({"old": active.version, "new": copy.version, "activated_at": ti
 """
 
 
-def swap(env: dict, token: str, users: list[int], clients: int = 4, before: float = 10, after: float = 60) -> dict:
-    """Latency before and during a content version's swap under load, and how long the swap took."""
+def swap(env: dict, token: str, users: list[int], clients: int = 4, before: float = 10, within: float = 1200) -> dict:
+    """Latency before and during a content version's swap under load, and how long the swap took: the load
+    goes on until the last 100 answers all come from the new version (each worker loads it in the
+    background, minutes at a million items), or ``within`` seconds after the activation."""
     answers: list[tuple[float, float, int]] = []  # (sent at, seconds, content version served)
-    stop_at = time.time() + before + after
+    failures: list[str] = []  # what went wrong with a request that got no answer, or not a 200
+    stopped = threading.Event()
 
     def client(seed: int) -> None:
         rng = np.random.default_rng(seed)
-        connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
         headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
-        while time.time() < stop_at:
+        connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        while not stopped.is_set():
             body = json.dumps({"user_id": int(rng.choice(users)), "user_type": "developer", "limit": 10})
             sent = time.time()
-            connection.request("POST", RECOMMENDATIONS, body, headers)
-            response = connection.getresponse()
-            payload = json.loads(response.read())
+            try:
+                connection.request("POST", RECOMMENDATIONS, body, headers)
+                response = connection.getresponse()
+                payload = json.loads(response.read())
+            except (OSError, http.client.HTTPException) as exc:  # a timeout: a request that waited 30 s
+                failures.append(type(exc).__name__)
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+                continue
             if response.status == 200:
                 answers.append((sent, time.time() - sent, payload["model_versions"]["content_based"]))
+            else:
+                failures.append(str(response.status))
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for thread in threads:
         thread.start()
     time.sleep(before)
     swapped = django_json(env, CLONE_AND_ACTIVATE)
+    activated = swapped["activated_at"]
+    while time.time() < activated + within:
+        time.sleep(1)
+        recent = answers[-100:]
+        if len(recent) == 100 and all(version == swapped["new"] for _, _, version in recent):
+            break
+    stopped.set()
     for thread in threads:
         thread.join()
-    activated = swapped["activated_at"]
     old_after = [sent for sent, _, version in answers if version == swapped["old"] and sent >= activated]
     done = max(old_after, default=activated)
     steady = [seconds * 1000 for sent, seconds, _ in answers if sent < activated]
     during = [seconds * 1000 for sent, seconds, _ in answers if activated <= sent <= done]
     served_new = any(version == swapped["new"] for _, _, version in answers)
     numbers = {"swap_seconds": round(done - activated, 1), "new_version_served": served_new,
-               "before": _latencies(steady), "during": _latencies(during)}
+               "before": _latencies(steady), "during": _latencies(during), "failed_requests": len(failures),
+               "failures": sorted(set(failures))}
     print(f"swap: the old set answered for {numbers['swap_seconds']} s after the activation; "
-          f"p99 before {numbers['before']['p99_ms']} ms, during {numbers['during']['p99_ms']} ms", flush=True)
+          f"p99 before {numbers['before']['p99_ms']} ms, during {numbers['during']['p99_ms']} ms; "
+          f"{len(failures)} requests failed", flush=True)
     return numbers
 
 

@@ -15,7 +15,7 @@ user is left out, and the path says what was missing. Paths (the API's ``fallbac
   the most popular of the allowed items.
 
 Components may come from different snapshots: :class:`AlignedComponent` translates one model's rows into
-the reference numbering by outside id, and items a model never saw score its mean (a z-score near 0).
+the reference numbering by outside id; an item a model never saw scores its mean, and its z-score is 0.
 """
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ class Ranker:
     def _blend(weights: dict[str, float], z: dict[str, np.ndarray], scores: dict[str, UserScores],
                candidates: np.ndarray) -> np.ndarray:
         """The weighted mean of the z-scores of the components that know each item. An item created since a
-        component's training has that component's mean (z near 0) as its score, and counting that as an
+        component's training has that component's mean as its score (z 0), and counting that as an
         opinion would bury every new item however well the content model thinks it fits."""
         if all(scores[n].known is None for n in weights):
             return np.asarray(sum(w * z[n] for n, w in weights.items()))
@@ -273,7 +273,10 @@ class Ranker:
         counted[seen] = False
         counted_values = values[counted]
         mean, std = (counted_values.mean(), counted_values.std()) if len(counted_values) else (0.0, 0.0)
-        return ((scores.at(rows) - mean) / (std if std > 0 else 1.0)).astype(np.float32)
+        z = ((scores.at(rows) - mean) / (std if std > 0 else 1.0)).astype(np.float32)
+        if scores.known is not None:  # an item the component never saw: no opinion, whatever its stand-in scores
+            z[~scores.known[rows]] = 0.0
+        return z
 
 
 def reciprocal_z(theirs: np.ndarray) -> np.ndarray | None:
@@ -296,7 +299,7 @@ class AlignedComponent:
 
     Offers what the ranker asks of a component (``user_scores``, ``linear_items``) in the reference
     numbering. Items the component never saw (added after it was trained) score the component's mean for
-    that user, a z-score near 0: no opinion rather than a penalty.
+    that user, and the ranker gives it a z-score of 0: no opinion rather than a penalty.
     """
 
     def __init__(self, model: Recommender, user_ids: IdMap, item_ids: IdMap):
