@@ -407,12 +407,12 @@ def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str
     person_users = np.fromiter((users.index.get(str(parse_item_key(key)[1]), -1) if item_type in PEOPLE_TYPES else -1
                                 for key, item_type in zip(items.ids, item_types, strict=True)),
                                dtype=np.int64, count=len(items))
+    counts = np.fromiter((popularity.get(key, 0) for key in items.ids), dtype=np.float32, count=len(items))
     serving = ServingSet(
         components=components, unavailable=dict(unavailable), user_ids=users, item_ids=items, person_users=person_users,
         vocabulary=vocabulary,
         type_masks={item_type: item_types == item_type for item_type in np.unique(item_types)},
-        retrieval=Retrieval(components, item_types),
-        popularity=np.fromiter((popularity.get(key, 0) for key in items.ids), dtype=np.float32, count=len(items)),
+        retrieval=Retrieval(components, item_types, popularity=counts), popularity=counts,
         item_vectors=_diversity_vectors(components),
         groups=np.fromiter(((startups or {}).get(key, NO_GROUP) for key in items.ids), dtype=np.int64,
                            count=len(items)),

@@ -31,7 +31,7 @@ from .base import Recommender, UserScores, UserState, top_k
 from .data import EngineError, IdMap, fitted
 from .diversify import diversified
 from .registry import COLLABORATIVE, CONTENT, DEFAULT_WEIGHTS, EASE, POPULARITY, RP3BETA, TWO_TOWER
-from .retrieval import Retrieval, kept_rows
+from .retrieval import Retrieval, first_kept, kept_rows
 
 PATH_ALL, PATH_COLD_START, PATH_POPULAR = "none", "cold_start", "popular"
 # The order in which a missing component names the path: the Two-Tower is the one most often missing.
@@ -247,7 +247,9 @@ class Ranker:
             kept = None
             for name, user_scores in scores.items():
                 index = self.retrieval.indexes.get((name, group))
-                if index is None or user_scores.query is None:  # no index, or scores with no query to probe it
+                if name == POPULARITY and group in self.retrieval.by_popularity:  # everyone's scores alike
+                    found.append(first_kept(self.retrieval.by_popularity[group], keep, config.candidates))
+                elif index is None or user_scores.query is None:  # no index, or scores with no query to probe it
                     kept = kept_rows(rows, keep) if kept is None else kept
                     found.append(kept[top_k(user_scores.at(kept), config.candidates)[0]])
                 else:

@@ -63,9 +63,13 @@ class Retrieval:
     ``indexes``: an index per (component, group) for the linear components of the groups larger than
     ``exact_up_to`` (:func:`index_for`). ``stats_rows``: the items whose scores stand for all items' in z-scores
     (None: all items); ``samples``: the linear components' (items, offsets) of those rows, copied once.
+    ``by_popularity``: given ``popularity`` (n_items,), each large group's rows most popular first: the
+    popularity component's candidates are the first kept ones, where ranking a 800,000-item group's kept
+    rows took 4 ms a request.
     """
 
-    def __init__(self, models: dict, groups: np.ndarray, config: RetrievalConfig | None = None):
+    def __init__(self, models: dict, groups: np.ndarray, config: RetrievalConfig | None = None,
+                 popularity: np.ndarray | None = None):
         self.config = config or RetrievalConfig()
         groups = np.asarray(groups)
         forms = {name: model.linear_items() for name, model in models.items()}
@@ -81,6 +85,9 @@ class Retrieval:
             self.stats_rows = np.sort(rng.choice(len(groups), size=self.config.stats_sample, replace=False))
         self.samples = {name: form if self.stats_rows is None else tuple(
             None if part is None else part[self.stats_rows] for part in form) for name, form in forms.items()}
+        self.by_popularity = {} if popularity is None else {
+            group: rows[np.argsort(-popularity[rows], kind="stable")]
+            for group, rows in rows_of.items() if len(rows) > self.config.exact_up_to}
 
     @classmethod
     def exact(cls, models: dict, n_items: int) -> Retrieval:
@@ -224,6 +231,19 @@ class ClusterIndex:
         rows = self.rows[positions]
         scores[~keep[rows]] = -np.inf
         return rows[top_k(scores, n)[0]]
+
+
+def first_kept(order: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` rows of ``order`` that ``keep`` (bool per item row) allows, read in growing blocks:
+    a few thousand rows for the common request, all of them only when few are kept."""
+    found: list[np.ndarray] = []
+    start, size, count = 0, 4 * n, 0
+    while start < len(order) and count < n:
+        block = order[start:start + size]
+        found.append(block[keep[block]])
+        count += len(found[-1])
+        start, size = start + size, size * 4
+    return np.concatenate(found)[:n] if found else order[:0]
 
 
 def _as_range(rows: np.ndarray) -> slice | np.ndarray:

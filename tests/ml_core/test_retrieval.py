@@ -17,7 +17,7 @@ from ml.core.content import ContentRecommender
 from ml.core.data import IdMap, InteractionData
 from ml.core.features import ContentVocabulary
 from ml.core.ranker import Ranker
-from ml.core.retrieval import ClusterIndex, FaissIndex, Retrieval, RetrievalConfig
+from ml.core.retrieval import ClusterIndex, FaissIndex, Retrieval, RetrievalConfig, first_kept
 from ml.core.tuning import zscore
 
 N_USERS, N_ITEMS, N_TASTES = 400, 4000, 40
@@ -241,3 +241,22 @@ def test_the_longest_vectors_are_found_however_few_lists_are_probed(clustered):
         best = exact_best(vectors, None, q, everything, 3)
         assert set(best) & set(long_ones)
         np.testing.assert_array_equal(index.search(q, everything, 3), best)
+
+
+def test_popularitys_candidates_are_the_most_popular_kept_items_of_an_order_made_once(world):
+    data, models, groups = world
+    popularity = (np.asarray(data.matrix.sum(axis=0)).ravel() + np.arange(N_ITEMS) / N_ITEMS).astype(np.float32)
+    retrieval = Retrieval(models, groups, SMALL_INDEX, popularity=popularity)
+    order = retrieval.by_popularity["position"]
+    assert sorted(order.tolist()) == np.flatnonzero(groups == "position").tolist()
+    assert (np.diff(popularity[order]) <= 0).all()
+    keep = np.random.default_rng(0).random(N_ITEMS) < 0.3
+    assert first_kept(order, keep, 7).tolist() == [row for row in order.tolist() if keep[row]][:7]
+    assert first_kept(order, np.zeros(N_ITEMS, dtype=bool), 7).tolist() == []
+    # ranked with a popularity weight, the order's candidates give what scanning the kept rows gives
+    weights = {**WEIGHTS, "popularity": 0.5}
+    scanned = Retrieval(models, groups, SMALL_INDEX)
+    for user in (1, 2, 3):
+        answers = [Ranker(models, weights, N_ITEMS, popularity=popularity, retrieval=chosen).rank(
+            state(data, user), 10, keep).items.tolist() for chosen in (retrieval, scanned)]
+        assert answers[0] == answers[1]
