@@ -29,7 +29,12 @@ class RetrievalConfig:
     """How serving trades exactness for speed on large catalogs (bench/serving_recall.py measures both)."""
 
     exact_up_to: int = 8192  # groups this small are scanned whole
-    items_per_cluster: int = 128  # k-means clusters = group size / this
+    items_per_cluster: int = 128  # k-means clusters = group size / this ...
+    # ... and at most this times the square root of the group's size: assigning items to clusters costs
+    # items x clusters, so a fixed cluster size made a large group's build quadratic (at 800,000 positions,
+    # 6,250 clusters took minutes at every load). Below ~150,000 items the first bound is the smaller one;
+    # above it clusters grow as the square root, and a probe still scans the same share of the items.
+    clusters_per_root_item: float = 3.0
     probe_share: float = 0.05  # share of a group's clusters probed per query ...
     min_probe: int = 16  # ... and at least this many
     candidates: int = 200  # best items each component proposes per group, before blending
@@ -195,7 +200,8 @@ class ClusterIndex:
             # component has no opinion to propose it on, and k-means would pile all of them into one
             # huge cluster that costs a request dearly whenever it is probed.
             rows = rows[_has_nonzero(items[rows])]
-        n_clusters = max(1, len(rows) // config.items_per_cluster)
+        n_clusters = max(1, min(len(rows) // config.items_per_cluster,
+                                round(config.clusters_per_root_item * len(rows) ** 0.5)))
         self.n_probe = max(config.min_probe, round(config.probe_share * n_clusters))
         assignment = _spherical_kmeans(items[rows], n_clusters, config) if len(rows) else np.empty(0, np.int64)
         order = np.argsort(assignment, kind="stable")

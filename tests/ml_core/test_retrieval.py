@@ -260,3 +260,11 @@ def test_popularitys_candidates_are_the_most_popular_kept_items_of_an_order_made
         answers = [Ranker(models, weights, N_ITEMS, popularity=popularity, retrieval=chosen).rank(
             state(data, user), 10, keep).items.tolist() for chosen in (retrieval, scanned)]
         assert answers[0] == answers[1]
+
+
+def test_a_large_groups_clusters_grow_as_the_square_root_of_its_size():
+    vectors = sp.random(3000, 40, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    fixed = ClusterIndex(vectors, None, np.arange(3000), replace(SMALL_INDEX, items_per_cluster=10))
+    assert fixed.centroids_t.shape[1] == round(SMALL_INDEX.clusters_per_root_item * 3000 ** 0.5) < 3000 // 10
+    small = ClusterIndex(vectors, None, np.arange(300), replace(SMALL_INDEX, items_per_cluster=10))
+    assert small.centroids_t.shape[1] == 30  # the size bound, below the root's
