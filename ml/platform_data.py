@@ -206,19 +206,22 @@ YES_KINDS = ("apply", "contact", "invest_interest", "accept")
 
 
 def catalog_version() -> tuple:
-    """((count, latest edit) of positions, the same of startups, positions' applicants in all, (count, latest
-    id) of the answers: dismissals and YES_KINDS): the first two change whenever a position or startup is
+    """((count, latest edit) of positions, the same of startups, positions' applicants in all, the latest id
+    of the answers: dismissals and YES_KINDS): the first two change whenever a position or startup is
     created, edited or deleted; the others with an application (no edit of its position), a dismissal, a
     contact or an acceptance, after which serving reads the market and who answered whom again without
     loading the models (recommendations.model_store). Three aggregates, read once per registry check
-    (MODEL_REGISTRY_CHECK_SECONDS), never per request."""
+    (MODEL_REGISTRY_CHECK_SECONDS), never per request. The answers are not counted: counting ten million
+    interactions took a core of PostgreSQL's time at every check, and a new answer always takes a higher id
+    (the newest answers are found from the primary key's end); answers go only with a deleted position,
+    startup (which the counts above see) or user."""
     positions = Position.objects.aggregate(n=models.Count("pk"), edited=models.Max("updated_at"),
                                            applicants=models.Sum("applicants"))
     startups = Startup.objects.aggregate(n=models.Count("pk"), edited=models.Max("updated_at"))
     answers = Interaction.objects.filter(kind__in=[*engine_data.NEGATIVE_KINDS, *YES_KINDS]).aggregate(
-        n=models.Count("pk"), latest=models.Max("pk"))
+        latest=models.Max("pk"))
     return ((positions["n"], positions["edited"]), (startups["n"], startups["edited"]), positions["applicants"] or 0,
-            (answers["n"], answers["latest"]))
+            answers["latest"])
 
 
 def catalog_records_changed_since(moment) -> dict[str, dict]:
