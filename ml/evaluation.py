@@ -561,10 +561,9 @@ def oracle_lists(oracle, holdout: Holdout, k: int = K) -> dict[int, np.ndarray]:
         rows = candidates(holdout, user)
         rows = rows[types[rows] >= 0]
         try:
-            scores = oracle.propensities_of(user.user_id, types[rows], targets[rows])
+            lists[user.user_id] = rows[oracle.best_of(user.user_id, types[rows], targets[rows], k)]
         except ValueError:
             continue
-        lists[user.user_id] = rows[top_k(np.asarray(scores, dtype=np.float32), k)[0]]
     return lists
 
 
