@@ -561,9 +561,10 @@ def oracle_lists(oracle, holdout: Holdout, k: int = K) -> dict[int, np.ndarray]:
         rows = candidates(holdout, user)
         rows = rows[types[rows] >= 0]
         try:
-            lists[user.user_id] = rows[oracle.best_of(user.user_id, types[rows], targets[rows], k)]
+            scores = oracle.propensities_of(user.user_id, types[rows], targets[rows])
         except ValueError:
             continue
+        lists[user.user_id] = rows[top_k(np.asarray(scores, dtype=np.float32), k)[0]]
     return lists
 
 

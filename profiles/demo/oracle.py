@@ -180,7 +180,7 @@ class WorldOracle:
 
     def item_targets(self, item_keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(target types, indices within their tables) of the keys, both -1 where the world did not make the
-        item: a catalog's keys parsed once, for ranking many users against it (``best_of``)."""
+        item: a catalog's keys parsed once, for ranking many users against it (``propensities_of``)."""
         types, indices = np.full(len(item_keys), -1, dtype=np.int64), np.full(len(item_keys), -1, dtype=np.int64)
         for n, key in enumerate(item_keys):
             try:
@@ -189,37 +189,9 @@ class WorldOracle:
                 continue
         return types, indices
 
-    def best_of(self, user_id: int, types: np.ndarray, indices: np.ndarray, k: int) -> np.ndarray:
-        """Positions of the ``k`` highest ``propensities`` among the items given as ``item_targets`` gives
-        them (none of them -1), best first: exactly those, matching only the items that can reach the top k.
-
-        A propensity is ``TASTE_STRENGTH * match + log(exposure)`` with a match in [0, 1], so an item whose
-        ``log(exposure) + TASTE_STRENGTH`` falls below the k-th best propensity of the most exposed items
-        cannot be among the best. At a million candidates that skips nearly all of them: ranking 2,000 held-out
-        users' candidates by the whole propensity took 378 s of a training run."""
-        user = self._user_index(user_id)
-        role = int(self.world.people.roles[user])
-        actor = self._within_role[user:user + 1]
-        slots_of = {t: np.flatnonzero(types == t) for t in np.unique(types).tolist()}
-        log_shown = np.empty(len(types))
-        for target_type, slots in slots_of.items():
-            exposure = self._exposure(self._channel(role, target_type))
-            with np.errstate(divide="ignore"):  # an item never shown: log 0, never a contender
-                log_shown[slots] = np.log(exposure.probability(actor, indices[slots][None, :])[0])
-
-        def propensities(positions: np.ndarray) -> np.ndarray:
-            scores = log_shown[positions].copy()
-            for target_type in slots_of:
-                at = np.flatnonzero(types[positions] == target_type)
-                match = self._channel(role, target_type).match(self.world, actor, indices[positions[at]][None, :])[0]
-                scores[at] += TASTE_STRENGTH * match
-            return scores
-
-        most_exposed = np.argsort(-log_shown, kind="stable")[:4 * k]
-        floor = np.sort(propensities(most_exposed))[::-1][:k][-1] if len(most_exposed) >= k else -np.inf
-        contenders = np.flatnonzero(log_shown + TASTE_STRENGTH >= floor)
-        scores = propensities(contenders)
-        return contenders[np.argsort(-scores, kind="stable")[:k]]
+    def propensities_of(self, user_id: int, types: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """``propensities`` of the items given as ``item_targets`` gives them (none of them -1)."""
+        return self._score_targets(user_id, types, indices, exposure=True)
 
     def _score(self, user_id: int, item_keys: Sequence[str], exposure: bool) -> np.ndarray:
         parsed = np.array([self._target(key) for key in item_keys], dtype=np.int64).reshape(-1, 2)

@@ -115,24 +115,8 @@ def test_a_catalog_parsed_once_scores_as_its_keys_do_and_marks_what_the_world_di
     known = types >= 0
     assert known.tolist() == [True] * 5 + [False] + [True] * 3 + [False]
     assert (targets[~known] == -1).all()
-    propensities = oracle.propensities(developer, [k for k, ok in zip(keys, known, strict=True) if ok])
-    np.testing.assert_array_equal(oracle.best_of(developer, types[known], targets[known], 3),
-                                  np.argsort(-propensities, kind="stable")[:3])
-
-
-def test_the_best_propensities_found_by_bounds_are_those_of_the_whole_ranking(seeded):
-    """best_of matches only the items whose exposure lets them reach the top k: the same items, in order."""
-    world, ids = seeded
-    oracle = WorldOracle(world, ids)
-    for index, item_types in ((world.people.developers[0], ("position", "startup")),
-                              (world.people.investors[0], ("startup",)), (world.people.founders[0], ("developer",))):
-        user = ids.first_user + int(index)
-        keys = [key for item_type in item_types for key in oracle.item_keys(item_type)]
-        types, targets = oracle.item_targets(keys)
-        propensities = oracle.propensities(user, keys)
-        for k in (1, 10, len(keys) + 5):
-            np.testing.assert_array_equal(np.sort(propensities[oracle.best_of(user, types, targets, k)])[::-1],
-                                          np.sort(propensities)[::-1][:k])
+    np.testing.assert_array_equal(oracle.propensities_of(developer, types[known], targets[known]),
+                                  oracle.propensities(developer, [k for k, ok in zip(keys, known, strict=True) if ok]))
 
 
 def test_propensities_rank_the_chosen_items_higher_than_the_match_alone(seeded):
