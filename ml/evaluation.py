@@ -78,6 +78,11 @@ SEED = 0
 # Ranking a user as served takes a few milliseconds: a fixed sample of this many users keeps the evaluation
 # of a large platform to minutes, with a standard error of about 0.005 NDCG.
 EVALUATION_MAX_USERS = 2000
+# The oracle scores each of a user's candidates by the demo world's match and exposure, about 0.2 s a user
+# among a million items on 2 cores (378 s of a million world's training for 2,000 users): beyond this many
+# users times items it ranks a fixed sample of the evaluated users (500 at a million items; every user of
+# the 50,000-user world's 2,000 among its 142,500), and its metrics' "users" say how many it ranked.
+ORACLE_MAX_PAIRS = 500_000_000
 HEAVY_FROM = 5  # training events that make a user heavy; light users have 1 to HEAVY_FROM - 1
 ROLES = tuple(str(role) for role in platform_data.ROLE_ITEM_TYPES)
 SEGMENTS = ("cold", "light", "heavy")
@@ -549,15 +554,15 @@ def popularity_lists(holdout: Holdout, k: int = K) -> dict[int, np.ndarray]:
     return lists
 
 
-def oracle_lists(oracle, holdout: Holdout, k: int = K) -> dict[int, np.ndarray]:
+def oracle_lists(oracle, holdout: Holdout, k: int = K, max_pairs: int = ORACLE_MAX_PAIRS) -> dict[int, np.ndarray]:
     """Each user's candidates ranked as the demo world's events pick items: by the hidden taste match and
     the items' hidden exposure (``WorldOracle.propensities``), the ranking the held-out events follow and a
     ceiling no recommender should expect to reach (the match alone ignores what users are shown: on the
     demo world it ranks the held-out events below popularity). Users (or candidates) the world did not make
-    are left out."""
+    are left out, and beyond ``max_pairs`` users times items, all but a fixed sample of the users."""
     lists = {}
     types, targets = oracle.item_targets(holdout.item_ids.ids)  # parsed once: a million keys per user took hours
-    for user in holdout.users:
+    for user in _oracle_sample(holdout.users, max(1, max_pairs // max(len(types), 1))):
         rows = candidates(holdout, user)
         rows = rows[types[rows] >= 0]
         try:
@@ -566,6 +571,14 @@ def oracle_lists(oracle, holdout: Holdout, k: int = K) -> dict[int, np.ndarray]:
             continue
         lists[user.user_id] = rows[top_k(np.asarray(scores, dtype=np.float32), k)[0]]
     return lists
+
+
+def _oracle_sample(users: list[EvaluatedUser], size: int) -> list[EvaluatedUser]:
+    """All of ``users``, or ``size`` of them drawn at random (fixed seed), in their order."""
+    if len(users) <= size:
+        return users
+    chosen = np.sort(np.random.default_rng(SEED).choice(len(users), size=size, replace=False))
+    return [users[n] for n in chosen.tolist()]
 
 
 def measured(lists: dict[int, np.ndarray], holdout: Holdout) -> Metrics:
@@ -657,7 +670,8 @@ def served_evaluation(held_out: HeldOutModels, weights: dict[str, float], oracle
         "one_sided": held_out.measure(weights, by_role, diversify, reciprocal_weight=0.0),
         "reciprocal_weight": settings.RECIPROCAL_WEIGHT,
         "popularity": measured(popularity_lists(holdout), holdout),
-        "oracle": None if oracle is None else measured(oracle_lists(oracle, holdout), holdout),
+        "oracle": (None if oracle is None
+                   else measured(oracle_lists(oracle, holdout, max_pairs=ORACLE_MAX_PAIRS), holdout)),
         "weights": _rounded_weights(weights),
         "weights_by_role": {role: _rounded_weights(role_weights) for role, role_weights in by_role.items()},
         "holdout": {"users": len(holdout.users), "events": holdout.held_events, "fraction": holdout.fraction},

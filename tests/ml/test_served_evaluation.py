@@ -161,12 +161,15 @@ def test_evaluating_invalid_weights_is_refused():
         evaluation.evaluate_weights({"novelty": 1})
 
 
-def test_the_evaluate_command_prints_the_table_and_writes_the_plot(trained, tmp_path):
+def test_the_evaluate_command_prints_the_table_and_writes_the_plot(trained, tmp_path, monkeypatch):
+    _, held_out = evaluation.latest_held_out()
+    monkeypatch.setattr(evaluation, "ORACLE_MAX_PAIRS", 4 * len(held_out.holdout.item_ids.ids))
     out = StringIO()
     plot = tmp_path / "plots" / "evaluation.png"
     call_command("evaluate", algorithms="content_based,collaborative", plot=str(plot), stdout=out)
     printed = out.getvalue()
     assert "Holding out each user's latest 20% of events" in printed and "Ranking" in printed
+    assert "The oracle ranked a fixed sample of 4 of them" in printed
     header = next(line for line in printed.splitlines() if line.startswith("group"))
     assert header.split() == ["group", "users", "served", "popular", "oracle", "srv/pop", "srv/orc", "recall",
                               "mutual", "coverage", "divers.", "gini"]
@@ -201,6 +204,19 @@ def table_rows(printed: str, header: str) -> dict[str, list[str]]:
 def test_a_world_that_is_not_the_seeded_demo_world_has_no_oracle(trained):
     oracle, why = evaluation.demo_oracle(seed=evaluation.DEMO_SEED + 1)
     assert oracle is None and "not the demo world of seed 1" in why
+
+
+def test_beyond_its_bound_of_pairs_the_oracle_ranks_a_fixed_sample_of_the_users_as_it_ranks_them_all(trained):
+    oracle, _ = evaluation.demo_oracle()
+    _, held_out = evaluation.latest_held_out()
+    holdout = held_out.holdout
+    every = evaluation.oracle_lists(oracle, holdout)
+    assert len(every) == len(holdout.users) > 5
+    sample = evaluation.oracle_lists(oracle, holdout, max_pairs=5 * len(holdout.item_ids.ids))
+    assert len(sample) == 5 and sample.keys() < every.keys()
+    assert all(np.array_equal(sample[user], every[user]) for user in sample)
+    assert evaluation.oracle_lists(oracle, holdout, max_pairs=5 * len(holdout.item_ids.ids)).keys() == sample.keys()
+    assert evaluation.measured(sample, holdout)["all"]["users"] == 5
 
 
 # ---------------------------------------------------------------- diversity and exposure

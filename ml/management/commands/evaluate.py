@@ -85,6 +85,9 @@ class Command(BaseCommand):
         if result["oracle"] is None:
             self.stdout.write("No oracle: the data is not the demo world of seed "
                               f"{demo_seed} (pass --demo-seed for another).")
+        elif result["oracle"]["all"]["users"] < result["holdout"]["users"]:
+            self.stdout.write(f"The oracle ranked a fixed sample of {result['oracle']['all']['users']} of them "
+                              "(its users times items are bounded: evaluation.ORACLE_MAX_PAIRS).")
         self.stdout.write(table(result))
         self.stdout.write(reciprocal_table(result))
         self.stdout.write("\nEach component served alone (all users): " + ", ".join(
