@@ -91,7 +91,9 @@ class ALSConfig:
     factors: int = 64
     regularization: float = 30.0
     alpha: float = 5.0  # confidence = alpha * interaction weight
-    iterations: int = 15
+    # 10, not 15: on ml-100k ALS scored 0.3264 against 0.3266 and the hybrid 0.3340 against 0.3331, and at
+    # a million an iteration of the final fit takes about 8 s.
+    iterations: int = 10
     dismiss_weight: float = 1.0  # confidence of "not this one" per unit of negative evidence
     # Every positive cell weighs 1, whatever its kinds add up to. On a seeded platform world, the kinds'
     # summed weights (a user's view, save and apply of one position: 7) as confidences lost a quarter of
