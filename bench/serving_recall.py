@@ -5,7 +5,9 @@
 For random developers, ranks their top 10 twice in-process with the active models: with the serving
 default (ml.core.retrieval.RetrievalConfig) and exactly (every item scored, z-scores over all items).
 Prints the share of the exact top 10 that the default finds (recall@10), how often the top item agrees,
-and the median time of each ranking. Writes bench/results/serving_recall.json.
+and the median time of each ranking. Writes bench/results/serving_recall.json. ``--also-probe-shares
+0.1,0.2`` measures those shares of the content index's clusters too, against the same exact lists (the
+exact ranking, seconds a user at a million items, is done once).
 
     .venv/bin/python bench/serving_recall.py --synthetic 100000
 
@@ -38,6 +40,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--probe-share", type=float, help="share of clusters probed (default: RetrievalConfig's)")
+    parser.add_argument("--also-probe-shares", type=shares, default=[], metavar="S,S,...",
+                        help="more shares measured in the same run, against the same exact lists")
     parser.add_argument("--min-probe", type=int)
     parser.add_argument("--candidates", type=int, help="candidates per component and group")
     parser.add_argument("--items-per-cluster", type=int)
@@ -67,40 +71,60 @@ def main() -> None:
           f"({len(models.item_ids):,} items, {len(models.retrieval.indexes)} indexes)", flush=True)
     retrieval = models.retrieval
     changes = config_changes(args)
+    item_types = np.asarray([parse_item_key(key)[0] for key in models.item_ids.ids])
     if changes:
-        config = replace(RetrievalConfig(), **changes)
-        item_types = np.asarray([parse_item_key(key)[0] for key in models.item_ids.ids])
-        retrieval = Retrieval(models.components, item_types, config)
+        retrieval = Retrieval(models.components, item_types, replace(RetrievalConfig(), **changes))
+    retrievals = [retrieval] + [Retrieval(models.components, item_types, replace(retrieval.config, probe_share=share))
+                                for share in args.also_probe_shares]  # each built as a load builds it
     print(f"retrieval: {retrieval.config}", flush=True)
     exact = Retrieval.exact(models.components, len(models.item_ids))
     weights = current_weights()
     allowed = models.allowed((ItemType.POSITION, ItemType.STARTUP))
     rng = np.random.default_rng(0)
     users = rng.choice(list(Developer.objects.values_list("pk", flat=True)), size=args.users, replace=False)
-    recalls, top_agrees, fast_ms, exact_ms = [], [], [], []
+    found: list[list[tuple[float, bool, float]]] = [[] for _ in retrievals]  # (recall, top agrees, ms) per user
+    exact_ms = []
+
+    def ranked(chosen: Retrieval, user) -> tuple[np.ndarray, float]:
+        ranker = Ranker(models.components, weights, len(models.item_ids), popularity=models.popularity,
+                        retrieval=chosen, unavailable=models.unavailable)
+        with single_threaded_blas():
+            began = time.perf_counter()
+            items = ranker.rank(user, args.k, allowed).items
+            return items, (time.perf_counter() - began) * 1000
+
     for n, user_id in enumerate(users, start=1):
         history, negatives = selectors.user_interaction_rows(user_id=int(user_id), item_ids=models.item_ids)
         profile = selectors.user_profile(user_id=int(user_id), role=Role.DEVELOPER)
         user = models.user_state(int(user_id), history, negatives, profile.terms, profile.features)
-        answers = []
-        for chosen, times in ((retrieval, fast_ms), (exact, exact_ms)):
-            ranker = Ranker(models.components, weights, len(models.item_ids), popularity=models.popularity,
-                            retrieval=chosen, unavailable=models.unavailable)
-            with single_threaded_blas():
-                began = time.perf_counter()
-                answers.append(ranker.rank(user, args.k, allowed).items)
-                times.append((time.perf_counter() - began) * 1000)
-        fast, full = answers
-        recalls.append(len(set(fast) & set(full)) / max(len(full), 1))
-        top_agrees.append(bool(len(full)) and len(fast) > 0 and fast[0] == full[0])
+        full, ms = ranked(exact, user)
+        exact_ms.append(ms)
+        for chosen, results in zip(retrievals, found, strict=True):
+            fast, ms = ranked(chosen, user)
+            results.append((len(set(fast) & set(full)) / max(len(full), 1),
+                            bool(len(full)) and len(fast) > 0 and fast[0] == full[0], ms))
         if n % 50 == 0:
-            print(f"  {n}/{len(users)} users: recall@{args.k} so far {statistics.fmean(recalls):.3f}", flush=True)
-    numbers = {"config": vars(retrieval.config), "users": len(users), "items": len(models.item_ids),
-               f"recall_at_{args.k}": round(statistics.fmean(recalls), 4),
-               "top1_agreement": round(statistics.fmean(top_agrees), 4), "min_recall": round(min(recalls), 2),
-               "median_rank_ms_retrieval": round(statistics.median(fast_ms), 2),
-               "median_rank_ms_exact": round(statistics.median(exact_ms), 2)}
+            print(f"  {n}/{len(users)} users: recall@{args.k} so far "
+                  + ", ".join(f"{statistics.fmean(r for r, _, _ in results):.3f}" for results in found), flush=True)
+    measured = [{"config": vars(chosen.config),
+                 f"recall_at_{args.k}": round(statistics.fmean(r for r, _, _ in results), 4),
+                 "top1_agreement": round(statistics.fmean(top for _, top, _ in results), 4),
+                 "min_recall": round(min(r for r, _, _ in results), 2),
+                 "median_rank_ms_retrieval": round(statistics.median(ms for _, _, ms in results), 2)}
+                for chosen, results in zip(retrievals, found, strict=True)]
+    numbers = {**measured[0], "users": len(users), "items": len(models.item_ids),
+               "median_rank_ms_exact": round(statistics.median(exact_ms), 2), "also": measured[1:]}
     write(numbers, "serving_recall.json")
+
+
+def shares(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shares between 0 and 1, comma-separated, not {text!r}") from None
+    if not all(0 < value <= 1 for value in values):
+        raise argparse.ArgumentTypeError(f"shares between 0 and 1, comma-separated, not {text!r}")
+    return values
 
 
 def config_changes(args) -> dict:
