@@ -529,7 +529,9 @@ def served_lists(serving: ServingSet, weights: dict[str, float], holdout: Holdou
         for user in holdout.users:
             state = serving.user_state(user.user_id, holdout.matrix[user.row], holdout.negatives[user.row],
                                        user.terms, user.features)
-            reverse = serving.reverse_interest(user_id=user.user_id, role=user.role)
+            # at weight 0 the other side's interest changes no list (only the reasons): not worked out
+            reverse = (serving.reverse_interest(user_id=user.user_id, role=user.role)
+                       if rankers[user.role].reciprocal_weight else None)
             lists[user.user_id] = rankers[user.role].rank(state, k, holdout.allowed_for(user), True,
                                                           diversify.diversity, diversify.max_per_startup,
                                                           reverse).items

@@ -116,8 +116,12 @@ def test_each_version_records_its_component_served_alone(trained):
         assert load_version(version.algorithm, version.artifact_path).metrics == version.metrics
 
 
-def test_the_evaluation_ranks_each_user_exactly_as_the_api_serves_them(trained):
+@pytest.mark.parametrize("reciprocal_weight", [None, 0.0])  # as configured; one-sided (no interest worked out)
+def test_the_evaluation_ranks_each_user_exactly_as_the_api_serves_them(trained, settings, reciprocal_weight):
     from recommendations.services import recommendations_for_user
+
+    if reciprocal_weight is not None:
+        settings.RECIPROCAL_WEIGHT = reciprocal_weight
 
     snapshot = evaluation.platform_snapshot()
     data = snapshot.data
@@ -128,7 +132,8 @@ def test_the_evaluation_ranks_each_user_exactly_as_the_api_serves_them(trained):
     active = {v.algorithm: load_version(v.algorithm, v.artifact_path)
               for v in ModelVersion.objects.filter(status="active")}
     weights, by_role = selectors.weights_in_force()
-    lists = evaluation.served_lists(evaluation.serving_set_of(active, holdout), weights, holdout, by_role=by_role)
+    lists = evaluation.served_lists(evaluation.serving_set_of(active, holdout), weights, holdout, by_role=by_role,
+                                    reciprocal_weight=reciprocal_weight)
     assert {user.segment for user in holdout.users} >= {"light", "heavy"}
     for user in holdout.users:
         answer = recommendations_for_user(user_id=user.user_id, user_type=user.role, limit=evaluation.K, explain=False)
