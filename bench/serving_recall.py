@@ -2,8 +2,9 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/latencybench .venv/bin/python bench/serving_recall.py
 
-For random developers, ranks their top 10 twice in-process with the active models: with the serving
-default (ml.core.retrieval.RetrievalConfig) and exactly (every item scored, z-scores over all items).
+For random developers, ranks their top 10 twice in-process with the active models and the weights a
+developer is served (their role's own, where tuned): with the serving default
+(ml.core.retrieval.RetrievalConfig) and exactly (every item scored, z-scores over all items).
 Prints the share of the exact top 10 that the default finds (recall@10), how often the top item agrees,
 and the median time of each ranking. Writes bench/results/serving_recall.json. ``--also-probe-shares
 0.1,0.2`` measures those shares of the content index's clusters too, against the same exact lists (the
@@ -58,7 +59,7 @@ def main() -> None:
     from ml.core.ranker import Ranker, single_threaded_blas
     from ml.core.retrieval import Retrieval, RetrievalConfig
     from ml.platform_data import parse_item_key
-    from ml.selectors import current_weights
+    from ml.selectors import weights_in_force
     from profiles.models import Developer, ItemType, Role
     from recommendations import selectors
     from recommendations.model_store import serving_models
@@ -78,7 +79,8 @@ def main() -> None:
                                 for share in args.also_probe_shares]  # each built as a load builds it
     print(f"retrieval: {retrieval.config}", flush=True)
     exact = Retrieval.exact(models.components, len(models.item_ids))
-    weights = current_weights()
+    weights, by_role = weights_in_force()
+    weights = by_role.get(Role.DEVELOPER, weights)  # what a developer is served: their role's own, if tuned
     allowed = models.allowed((ItemType.POSITION, ItemType.STARTUP))
     rng = np.random.default_rng(0)
     users = rng.choice(list(Developer.objects.values_list("pk", flat=True)), size=args.users, replace=False)
