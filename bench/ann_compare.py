@@ -2,7 +2,8 @@
 
     nice -n 5 .venv/bin/python bench/ann_compare.py [--items 1000000] [--queries 1000]
 
-The vectors are ALS item factors (128-d float32, ml.core.collaborative's ALSConfig: regularization 30,
+The vectors are ALS item factors (float32, as many as ALSConfig's: 64 since issue 14's training at a
+million, 128 when the README's table was measured; ml.core.collaborative's ALSConfig: regularization 30,
 alpha 5, binary cells) trained with implicit on a synthetic long-tailed, clustered interaction matrix of
 the million world's shape (1,000,000 users x 1,000,000 items, 10,000,000 interactions, 5,000 tastes),
 cached under var/ann_compare/ (the first run trains them, a few minutes on 2 cores; --factors DIR reads
