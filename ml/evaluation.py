@@ -412,9 +412,7 @@ def holdout_of(snapshot: Snapshot, split: TimeSplit, max_users: int = EVALUATION
         evaluable.append((row, user_id, record))
     if not evaluable:
         raise EngineError("no user has held-out events the API could serve them: nothing to evaluate")
-    if len(evaluable) > max_users:
-        chosen = np.sort(np.random.default_rng(SEED).choice(len(evaluable), size=max_users, replace=False))
-        evaluable = [evaluable[n] for n in chosen]
+    evaluable = _fixed_sample(evaluable, max_users)
     # encoded for the evaluated users only: a million users' terms and features would take minutes
     holdout.users = [EvaluatedUser(user_id, row, record["role"], _segment(int(events_per_user[row])),
                                    features.platform_user_terms(record),
@@ -565,7 +563,7 @@ def oracle_lists(oracle, holdout: Holdout, k: int = K, max_pairs: int = ORACLE_M
     are left out, and beyond ``max_pairs`` users times items, all but a fixed sample of the users."""
     lists = {}
     types, targets = oracle.item_targets(holdout.item_ids.ids)  # parsed once: a million keys per user took hours
-    for user in _oracle_sample(holdout.users, max(1, max_pairs // max(len(types), 1))):
+    for user in _fixed_sample(holdout.users, max(1, max_pairs // max(len(types), 1))):
         rows = candidates(holdout, user)
         rows = rows[types[rows] >= 0]
         try:
@@ -576,12 +574,12 @@ def oracle_lists(oracle, holdout: Holdout, k: int = K, max_pairs: int = ORACLE_M
     return lists
 
 
-def _oracle_sample(users: list[EvaluatedUser], size: int) -> list[EvaluatedUser]:
-    """All of ``users``, or ``size`` of them drawn at random (fixed seed), in their order."""
-    if len(users) <= size:
-        return users
-    chosen = np.sort(np.random.default_rng(SEED).choice(len(users), size=size, replace=False))
-    return [users[n] for n in chosen.tolist()]
+def _fixed_sample(entries: list, size: int) -> list:
+    """All of ``entries``, or ``size`` of them drawn at random (fixed seed), in their order."""
+    if len(entries) <= size:
+        return entries
+    chosen = np.sort(np.random.default_rng(SEED).choice(len(entries), size=size, replace=False))
+    return [entries[n] for n in chosen.tolist()]
 
 
 def measured(lists: dict[int, np.ndarray], holdout: Holdout) -> Metrics:
