@@ -1,11 +1,18 @@
 """gunicorn's settings; gunicorn reads this file from the directory it starts in.
 
-The master imports the app and loads the active models (with their cluster indexes: seconds on a
+The master imports the app and loads the active models (with their cluster indexes: minutes on a
 large catalog) before it forks the workers, so no request pays for the load and the workers share the
-model arrays' memory. Each worker serves one request at a time on one BLAS thread: more threads per
-request only fight the other workers for the cores.
+model arrays' memory. It then keeps checking the registry as a web process does (every
+MODEL_REGISTRY_CHECK_SECONDS): when it has loaded a newly activated set, in its own thread, it rolls the
+workers (SIGHUP: with preload_app, gunicorn forks new workers, which hold the new set, and stops the old
+ones gracefully, each after its request), so the workers never load a set themselves. Each worker serves
+one request at a time on one BLAS thread: more threads per request only fight the other workers for the
+cores.
 """
 import os
+import signal
+import threading
+import time
 
 from recsys_site.env import env_bool
 
@@ -34,22 +41,53 @@ forwarded_allow_ips = "*" if env_bool("TRUSTED_PROXY", False) else ""
 
 def when_ready(server) -> None:
     """Load the models in the master, then close its database connections: each worker opens its own.
-
-    ``gc.freeze()`` then moves everything loaded so far out of the garbage collector's sight: its full
-    collections would otherwise walk the models' millions of objects (id maps, vocabularies) in the
-    middle of requests, and touch, so copy, the memory the workers share.
-    """
-    import gc
-
+    Then watch for newly loaded sets, in a thread of the master."""
     from django.db import connections
 
-    from recommendations.model_store import serving_models
+    from recommendations.model_store import LoadedSetWatch
 
+    watch = LoadedSetWatch()
     try:
-        models = serving_models()
-        server.log.info("serving %s", models.serving_versions())
+        watch.new_set_loaded()
+        server.log.info("serving the versions active at start")
     except Exception:  # a database not migrated yet must not stop the server; requests will say why
         server.log.exception("models not loaded at start; the first request loads them")
     finally:
         connections.close_all()
-        gc.freeze()
+        _freeze_what_is_loaded()
+    threading.Thread(target=_roll_workers_on_new_sets, args=(server, watch), name="roll-workers",
+                     daemon=True).start()
+
+
+def post_fork(server, worker) -> None:
+    from recommendations.model_store import leave_loads_to_master
+
+    leave_loads_to_master()
+
+
+def _roll_workers_on_new_sets(server, watch) -> None:
+    from django.conf import settings
+    from django.db import connections
+
+    while True:
+        time.sleep(max(settings.MODEL_REGISTRY_CHECK_SECONDS, 1))
+        try:
+            rolling = watch.new_set_loaded()
+        except Exception:  # the database away for a while: the workers serve what they hold meanwhile
+            server.log.exception("checking the model registry in the master failed")
+            continue
+        finally:
+            connections.close_all()
+        if rolling:
+            server.log.info("a new set of models is loaded: rolling the workers")
+            _freeze_what_is_loaded()
+            os.kill(os.getpid(), signal.SIGHUP)
+
+
+def _freeze_what_is_loaded() -> None:
+    """Move everything loaded so far out of the garbage collector's sight: its full collections would
+    otherwise walk the models' millions of objects (id maps, vocabularies) in the middle of requests, and
+    touch, so copy, the memory the workers share."""
+    import gc
+
+    gc.freeze()

@@ -15,6 +15,12 @@ request (:func:`recheck_serving_models`, called on every save of a version or of
 changes only the positions' applicants: the market (``ml.serving_set.ItemMarket``: investors' candidates,
 crowded positions) is read again and the models held keep serving.
 
+Under gunicorn the workers leave such loads to the master (:meth:`_Store.leave_loads_to_master`, called
+after each fork): the master checks the registry in the same way, loads a changed set in its own thread and
+then forks new workers that hold it (gunicorn.conf.py, :class:`LoadedSetWatch`), while the old workers serve
+until they are replaced. A load at a million items takes minutes of one core; made in every worker, beside
+its requests, it would take each worker far longer and the set would not be shared across the fork.
+
 Loading never fails a request. An active version whose artifact is missing, damaged or unverifiable
 (ml.artifacts) is failed over (ml.services.model_version_fail_over): marked failed with the reason, and the
 newest earlier version of its algorithm that loads becomes the active one, in the registry, so that every
@@ -24,6 +30,7 @@ reason kept for ``/algorithms/status``.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -200,6 +207,19 @@ class _Store:
         self._checker: threading.Thread | None = None
         self._loader: threading.Thread | None = None
         self._loading_key: tuple | None = None
+        self._loads_changes = True
+
+    def leave_loads_to_master(self) -> None:
+        """In a gunicorn worker: a changed set is not loaded here, the held one serves until the master, which
+        loads it, replaces this worker with one forked from it. Weights, the experiment and the market's answers
+        are still read here, as they cost no load."""
+        self._loads_changes = False
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's threads did not come along, and a lock that one of them held at the
+        fork would stay held for good."""
+        self._lock = threading.Lock()
+        self._checker, self._loader, self._loading_key = None, None, None
 
     def current(self) -> ServingModels:
         interval = settings.MODEL_REGISTRY_CHECK_SECONDS
@@ -246,7 +266,7 @@ class _Store:
             else:
                 if _only_applicants_changed(self._models.key, key):
                     self._models = _with_market_read_again(self._models, key)
-                elif self._models.key != key:
+                elif self._models.key != key and self._loads_changes:
                     self._start_loading(key, weights)
                 if _in_force(self._models) != in_force:
                     self._models = replace(self._models, **in_force)
@@ -311,7 +331,29 @@ def _only_applicants_changed(held: tuple, key: tuple) -> bool:
     """Whether ``key`` differs from ``held`` in positions' applicants or the market's answers alone
     (``catalog_version``'s last parts): an application, a dismissal, a contact or an acceptance, after which the
     market and who answered whom are read again and nothing else is loaded."""
-    return held != key and (held[0], held[1][:2], held[2]) == (key[0], key[1][:2], key[2])
+    return held != key and _loaded_part(held) == _loaded_part(key)
+
+
+def _loaded_part(key: tuple) -> tuple:
+    """What of ``key`` a change of needs the models loaded again: the versions, the catalog's size and latest
+    edit, the pinned versions."""
+    return key[0], key[1][:2], key[2]
+
+
+class LoadedSetWatch:
+    """Tells, each time it is asked, whether this process has loaded another set of models since it was last
+    asked (not other weights or market answers alone): gunicorn's master asks every few seconds, and forks new
+    workers when it has."""
+
+    def __init__(self) -> None:
+        self._held: tuple | None = None
+
+    def new_set_loaded(self) -> bool:
+        """Check the registry as a request would (the check, and a load it starts, run in threads), then
+        answer."""
+        loaded = _loaded_part(serving_models().key)
+        new, self._held = self._held is not None and loaded != self._held, loaded
+        return new
 
 
 def _with_market_read_again(models: ServingModels, key: tuple) -> ServingModels:
@@ -353,5 +395,7 @@ def _in_force(models: ServingModels) -> InForce:
 
 
 _store = _Store()
+os.register_at_fork(after_in_child=_store.after_fork)
 serving_models = _store.current
 recheck_serving_models = _store.recheck
+leave_loads_to_master = _store.leave_loads_to_master

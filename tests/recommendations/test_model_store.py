@@ -1,4 +1,5 @@
 """The per-process store of active models: it follows the registry, and spaces its checks out on request."""
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -8,7 +9,7 @@ from django.utils import timezone
 from ml.models import BLENDED, ModelVersion
 from ml.services import hybrid_weights_set
 from recommendations import model_store
-from recommendations.model_store import recheck_serving_models, serving_models
+from recommendations.model_store import leave_loads_to_master, recheck_serving_models, serving_models
 from tests.factories import StaffUserFactory
 
 
@@ -130,13 +131,19 @@ def test_a_due_check_of_the_registry_runs_in_a_thread_and_no_request_waits_for_i
     assert checkers == ["serving-models-check"]
 
 
-def test_a_swap_reads_the_database_in_the_loader_thread_and_no_request_waits_for_it(world, tmp_path, monkeypatch):
-    held = serving_models()
+def _activate_a_copy_of_content(tmp_path) -> ModelVersion:
+    """A copy of the active content version's files made the active version after it; the earlier one."""
     earlier = ModelVersion.objects.get(algorithm="content_based", status="active")
     copy = shutil.copytree(earlier.artifact_path, tmp_path / "content-next")
     ModelVersion.objects.filter(pk=earlier.pk).update(status="ready")
     ModelVersion.objects.create(algorithm="content_based", version=earlier.version + 1, status="active",
                                 artifact_path=str(copy), activated_at=timezone.now())
+    return earlier
+
+
+def test_a_swap_reads_the_database_in_the_loader_thread_and_no_request_waits_for_it(world, tmp_path, monkeypatch):
+    held = serving_models()
+    earlier = _activate_a_copy_of_content(tmp_path)
     # What the loader's own connection would read, were the test's rows committed: read here, handed over
     # in the thread that asks, which is recorded
     inputs = model_store._database_inputs(model_store._active_key(None))
@@ -185,3 +192,39 @@ def test_a_slow_load_happens_in_the_background_while_the_held_models_keep_servin
     # then loaded once more, in the request, so that no load of the failed set could still be in flight.
     assert "two_tower" in serving_models().unavailable and len(loads) == 2
     assert [algorithm for algorithm, *_ in loads[1][0]] == ["collaborative", "content_based"]
+
+
+def test_a_worker_leaves_a_changed_set_to_the_master_and_still_takes_new_weights(
+        world, tmp_path, monkeypatch, django_capture_on_commit_callbacks):
+    held = serving_models()
+    monkeypatch.setattr(model_store._store, "_loads_changes", True)  # restored after the test
+    leave_loads_to_master()
+    earlier = _activate_a_copy_of_content(tmp_path)
+    models = serving_models()
+    assert models.serving is held.serving and models.serving_versions()["content_based"] == earlier.version
+    with django_capture_on_commit_callbacks(execute=True):
+        hybrid_weights_set(weights={"content_based": 1, "collaborative": 0, "two_tower": 0})
+    models = serving_models()
+    assert models.weights["content_based"] == 1.0 and models.serving is held.serving
+
+
+def test_the_masters_watch_tells_a_newly_loaded_set_and_not_new_weights(
+        world, tmp_path, django_capture_on_commit_callbacks):
+    watch = model_store.LoadedSetWatch()
+    assert not watch.new_set_loaded()  # the first answer only notes what is held
+    with django_capture_on_commit_callbacks(execute=True):
+        hybrid_weights_set(weights={"content_based": 1, "collaborative": 0, "two_tower": 0})
+    assert not watch.new_set_loaded()
+    earlier = _activate_a_copy_of_content(tmp_path)
+    assert watch.new_set_loaded() and serving_models().serving_versions()["content_based"] == earlier.version + 1
+    assert not watch.new_set_loaded()
+
+
+def test_a_child_forked_while_the_stores_lock_was_held_can_take_it():
+    # gunicorn forks workers from a master whose threads check and load models under this lock
+    with model_store._store._lock:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if model_store._store._lock.acquire(timeout=5) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
