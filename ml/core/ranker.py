@@ -82,7 +82,8 @@ class Ranker:
     similarities are averaged; None: items are all unlike);
     ``groups``: (n_items,) int, the group (startup) of each item, ``ml.core.diversify.NO_GROUP`` for none;
     ``crowding``: (n_items,) >= 0, what each item's blended score (z-score units) loses before the top k
-    are chosen (``ml.core.features.crowding_penalty``: a position with more applicants than it can read);
+    are chosen (``ml.core.features.crowding_penalty``: a position with more applicants than it can read;
+    None when nothing is crowded, as ``ml.serving_set.ItemMarket.crowding`` gives it: no subtraction);
     ``reciprocal_weight``: how much the other side's interest (a rank's ``reverse``, z-scored over the
     candidates) adds to the blended score, in z-score units (0: one-sided ranking).
     """
@@ -98,8 +99,7 @@ class Ranker:
         self.retrieval = retrieval or Retrieval(self.components, np.zeros(n_items, dtype=np.int64))
         self.unavailable = dict(unavailable or {})
         self.item_vectors, self.groups = item_vectors, groups
-        # None when nothing is crowded: the common case costs no subtraction
-        self.crowding = crowding if crowding is not None and crowding.any() else None
+        self.crowding = crowding
         self.reciprocal_weight = reciprocal_weight
 
     def rank(self, user: UserState, k: int, allowed: np.ndarray | None = None, exclude_seen: bool = True,

@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from ml.core import features
-from ml.serving_set import FEW_APPLICANTS_TEXT, MARKET
+from ml.core.data import IdMap
+from ml.serving_set import FEW_APPLICANTS_TEXT, MARKET, ItemMarket
 from profiles.models import Developer, Interaction, Investor, Position, Startup
 from profiles.services import position_applicants_refresh
 from tests.factories import DeveloperFactory, PositionFactory, SkillFactory
@@ -75,6 +76,20 @@ def test_include_not_raising_must_be_a_boolean(world, client_for, investor, valu
 
 
 # ---------------------------------------------------------------- crowded positions
+
+
+def test_the_market_gives_a_crowding_to_subtract_only_when_a_position_is_crowded(settings):
+    settings.CROWDED_APPLICANTS_PER_OPENING = 10
+    ids = IdMap(["position:1", "position:2", "startup:3"])
+
+    def market(applicants: int) -> ItemMarket:
+        return ItemMarket.of(ids, {"position:1": {"applicants": applicants, "openings": 1},
+                                   "position:2": {"applicants": 1, "openings": 1},
+                                   "startup:3": {"raising": True, "round_size": None}})
+
+    assert market(10).crowding() is None  # at the threshold: nobody crowded, no pass over the items per request
+    crowded = market(40).crowding()
+    assert crowded is not None and crowded[0] > 0 and crowded[1:].tolist() == [0.0, 0.0]
 
 
 def twin_positions(*, openings: int = 1) -> tuple[Position, Position]:
