@@ -1,4 +1,6 @@
 """Content-based: cold start from a declared profile, history profiles, dismisses, and reasons."""
+from dataclasses import replace
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -109,3 +111,26 @@ def test_history_profiles_come_from_the_kept_rows_and_artifacts_with_stored_prof
     legacy.matrix = None
     legacy.save(tmp_path / "legacy")
     assert np.allclose(ContentRecommender.load(tmp_path / "legacy").score(rows), expected, atol=1e-6)
+
+
+def _plain_pair_scores(model: ContentRecommender, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Pair scores as the users' whole vectors (declared and history profiles) times the items'."""
+    users = model._user_vectors(model.declared[rows], model._history_profiles(rows))
+    return (users @ model.item_vectors[items].T).toarray()
+
+
+def test_pair_scores_are_the_users_whole_vectors_times_the_items_also_after_an_item_is_edited(world):
+    dismissed = sp.csr_matrix((np.ones(world.n_users), (np.arange(world.n_users), np.arange(world.n_users) % 7)),
+                              shape=world.matrix.shape, dtype=np.float32)
+    model = ContentRecommender(ContentConfig(profile_weight=0.7, history_weight=1.3)).fit(
+        replace(world, negatives=dismissed))
+    touched_3 = world.matrix[:, 3].nonzero()[0][:2]
+    rows, items = np.array([touched_3[0], 1, touched_3[1], touched_3[0], 63]), np.array([3, 40, 17])
+    assert np.allclose(model.pair_scores(rows, items), _plain_pair_scores(model, rows, items), atol=1e-6)
+    # Asked again, in another order, the users' kept profile lengths give the same scores.
+    assert np.allclose(model.pair_scores(rows[::-1], items), _plain_pair_scores(model, rows[::-1], items), atol=1e-6)
+    # Item 3 is edited to another item's terms: its new vector changes the profiles of the users who touched
+    # it, and their lengths are not the ones kept for the old vectors.
+    edited = model.with_items(["i3"], model.item_vectors[[30]])
+    assert not np.allclose(_plain_pair_scores(edited, rows, items), _plain_pair_scores(model, rows, items))
+    assert np.allclose(edited.pair_scores(rows, items), _plain_pair_scores(edited, rows, items), atol=1e-6)
