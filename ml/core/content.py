@@ -136,17 +136,35 @@ class ContentRecommender(Recommender):
 
     def _history_lengths(self, rows: np.ndarray) -> np.ndarray:
         """(len(rows),) the lengths of the users' history profiles (1 for an empty one), kept per user as
-        found, for these item vectors (:meth:`with_items` replaces them, and with them the lengths)."""
+        found (:meth:`find_history_lengths` finds them all)."""
+        lengths = self._kept_lengths()
+        missing = np.unique(rows[np.isnan(lengths[rows])])
+        if len(missing):
+            lengths[missing] = self._lengths_of(missing)
+        return lengths[rows]
+
+    def find_history_lengths(self, block: int = 16384) -> None:
+        """Find and keep every fitted user's history profile length, block by block: a web process does it
+        once, when it loads the model, rather than a request at a time for the users it asks about."""
+        if self.history is not None:  # profiles stored whole (unit length): no lengths to find
+            return
+        lengths = self._kept_lengths()
+        for start in range(0, len(lengths), block):
+            rows = np.arange(start, min(start + block, len(lengths)))
+            lengths[rows] = self._lengths_of(rows)
+
+    def _kept_lengths(self) -> np.ndarray:
+        """(n_users,) float32 the history profile lengths found so far, NaN for the others: for these item
+        vectors (:meth:`with_items` replaces them, and with them the profiles' lengths)."""
         vectors = fitted(self.item_vectors, self.name)
         if self._lengths is None or self._lengths[0] is not vectors:
             self._lengths = (vectors, np.full(fitted(self.matrix, self.name).shape[0], np.nan, dtype=np.float32))
-        lengths = self._lengths[1]
-        missing = np.unique(rows[np.isnan(lengths[rows])])
-        if len(missing):
-            sums = self._history_sums(missing)
-            found = np.sqrt(np.asarray(sums.multiply(sums).sum(axis=1), dtype=np.float64).ravel())
-            lengths[missing] = np.where(found > 0, found, 1.0)
-        return lengths[rows]
+        return self._lengths[1]
+
+    def _lengths_of(self, rows: np.ndarray) -> np.ndarray:
+        sums = self._history_sums(rows)
+        lengths = np.sqrt(np.asarray(sums.multiply(sums).sum(axis=1), dtype=np.float64).ravel())
+        return np.where(lengths > 0, lengths, 1.0)
 
     def _user_vectors(self, declared: sp.csr_matrix, history: sp.csr_matrix) -> sp.csr_matrix:
         return self.config.profile_weight * declared + self.config.history_weight * history

@@ -134,3 +134,8 @@ def test_pair_scores_are_the_users_whole_vectors_times_the_items_also_after_an_i
     edited = model.with_items(["i3"], model.item_vectors[[30]])
     assert not np.allclose(_plain_pair_scores(edited, rows, items), _plain_pair_scores(model, rows, items))
     assert np.allclose(edited.pair_scores(rows, items), _plain_pair_scores(edited, rows, items), atol=1e-6)
+    # Every user's length found at once (as a web process does at load) gives the same scores.
+    found_at_once = model.with_items(["i3"], model.item_vectors[[30]])
+    found_at_once.find_history_lengths(block=5)
+    assert not np.isnan(found_at_once._kept_lengths()).any()
+    assert np.allclose(found_at_once.pair_scores(rows, items), _plain_pair_scores(edited, rows, items), atol=1e-6)
