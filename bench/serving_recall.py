@@ -7,8 +7,9 @@ developer is served (their role's own, where tuned): with the serving default
 (ml.core.retrieval.RetrievalConfig) and exactly (every item scored, z-scores over all items).
 Prints the share of the exact top 10 that the default finds (recall@10), how often the top item agrees,
 and the median time of each ranking. Writes bench/results/serving_recall.json. ``--also-probe-shares
-0.1,0.2`` measures those shares of the content index's clusters too, against the same exact lists (the
-exact ranking, seconds a user at a million items, is done once).
+0.1,0.2`` measures those shares of the content index's clusters too, and ``--also-stats-samples 8192,0``
+those sizes of the z-scores' sample (0: every item), against the same exact lists (the exact ranking,
+seconds a user at a million items, is done once).
 
     .venv/bin/python bench/serving_recall.py --synthetic 100000
 
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--probe-share", type=float, help="share of clusters probed (default: RetrievalConfig's)")
     parser.add_argument("--also-probe-shares", type=shares, default=[], metavar="S,S,...",
                         help="more shares measured in the same run, against the same exact lists")
+    parser.add_argument("--also-stats-samples", type=sizes, default=[], metavar="N,N,...",
+                        help="z-score sample sizes also measured in the same run (0: every item)")
     parser.add_argument("--min-probe", type=int)
     parser.add_argument("--candidates", type=int, help="candidates per component and group")
     parser.add_argument("--items-per-cluster", type=int)
@@ -77,6 +80,8 @@ def main() -> None:
         retrieval = Retrieval(models.components, item_types, replace(RetrievalConfig(), **changes))
     retrievals = [retrieval] + [Retrieval(models.components, item_types, replace(retrieval.config, probe_share=share))
                                 for share in args.also_probe_shares]  # each built as a load builds it
+    retrievals += [Retrieval(models.components, item_types, replace(retrieval.config, stats_sample=size or 2**62))
+                   for size in args.also_stats_samples]
     print(f"retrieval: {retrieval.config}", flush=True)
     exact = Retrieval.exact(models.components, len(models.item_ids))
     weights, by_role = weights_in_force()
@@ -119,14 +124,21 @@ def main() -> None:
     write(numbers, "serving_recall.json")
 
 
-def shares(text: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"shares between 0 and 1, comma-separated, not {text!r}") from None
-    if not all(0 < value <= 1 for value in values):
-        raise argparse.ArgumentTypeError(f"shares between 0 and 1, comma-separated, not {text!r}")
-    return values
+def comma_separated(cast, valid, what: str):
+    """An argparse type: a comma-separated list of ``cast`` values, each ``valid`` (``what`` says which)."""
+    def parse(text: str) -> list:
+        try:
+            values = [cast(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}, comma-separated, not {text!r}") from None
+        if not all(valid(value) for value in values):
+            raise argparse.ArgumentTypeError(f"{what}, comma-separated, not {text!r}")
+        return values
+    return parse
+
+
+shares = comma_separated(float, lambda value: 0 < value <= 1, "shares between 0 and 1")
+sizes = comma_separated(int, lambda value: value >= 0, "sizes of 0 or more")
 
 
 def config_changes(args) -> dict:
