@@ -399,10 +399,9 @@ def build_serving_set(loaded: dict[str, Recommender], unavailable: dict[str, str
         if fresh_items:
             keys = list(fresh_items)
             vectors = vocabulary.transform([platform_item_terms(fresh_items[key]) for key in keys])
-            content = loaded[CONTENT] = content.with_items(keys, vectors)
-        # What the other side's interest asks of the content model for each request (ReverseInterest), found
-        # once here, before a web process forks its workers: 10.6 s and 4 MB for a million users.
-        content.find_history_lengths()
+            loaded[CONTENT] = content.with_items(keys, vectors)
+    for model in loaded.values():  # here, in gunicorn's master before the fork: no worker's first request makes it
+        model.prepare_for_requests()
     reference = next((loaded[name] for name in REFERENCE_ORDER if name in loaded), None)
     if reference is None:
         return ServingSet(unavailable=dict(unavailable))

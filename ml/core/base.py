@@ -57,6 +57,12 @@ class Recommender(ABC):
     def score(self, user_rows: np.ndarray) -> np.ndarray:
         """(len(user_rows), n_items) float32 scores; higher is better."""
 
+    def prepare_for_requests(self) -> None:
+        """Make now what scoring users would otherwise make on first use: a web process calls it when it loads
+        the model, so that under gunicorn it is made once in the master and shared by the workers, where each
+        freshly forked worker's first request made it again (3 s at a million items). Nothing by default."""
+        return None
+
     def recommend(self, user_row: int, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` item rows for one user, best first, ``exclude`` rows left out."""
         if k < 1:

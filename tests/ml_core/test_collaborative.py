@@ -55,3 +55,10 @@ def test_interaction_kinds_carry_weights_and_dismiss_is_negative():
     )
     assert matrix[0, 0] == 5.0 and matrix[1, 1] == 2.0 and matrix[0, 1] == 0
     assert negatives[0, 1] == 1.0
+
+
+def test_the_gram_inverse_summed_block_by_block_is_the_whole_catalogs(world):
+    model = CollaborativeRecommender(seed=0).fit(world)
+    factors = model.item_factors.astype(np.float64)
+    whole = np.linalg.inv(factors.T @ factors + model.config.regularization * np.eye(factors.shape[1]))
+    assert np.allclose(model._regularised_gram_inverse(block=7), whole)  # 48 items: the last block is short
