@@ -14,7 +14,8 @@ it goes, with its time:
    registry recorded them (ModelVersion.training_seconds, peak_memory_mb).
 3. load: a fresh process loads the active set as a web process does at start (``serving_models()``:
    artifacts read, indexes built), timed, with its resident memory.
-4. serve: gunicorn, 2 preloaded workers (gunicorn.conf.py); each worker's memory (resident, unique, and
+4. serve: gunicorn, 2 preloaded workers (gunicorn.conf.py); the first 10 requests' latencies, one at a
+   time (each worker's first among them); each worker's memory (resident, unique, and
    what it shares with the others across the fork); then bench/api_latency.py's load at 1, 4 and 8 clients
    on ``POST /api/v1/recommendations`` and on the trivial endpoint (a DRF APIView serialising ten items, no
    database) in the same server, and the ratio of their requests per second (aim: at least 0.25).
@@ -128,23 +129,20 @@ print(json.dumps({"old": active.version, "new": copy.version, "activated_at": ti
 
 def swap(env: dict, token: str, users: list[int], clients: int = 4, before: float = 10, within: float = 1200) -> dict:
     """Latency before and during a content version's swap under load, and how long the swap took: the load
-    goes on until the last 100 answers all come from the new version (each worker loads it in the
-    background, minutes at a million items), or ``within`` seconds after the activation."""
+    goes on until the last 100 answers all come from the new version (gunicorn's master loads it in the
+    background and then rolls the workers: minutes at a million items), or ``within`` seconds after the
+    activation."""
     answers: list[tuple[float, float, int]] = []  # (sent at, seconds, content version served)
     failures: list[str] = []  # what went wrong with a request that got no answer, or not a 200
     stopped = threading.Event()
 
     def client(seed: int) -> None:
         rng = np.random.default_rng(seed)
-        headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
         connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
         while not stopped.is_set():
-            body = json.dumps({"user_id": int(rng.choice(users)), "user_type": "developer", "limit": 10})
             sent = time.time()
             try:
-                connection.request("POST", RECOMMENDATIONS, body, headers)
-                response = connection.getresponse()
-                payload = json.loads(response.read())
+                response, payload = _recommendations(connection, token, int(rng.choice(users)))
             except (OSError, http.client.HTTPException) as exc:  # a timeout: a request that waited 30 s
                 failures.append(type(exc).__name__)
                 connection.close()
@@ -183,6 +181,29 @@ def swap(env: dict, token: str, users: list[int], clients: int = 4, before: floa
     return numbers
 
 
+def _recommendations(connection: http.client.HTTPConnection, token: str, user_id: int):
+    """(response, its JSON) of one developer's recommendations."""
+    body = json.dumps({"user_id": user_id, "user_type": "developer", "limit": 10})
+    connection.request("POST", RECOMMENDATIONS, body, {"Authorization": f"Token {token}",
+                                                       "Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response, json.loads(response.read())
+
+
+def first_requests(token: str, users: list[int], n: int = 10) -> list[float]:
+    """The first ``n`` requests' latencies (ms) after the server starts, one at a time: each worker's first
+    request is among them, with whatever a freshly forked worker makes on first use."""
+    rng = np.random.default_rng(1)
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+    latencies = []
+    for _ in range(n):
+        sent = time.perf_counter()
+        _recommendations(connection, token, int(rng.choice(users)))
+        latencies.append(round((time.perf_counter() - sent) * 1000, 1))
+    print(f"first requests (ms): {latencies}", flush=True)
+    return latencies
+
+
 def _latencies(ms: list[float]) -> dict:
     if not ms:
         return {"requests": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
@@ -196,7 +217,8 @@ def serve(env: dict, url: str, seconds: float, warmup: float) -> dict:
     server = start_gunicorn({**env, "DJANGO_SETTINGS_MODULE": "bench.trivial_settings"}, within=900)
     out: dict = {"server_start_seconds": round(time.perf_counter() - started, 1)}
     try:
-        load_at(token, users, 4, warmup)  # every worker holds the models (the first requests load them)
+        out["first_requests_ms"] = first_requests(token, users)
+        load_at(token, users, 4, warmup)
         out["workers"] = worker_memory(server)
         print(f"workers: {out['workers']}", flush=True)
         for endpoint in (RECOMMENDATIONS, TEN_ITEMS):
@@ -234,6 +256,7 @@ def report(result: dict) -> None:
             print(f"  {algorithm:<15} {numbers['training_seconds']} s, peak {numbers['peak_memory_mb']} MB")
     print(f"load: {result['load']['load_seconds']} s in a fresh process, {result['load']['rss_mb']} MB resident")
     serving = result["serve"]
+    print(f"first requests after the start (ms): {serving['first_requests_ms']}")
     print("workers (MB): " + "; ".join(f"rss {w['rss_mb']} uss {w['uss_mb']} shared {w['shared_mb']}"
                                         for w in serving["workers"]))
     print(f"\n{'clients':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'trivial req/s':>14} "
