@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .base import ProgressCallback, Recommender, UserState, load_artifact, save_artifact
-from .data import EngineError, IdMap, InteractionData, as_row, fitted, unit_rows
+from .data import EngineError, IdMap, InteractionData, as_row, fitted, row_lengths, unit_rows
 from .features import TEXT_NAMESPACE, ContentVocabulary
 
 
@@ -167,9 +167,7 @@ class ContentRecommender(Recommender):
         return self._lengths[1]
 
     def _lengths_of(self, rows: np.ndarray) -> np.ndarray:
-        sums = self._history_sums(rows)
-        lengths = np.sqrt(np.asarray(sums.multiply(sums).sum(axis=1), dtype=np.float64).ravel())
-        return np.where(lengths > 0, lengths, 1.0)
+        return row_lengths(sp.csr_matrix(self._history_sums(rows)))
 
     def _user_vectors(self, declared: sp.csr_matrix, history: sp.csr_matrix) -> sp.csr_matrix:
         return self.config.profile_weight * declared + self.config.history_weight * history
