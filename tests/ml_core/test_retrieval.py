@@ -113,6 +113,23 @@ def test_groups_whose_rows_interleave_serve_alike(world):
     assert not set(result.items) & set(data.matrix[5].indices)
 
 
+def test_the_sparse_index_scores_the_probed_clusters_exactly_reading_its_vectors_in_place(world):
+    data, models, groups = world
+    vectors, offsets = models["content_based"].linear_items()
+    rows = np.flatnonzero(groups == "position")
+    index = ClusterIndex(vectors, offsets, rows, SMALL_INDEX)
+    # each cluster's block reads the index's own arrays: no second copy of a million items' terms
+    assert all(np.shares_memory(block.indices, index.vectors.indices) for block in index.blocks if block.nnz)
+    query = models["content_based"].user_scores(state(data, 3)).query
+    keep = np.ones(N_ITEMS, bool)
+    found = index.search(query, keep, n=len(rows))  # every item of the probed clusters, best first
+    probed = len(found)
+    assert SMALL_INDEX.min_probe < probed < len(rows)
+    scores = np.asarray(vectors[found] @ query).ravel() + offsets[found]
+    assert np.all(np.diff(scores) <= 1e-6)  # best first, by the exact score
+    rest = np.setdiff1d(rows, found)
+    assert len(rest) == len(rows) - probed
+
 def test_a_search_returns_the_best_kept_items_of_the_probed_clusters(world):
     data, models, groups = world
     vectors = models["collaborative"].item_factors
