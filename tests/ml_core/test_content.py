@@ -4,6 +4,7 @@ from dataclasses import replace
 import numpy as np
 import scipy.sparse as sp
 
+from ml.core import content as content_module
 from ml.core.base import UserState
 from ml.core.content import ContentConfig, ContentRecommender
 from ml.core.data import IdMap, InteractionData
@@ -119,7 +120,7 @@ def _plain_pair_scores(model: ContentRecommender, rows: np.ndarray, items: np.nd
     return (users @ model.item_vectors[items].T).toarray()
 
 
-def test_pair_scores_are_the_users_whole_vectors_times_the_items_also_after_an_item_is_edited(world):
+def test_pair_scores_are_the_users_whole_vectors_times_the_items_also_after_an_item_is_edited(world, monkeypatch):
     dismissed = sp.csr_matrix((np.ones(world.n_users), (np.arange(world.n_users), np.arange(world.n_users) % 7)),
                               shape=world.matrix.shape, dtype=np.float32)
     model = ContentRecommender(ContentConfig(profile_weight=0.7, history_weight=1.3)).fit(
@@ -129,6 +130,9 @@ def test_pair_scores_are_the_users_whole_vectors_times_the_items_also_after_an_i
     assert np.allclose(model.pair_scores(rows, items), _plain_pair_scores(model, rows, items), atol=1e-6)
     # Asked again, in another order, the users' kept profile lengths give the same scores.
     assert np.allclose(model.pair_scores(rows[::-1], items), _plain_pair_scores(model, rows[::-1], items), atol=1e-6)
+    # Many items are scored a block of them at a time: the same scores, every column in its place.
+    monkeypatch.setattr(content_module, "PAIR_ITEMS_BLOCK", 2)
+    assert np.allclose(model.pair_scores(rows, items), _plain_pair_scores(model, rows, items), atol=1e-6)
     # Item 3 is edited to another item's terms: its new vector changes the profiles of the users who touched
     # it, and their lengths are not the ones kept for the old vectors.
     edited = model.with_items(["i3"], model.item_vectors[[30]])
