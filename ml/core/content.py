@@ -28,6 +28,7 @@ from .features import TEXT_NAMESPACE, ContentVocabulary
 # Items made dense columns at a time by pair_scores: a vocabulary's terms by this many (4,414 terms: 4.5 MB).
 PAIR_ITEMS_BLOCK = 256
 
+
 @dataclass
 class ContentConfig:
     profile_weight: float = 1.0  # the declared profile's share of the user vector
