@@ -246,12 +246,13 @@ def _blocks(vectors, bounds: np.ndarray) -> list:
     matrix of its own that reads the vectors in place: a query scores the probed clusters block by block. A
     sparse matrix's rows gathered into one copy cost 3.6 ms of a request at 800,000 items, scoring them
     block by block 1.4 ms (134 of 2,683 clusters probed, 30 terms per item)."""
+    spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
     if not sp.issparse(vectors):
-        return [vectors[start:stop] for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+        return [vectors[start:stop] for start, stop in spans]
     vectors = sp.csr_matrix(vectors)
     indptr = vectors.indptr.astype(vectors.indices.dtype, copy=False)  # one index type: scipy copies otherwise
     blocks = []
-    for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+    for start, stop in spans:
         data, indices = vectors.data[indptr[start]:indptr[stop]], vectors.indices[indptr[start]:indptr[stop]]
         block = sp.csr_matrix((data, indices, indptr[start:stop + 1] - indptr[start]), shape=(stop - start,
                                                                                                vectors.shape[1]))
