@@ -154,7 +154,9 @@ class Startup(models.Model):
             models.CheckConstraint(condition=Q(team_size__gte=1), name="startup_team_size_positive"),
             models.CheckConstraint(condition=~Q(name=""), name="startup_name_not_empty"),
         ]
-        indexes = [models.Index(fields=["stage"]), models.Index(fields=["industry", "stage"])]
+        # updated_at's: every registry check reads the latest edit from its end (ml.platform_data.catalog_version)
+        indexes = [models.Index(fields=["stage"]), models.Index(fields=["industry", "stage"]),
+                   models.Index(fields=["updated_at"])]
 
     def __str__(self) -> str:
         return self.name
@@ -199,7 +201,8 @@ class Position(models.Model):
             models.CheckConstraint(condition=~Q(title=""), name="position_title_not_empty"),
             models.CheckConstraint(condition=Q(openings__gte=1), name="position_openings_positive"),
         ]
-        indexes = [models.Index(fields=["status"]), models.Index(fields=["startup", "status"])]
+        indexes = [models.Index(fields=["status"]), models.Index(fields=["startup", "status"]),
+                   models.Index(fields=["updated_at"])]  # as the startups': the latest edit, read from its end
 
     def __str__(self) -> str:
         return f"{self.title} at {self.startup.name}"

@@ -4,8 +4,8 @@ registry or the catalog changes.
 Every request asks :func:`serving_models`. At most every ``settings.MODEL_REGISTRY_CHECK_SECONDS``
 (default 2; 0: in every request) a thread of the process, started by the request that finds the check due,
 reads the registry's few active rows (algorithm, version, artifact, activation time), the weights in force,
-the running experiment (and the versions its variants pin) and the catalog's version (count and latest
-edit of positions and startups, answers given) and loads the models again when the versions or the
+the running experiment (and the versions its variants pin) and the catalog's version (newest row and
+latest edit of positions and startups, newest answer) and loads the models again when the versions or the
 catalog differ from what the process holds: the models held serve until the new ones are ready, and no
 request waits for the check or the load. So a version trained or activated,
 weights saved or an experiment started by any process serve here within seconds, and so does a position or
@@ -264,7 +264,7 @@ class _Store:
             if self._models is None:
                 self._models = replace(_load(key, weights, _database_inputs(key)), **in_force)
             else:
-                if _only_applicants_changed(self._models.key, key):
+                if _only_answers_changed(self._models.key, key):
                     self._models = _with_market_read_again(self._models, key)
                 elif self._models.key != key and self._loads_changes:
                     self._start_loading(key, weights)
@@ -327,16 +327,16 @@ class _Store:
         self._checked_at = float("-inf")
 
 
-def _only_applicants_changed(held: tuple, key: tuple) -> bool:
-    """Whether ``key`` differs from ``held`` in positions' applicants or the market's answers alone
-    (``catalog_version``'s last parts): an application, a dismissal, a contact or an acceptance, after which the
-    market and who answered whom are read again and nothing else is loaded."""
+def _only_answers_changed(held: tuple, key: tuple) -> bool:
+    """Whether ``key`` differs from ``held`` in the newest answer alone (``catalog_version``'s last part): an
+    application (and with it its position's applicants), a dismissal, a contact or an acceptance, after which
+    the market and who answered whom are read again and nothing else is loaded."""
     return held != key and _loaded_part(held) == _loaded_part(key)
 
 
 def _loaded_part(key: tuple) -> tuple:
-    """What of ``key`` a change of needs the models loaded again: the versions, the catalog's size and latest
-    edit, the pinned versions."""
+    """What of ``key`` a change of needs the models loaded again: the versions, the catalog's newest rows and
+    latest edits, the pinned versions."""
     return key[0], key[1][:2], key[2]
 
 

@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from ml.core.data import IdMap
-from ml.platform_data import all_events, user_records
+from ml.platform_data import all_events, catalog_version, user_records
 from tests.factories import (
     DeveloperFactory,
     FounderFactory,
@@ -71,3 +71,23 @@ def test_all_events_are_each_users_in_time_order_as_rows_of_known_users_and_item
     events = all_events(users, items)
 
     assert list(events) == [(0, 1, "invest_interest"), (0, 0, "contact"), (1, 1, "dismiss"), (1, 2, "apply")]
+
+
+def test_the_catalog_version_moves_with_a_new_or_edited_item_and_only_its_last_part_with_an_answer():
+    developer, position = DeveloperFactory(), PositionFactory()
+    start = catalog_version()
+    InteractionFactory(user=developer.user, position=position)  # a view: no answer
+    assert catalog_version() == start
+
+    InteractionFactory(user=developer.user, position=position, kind="apply")
+    answered = catalog_version()
+    assert answered[:2] == start[:2] and answered[2] != start[2]
+
+    position.title = "Renamed"
+    position.save()
+    edited = catalog_version()
+    assert edited[0] != answered[0] and edited[1:] == answered[1:]
+
+    StartupFactory()
+    created = catalog_version()
+    assert created[1] != edited[1] and created[0] == edited[0] and created[2] == edited[2]
