@@ -392,50 +392,77 @@ def item_startups() -> dict[str, int]:
                            "pk", "startup_id")}
 
 
-def item_market() -> dict[str, dict]:
+def item_market(positions: Iterable[int] | None = None) -> dict[str, dict]:
     """{item key: {"raising", "round_size"}} of every startup and {item key: {"applicants", "openings"}} of
     every position, as :func:`item_records` holds them: what investors' candidates are filtered and crowded positions
-    lowered by (``ml.serving_set.ItemMarket``). Two small reads of columns, no join; read when models load
-    and when applicants change, never per request."""
+    lowered by (``ml.serving_set.ItemMarket``). Two small reads of columns, no join; read when models load,
+    never per request. Given ``positions`` (pks), only theirs: what an application since changed."""
+    if positions is not None:
+        return {item_key(ItemType.POSITION, pk): {"applicants": applicants, "openings": openings}
+                for pk, applicants, openings in Position.objects.filter(pk__in=list(positions)).values_list(
+                    "pk", "applicants", "openings")}
     startups = {item_key(ItemType.STARTUP, pk): {"raising": raising, "round_size": size}
                 for pk, raising, size in Startup.objects.values_list("pk", "raising", "round_size")}
     return startups | {item_key(ItemType.POSITION, pk): {"applicants": applicants, "openings": openings}
                        for pk, applicants, openings in Position.objects.values_list("pk", "applicants", "openings")}
 
 
-def item_founders() -> dict[str, tuple[int, ...]]:
+def item_founders(startups: Iterable[int] | None = None) -> dict[str, tuple[int, ...]]:
     """{item key: user ids of its founders} of every startup and position (its startup's founders): whose
     side a dismissal of a catalog item rebuffs, and whose positions a founder's dismissal of a developer
-    closes to them (``ml.serving_set.rebuffed_by``). Two small reads; read when models load, never per request."""
+    closes to them (``ml.serving_set.rebuffed_by``). Two small reads; read when models load, never per request.
+    Given ``startups`` (pks), only those startups' and their positions' (``startups_answered``)."""
+    links = Startup.founders.through.objects.order_by("startup_id", "founder_id")
+    positions = Position.objects.order_by()
+    if startups is not None:
+        startups = list(startups)
+        links, positions = links.filter(startup_id__in=startups), positions.filter(startup_id__in=startups)
     founders: dict[int, list[int]] = defaultdict(list)
-    for startup, founder in Startup.founders.through.objects.order_by("startup_id", "founder_id").values_list(
-            "startup_id", "founder_id"):
+    for startup, founder in links.values_list("startup_id", "founder_id"):
         founders[startup].append(founder)
     items = {item_key(ItemType.STARTUP, pk): tuple(ids) for pk, ids in founders.items()}
     return items | {item_key(ItemType.POSITION, pk): tuple(founders[startup])
-                    for pk, startup in Position.objects.values_list("pk", "startup_id") if startup in founders}
+                    for pk, startup in positions.values_list("pk", "startup_id") if startup in founders}
 
 
-def dismissals() -> list[tuple[int, str]]:
+def startups_answered(answers: Iterable[tuple[int, str]]) -> set[int]:
+    """The startups (pks) whose founders ``answers`` ((user id, item key) events) concern: those of the startups
+    and positions answered, and those the answering users found (a founder's answer to a developer or an
+    investor speaks for their startups): all that :func:`item_founders` needs for ``rebuffed_by`` and
+    ``answered_by`` of these answers alone."""
+    answers = list(answers)
+    keys = [parse_item_key(key) for _, key in answers]
+    startups = {pk for item_type, pk in keys if item_type == ItemType.STARTUP}
+    startups.update(Position.objects.filter(pk__in=[pk for item_type, pk in keys if item_type == ItemType.POSITION])
+                    .values_list("startup_id", flat=True))
+    startups.update(Startup.founders.through.objects.filter(founder_id__in={user for user, _ in answers})
+                    .values_list("startup_id", flat=True))
+    return startups
+
+
+def dismissals(after: int | None = None) -> list[tuple[int, str]]:
     """(user id, item key) of every dismissal on the platform: who said no to what, which the other side's
-    candidates are narrowed by (``ml.serving_set.rebuffed_by``). One read of the dismissals, at load."""
-    return _events_of(engine_data.NEGATIVE_KINDS)
+    candidates are narrowed by (``ml.serving_set.rebuffed_by``). One read of the dismissals, at load; given
+    ``after`` (an interaction id), only those since."""
+    return _events_of(engine_data.NEGATIVE_KINDS, after)
 
 
-def commitments() -> list[tuple[int, str]]:
+def commitments(after: int | None = None) -> list[tuple[int, str]]:
     """(user id, item key) of every event of YES_KINDS: who said yes to what, which lifts the other side's
     interest in serving and finds mutual matches in the served evaluation (``ml.serving_set.answered_by``).
-    One read of those kinds, at load."""
-    return _events_of(YES_KINDS)
+    One read of those kinds, at load; given ``after`` (an interaction id), only those since."""
+    return _events_of(YES_KINDS, after)
 
 
-def _events_of(kinds) -> list[tuple[int, str]]:
-    """(user id, item key) of every interaction of ``kinds``."""
+def _events_of(kinds, after: int | None = None) -> list[tuple[int, str]]:
+    """(user id, item key) of every interaction of ``kinds`` (with an id above ``after``, when given)."""
     columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
     types = list(TARGET_FIELDS)
-    rows = Interaction.objects.filter(kind__in=list(kinds)).values_list("user_id", *columns).order_by()
+    rows = Interaction.objects.filter(kind__in=list(kinds))
+    if after is not None:
+        rows = rows.filter(pk__gt=after)
     events = []
-    for user, *targets in rows:
+    for user, *targets in rows.values_list("user_id", *columns).order_by():
         position = next(n for n, target in enumerate(targets) if target is not None)
         events.append((user, item_key(types[position], targets[position])))
     return events

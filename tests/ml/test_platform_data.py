@@ -91,3 +91,49 @@ def test_the_catalog_version_moves_with_a_new_or_edited_item_and_only_its_last_p
     StartupFactory()
     created = catalog_version()
     assert created[1] != edited[1] and created[0] == edited[0] and created[2] == edited[2]
+
+
+def test_answers_added_since_a_load_give_the_set_a_full_read_again_would():
+    from ml.platform_data import commitments, dismissals, item_founders, item_market, startups_answered
+    from ml.serving_set import ItemMarket, ServingSet
+
+    founders = [FounderFactory(), FounderFactory()]
+    startups = [StartupFactory(founders=[founders[0]]), StartupFactory(founders=[founders[1]])]
+    positions = [PositionFactory(startup=startups[0]), PositionFactory(startup=startups[1]),
+                 PositionFactory(startup=startups[1])]
+    developers, investor = [DeveloperFactory(), DeveloperFactory()], InvestorFactory()
+    keys = ([f"startup:{s.pk}" for s in startups] + [f"position:{p.pk}" for p in positions]
+            + [f"developer:{d.pk}" for d in developers] + [f"investor:{investor.pk}"])
+    users = IdMap([str(f.pk) for f in founders] + [str(d.pk) for d in developers] + [str(investor.pk)])
+    items = IdMap(keys)
+    InteractionFactory(user=developers[0].user, position=positions[0], kind="dismiss")
+    InteractionFactory(user=founders[1].user, developer=developers[0], kind="contact")
+
+    def read_whole() -> ServingSet:
+        serving = ServingSet(user_ids=users, item_ids=items)
+        serving = serving.with_market(ItemMarket.of(items, item_market()))
+        return serving.with_answers(dismissals=dismissals(), commitments=commitments(), founders=item_founders())
+
+    held, after = read_whole(), catalog_version()[2]
+    InteractionFactory(user=developers[1].user, position=positions[1], kind="apply")
+    positions[1].applicants = 7  # as profiles.services keeps it, in the application's transaction
+    positions[1].save()
+    InteractionFactory(user=investor.user, startup=startups[1], kind="dismiss")
+    InteractionFactory(user=founders[0].user, developer=developers[1], kind="dismiss")
+    InteractionFactory(user=developers[1].user, position=positions[2])  # a view: no answer
+    said_no, said_yes = dismissals(after=after), commitments(after=after)
+    founders_answered = item_founders(startups=startups_answered(said_no + said_yes))
+    updated = held.with_new_answers(dismissals=said_no, commitments=said_yes, founders=founders_answered,
+                                    market=item_market(positions=[positions[1].pk]))
+
+    whole = read_whole()
+    assert len(said_no) == 2 and len(said_yes) == 1
+    assert as_lists(updated.rebuffs) == as_lists(whole.rebuffs) != as_lists(held.rebuffs)
+    assert as_lists(updated.answered) == as_lists(whole.answered) != as_lists(held.answered)
+    assert updated.market.applicants.tolist() == whole.market.applicants.tolist()
+    assert updated.market.applicants[items.index[f"position:{positions[1].pk}"]] == 7
+    assert held.market.applicants[items.index[f"position:{positions[1].pk}"]] == 0  # the held set is untouched
+
+
+def as_lists(rows_by_user: dict) -> dict:
+    return {user: rows.tolist() for user, rows in rows_by_user.items()}
