@@ -19,11 +19,13 @@ it goes, with its time:
    what it shares with the others across the fork); then bench/api_latency.py's load at 1, 4 and 8 clients
    on ``POST /api/v1/recommendations`` and on the trivial endpoint (a DRF APIView serialising ten items, no
    database) in the same server, and the ratio of their requests per second (aim: at least 0.25).
-5. swap: under 4 clients' load, a new content version is activated (a copy of the active one's registry
+5. answers: 4 clients' load for 20 s, then 20 s more while one developer applies to a position or dismisses a
+   startup twice a second (each answer changes the market and who may be shown to whom in every web process).
+6. swap: under 4 clients' load, a new content version is activated (a copy of the active one's registry
    row, so the artifact is the same and the reload is real): how long until no answer comes from the old
    set (the load goes on until the new set answers), the latency before and during the swap (no request
    should wait for it), and the requests that failed meanwhile.
-6. recall: bench/serving_recall.py, the share of the exact top 10 the served ranking keeps.
+7. recall: bench/serving_recall.py, the share of the exact top 10 the served ranking keeps.
 
 Writes bench/results/scale.json. Speeds count from this run, with the machine named; the load generator
 shares the machine's cores with the server.
@@ -186,6 +188,54 @@ def swap(env: dict, token: str, users: list[int], clients: int = 4, before: floa
     return numbers
 
 
+ANSWERER = """
+import json
+from profiles.models import Developer, Position, Startup
+from profiles.services import auth_token_issue
+developer = Developer.objects.order_by("pk").first()
+positions = Position.objects.filter(status="open").order_by("?").values_list("pk", flat=True)[:1000]
+print(json.dumps({"token": auth_token_issue(user=developer.user).key, "positions": list(positions),
+                  "startups": list(Startup.objects.order_by("?").values_list("pk", flat=True)[:1000])}))
+"""
+
+
+def answers_under_load(env: dict, token: str, users: list[int], clients: int = 4, seconds: float = 20,
+                       every: float = 0.5) -> dict:
+    """``clients``' load for ``seconds`` as it is, then as long again while one developer applies to a
+    position or dismisses a startup every ``every`` seconds through the API: each answer changes who may be
+    shown to whom and the market, and every web process takes it in at its next registry check."""
+    answerer = django_json(env, ANSWERER)
+    quiet = load_summary(*load_at(token, users, clients, seconds), clients)
+    sent: list[int] = []  # the answers' statuses
+    stop = threading.Event()
+
+    def answer() -> None:
+        rng = np.random.default_rng(2)
+        connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        headers = {"Authorization": f"Token {answerer['token']}", "Content-Type": "application/json"}
+        while not stop.wait(every):
+            if rng.random() < 0.5:
+                event = {"item_type": "position", "item_id": int(rng.choice(answerer["positions"])), "kind": "apply"}
+            else:
+                event = {"item_type": "startup", "item_id": int(rng.choice(answerer["startups"])), "kind": "dismiss"}
+            connection.request("POST", "/api/v1/interactions", json.dumps(event), headers)
+            response = connection.getresponse()
+            response.read()
+            sent.append(response.status)
+
+    answering = threading.Thread(target=answer)
+    answering.start()
+    try:
+        busy = load_summary(*load_at(token, users, clients, seconds), clients)
+    finally:
+        stop.set()
+        answering.join()
+    numbers = {"quiet": quiet, "answering": busy, "answers": len(sent),
+               "answers_refused": sum(status != 201 for status in sent)}
+    print(f"answers under load: {numbers}", flush=True)
+    return numbers
+
+
 def _recommendations(connection: http.client.HTTPConnection, token: str, user_id: int):
     """(response, its JSON) of one developer's recommendations."""
     body = json.dumps({"user_id": user_id, "user_type": "developer", "limit": 10})
@@ -239,6 +289,7 @@ def serve(env: dict, url: str, seconds: float, warmup: float) -> dict:
                              for clients in LEVELS]
         for mine, trivial in zip(out[RECOMMENDATIONS], out[TEN_ITEMS], strict=True):
             mine["ratio_to_trivial"] = round(mine["requests_per_second"] / trivial["requests_per_second"], 3)
+        out["answers"] = answers_under_load(env, token, users)
         out["swap"] = swap(env, token, users)
     finally:
         server.terminate()
@@ -278,6 +329,10 @@ def report(result: dict) -> None:
               f"{mine['p99_ms']:>8} {trivial['requests_per_second']:>14} {trivial['p99_ms']:>12} "
               f"{mine['ratio_to_trivial']:>6}")
     print("aim: p99 < 50 ms and >= 150 requests/s at 4 clients; ratio >= 0.25")
+    answers = serving["answers"]
+    print(f"with {answers['answers']} answers recorded meanwhile ({answers['answers_refused']} refused), 4 clients: "
+          f"{answers['answering']['requests_per_second']} req/s, p99 {answers['answering']['p99_ms']} ms; "
+          f"without: {answers['quiet']['requests_per_second']} req/s, p99 {answers['quiet']['p99_ms']} ms")
     print(f"swap: {serving['swap']}")
     if "recall" in result:
         print(f"recall@10 of the served top 10 against exact: {result['recall'].get('recall_at_10')}")
