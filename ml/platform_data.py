@@ -209,14 +209,14 @@ def catalog_version() -> tuple:
     """((newest id, latest edit) of positions, the same of startups, the newest answer's id: dismissals and
     YES_KINDS): the first two change whenever a position or startup is created or edited; the last with an
     application (whose applicants count changes with it, in one transaction), a dismissal, a contact or an
-    acceptance, after which serving reads the market and who answered whom again without loading the models
-    (recommendations.model_store). Read at every registry check (MODEL_REGISTRY_CHECK_SECONDS) by every web
-    process, never per request, so each part is read from an index's end. Counting and summing the rows
-    instead scanned the million-item catalog, in parallel: 0.39 s of CPU at each check, every 2 s in the master
-    and in each worker. Under 4 clients' load PostgreSQL's CPU per request fell from 10.2 to 3.0 ms, and the
-    p99 from 252 to 118 ms, when it stopped (bench/scale.py's world, README). A deleted position or startup changes
-    nothing here: like a closed one, it is dropped from the answers from then on (the titles read,
-    recommendations.services) until the next load."""
+    acceptance, which serving adds to what it holds without loading the models (recommendations.model_store).
+    Read at every registry check (MODEL_REGISTRY_CHECK_SECONDS) by every web process, never per request, so
+    each part is read from an index's end. Counting and summing the rows instead scanned the million-item
+    catalog, in parallel: 0.39 s of CPU at each check, every 2 s in the master and in each worker; without
+    it, under 4 clients' load, PostgreSQL's CPU per request fell from 10.2 to 3.0 ms and the p99 from 252 to
+    118 ms (README, "Serving the million world"). A deleted position or startup changes nothing here: like a
+    closed one, it is dropped from the answers from then on (the titles read, recommendations.services)
+    until the next load."""
     positions = Position.objects.aggregate(newest=models.Max("pk"), edited=models.Max("updated_at"))
     startups = Startup.objects.aggregate(newest=models.Max("pk"), edited=models.Max("updated_at"))
     answers = Interaction.objects.filter(kind__in=[*engine_data.NEGATIVE_KINDS, *YES_KINDS]).aggregate(
@@ -397,14 +397,14 @@ def item_market(positions: Iterable[int] | None = None) -> dict[str, dict]:
     every position, as :func:`item_records` holds them: what investors' candidates are filtered and crowded positions
     lowered by (``ml.serving_set.ItemMarket``). Two small reads of columns, no join; read when models load,
     never per request. Given ``positions`` (pks), only theirs: what an application since changed."""
+    rows = Position.objects.all() if positions is None else Position.objects.filter(pk__in=list(positions))
+    crowds = {item_key(ItemType.POSITION, pk): {"applicants": applicants, "openings": openings}
+              for pk, applicants, openings in rows.values_list("pk", "applicants", "openings")}
     if positions is not None:
-        return {item_key(ItemType.POSITION, pk): {"applicants": applicants, "openings": openings}
-                for pk, applicants, openings in Position.objects.filter(pk__in=list(positions)).values_list(
-                    "pk", "applicants", "openings")}
+        return crowds
     startups = {item_key(ItemType.STARTUP, pk): {"raising": raising, "round_size": size}
                 for pk, raising, size in Startup.objects.values_list("pk", "raising", "round_size")}
-    return startups | {item_key(ItemType.POSITION, pk): {"applicants": applicants, "openings": openings}
-                       for pk, applicants, openings in Position.objects.values_list("pk", "applicants", "openings")}
+    return startups | crowds
 
 
 def item_founders(startups: Iterable[int] | None = None) -> dict[str, tuple[int, ...]]:

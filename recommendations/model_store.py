@@ -11,9 +11,10 @@ request waits for the check or the load. So a version trained or activated,
 weights saved or an experiment started by any process serve here within seconds, and so does a position or
 startup created or edited: the content model scores it at once from its text and skills, the other
 components give it their mean until the next training. A change made in this process serves from its next
-request (:func:`recheck_serving_models`, called on every save of a version or of weights). An application
-changes only the positions' applicants: the market (``ml.serving_set.ItemMarket``: investors' candidates,
-crowded positions) is read again and the models held keep serving.
+request (:func:`recheck_serving_models`, called on every save of a version or of weights). An answer (an
+application, a dismissal, a contact, an acceptance) loads nothing: the answers since the last check are
+added to who may be shown to whom, with the applicants of the positions applied to (the market,
+``ml.serving_set.ItemMarket``: investors' candidates, crowded positions), and the models held keep serving.
 
 Under gunicorn the workers leave such loads to the master (:meth:`_Store.leave_loads_to_master`, called
 after each fork): the master checks the registry in the same way, loads a changed set in its own thread and
@@ -332,8 +333,8 @@ class _Store:
 
 def _only_answers_changed(held: tuple, key: tuple) -> bool:
     """Whether ``key`` differs from ``held`` in the newest answer alone (``catalog_version``'s last part): an
-    application (and with it its position's applicants), a dismissal, a contact or an acceptance, after which
-    the market and who answered whom are read again and nothing else is loaded."""
+    application (and with it its position's applicants), a dismissal, a contact or an acceptance, which are
+    added to what the process holds (:func:`_with_new_answers`) and load nothing."""
     return held != key and _loaded_part(held) == _loaded_part(key)
 
 
@@ -359,12 +360,19 @@ class LoadedSetWatch:
         return new
 
 
+# An interaction's id is taken when its row is written, not when its transaction commits: an answer that
+# commits after a later one can be missing from the check that saw the later one. So each check reads again
+# the answers this many ids below the newest it held (an answer added twice changes nothing).
+ANSWERS_OVERLAP = 1000
+
+
 def _with_new_answers(models: ServingModels, key: tuple) -> ServingModels:
     """``models`` knowing the answers given since their key's newest one, and the applicants of the positions
     applied to: a few small reads, in the check that found the change (at most every
     MODEL_REGISTRY_CHECK_SECONDS), where reading every answer and the whole market again took a minute of CPU
     at a million items (``ServingSet.with_new_answers``)."""
-    after = models.key[1][2]
+    newest_held = models.key[1][2]
+    after = None if newest_held is None else newest_held - ANSWERS_OVERLAP
     said_no, said_yes = dismissals(after=after), commitments(after=after)
     founders = item_founders(startups=startups_answered(said_no + said_yes))
     applied = item_market(positions=[pk for item_type, pk in (parse_item_key(key) for _, key in said_yes)

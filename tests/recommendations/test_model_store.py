@@ -228,3 +228,30 @@ def test_a_child_forked_while_the_stores_lock_was_held_can_take_it():
             os._exit(0 if model_store._store._lock.acquire(timeout=5) else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_an_answer_that_commits_after_a_later_one_was_seen_still_counts(world, monkeypatch):
+    from dataclasses import replace
+
+    from ml.platform_data import catalog_version
+    from profiles.models import Developer, Startup
+    from tests.factories import InteractionFactory
+
+    startup = Startup.objects.filter(founders__isnull=False).order_by("pk").first()
+    founder = startup.founders.order_by("pk").first().pk
+    developer = Developer.objects.exclude(user__interactions__startup=startup).order_by("pk").first()
+    before = serving_models()
+    InteractionFactory(user=developer.user, startup=startup, kind="dismiss")
+    newest = catalog_version()[2]
+    now = before.key[:1] + ((*before.key[1][:2], newest),) + before.key[2:]
+    # The set held saw a later answer than this dismissal: the dismissal's transaction committed after that one's.
+    held = replace(before, key=before.key[:1] + ((*before.key[1][:2], newest + 3),) + before.key[2:])
+    me = held.serving.item_numbering().index[f"developer:{developer.pk}"]
+    assert me not in held.serving.rebuffs.get(founder, [])
+
+    def rebuffs_founder() -> bool:
+        return me in model_store._with_new_answers(held, now).serving.rebuffs.get(founder, [])
+
+    assert rebuffs_founder()
+    monkeypatch.setattr(model_store, "ANSWERS_OVERLAP", 0)
+    assert not rebuffs_founder()
