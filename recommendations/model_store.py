@@ -34,6 +34,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypedDict
 
@@ -370,19 +371,31 @@ def _with_new_answers(models: ServingModels, key: tuple) -> ServingModels:
     """``models`` knowing the answers given since their key's newest one, and the applicants of the positions
     applied to: a few small reads, in the check that found the change (at most every
     MODEL_REGISTRY_CHECK_SECONDS), where reading every answer and the whole market again took a minute of CPU
-    at a million items (``ServingSet.with_new_answers``)."""
-    newest_held = models.key[1][2]
-    after = None if newest_held is None else newest_held - ANSWERS_OVERLAP
+    at a million items (``ServingSet.with_new_answers``). Only when the newest answer is older than the one
+    held (answers were deleted since, the newest among them) is everything read again."""
+    newest_held, newest = models.key[1][2], key[1][2]
+    gone = newest_held is not None and (newest is None or newest < newest_held)
+    read_again = _all_answers_reader() if gone else _answers_reader(
+        after=None if newest_held is None else newest_held - ANSWERS_OVERLAP)
+    return replace(models, key=key, serving=read_again(models.serving),
+                   pinned={variant: read_again(serving) for variant, serving in models.pinned.items()})
+
+
+def _answers_reader(*, after: int | None) -> Callable[[ServingSet], ServingSet]:
+    """A serving set -> the same knowing the answers with an id above ``after`` too (all when None)."""
     said_no, said_yes = dismissals(after=after), commitments(after=after)
     founders = item_founders(startups=startups_answered(said_no + said_yes))
     applied = item_market(positions=[pk for item_type, pk in (parse_item_key(key) for _, key in said_yes)
                                      if item_type == ItemType.POSITION])
+    return lambda serving: serving.with_new_answers(dismissals=said_no, commitments=said_yes, founders=founders,
+                                                    market=applied)
 
-    def read_again(serving: ServingSet) -> ServingSet:
-        return serving.with_new_answers(dismissals=said_no, commitments=said_yes, founders=founders, market=applied)
 
-    return replace(models, key=key, serving=read_again(models.serving),
-                   pinned={variant: read_again(serving) for variant, serving in models.pinned.items()})
+def _all_answers_reader() -> Callable[[ServingSet], ServingSet]:
+    """A serving set -> the same knowing the answers and the market as they are now, read whole."""
+    records, said_no, said_yes, founders = item_market(), dismissals(), commitments(), item_founders()
+    return lambda serving: _market_of(serving, records).with_answers(dismissals=said_no, commitments=said_yes,
+                                                                     founders=founders)
 
 
 def _market_of(serving: ServingSet, records: dict[str, dict]) -> ServingSet:

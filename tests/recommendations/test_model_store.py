@@ -240,12 +240,13 @@ def test_an_answer_that_commits_after_a_later_one_was_seen_still_counts(world, m
     startup = Startup.objects.filter(founders__isnull=False).order_by("pk").first()
     founder = startup.founders.order_by("pk").first().pk
     developer = Developer.objects.exclude(user__interactions__startup=startup).order_by("pk").first()
+    other = Developer.objects.exclude(pk=developer.pk).order_by("pk").first()
     before = serving_models()
     InteractionFactory(user=developer.user, startup=startup, kind="dismiss")
-    newest = catalog_version()[2]
-    now = before.key[:1] + ((*before.key[1][:2], newest),) + before.key[2:]
-    # The set held saw a later answer than this dismissal: the dismissal's transaction committed after that one's.
-    held = replace(before, key=before.key[:1] + ((*before.key[1][:2], newest + 3),) + before.key[2:])
+    InteractionFactory(user=other.user, startup=startup, kind="dismiss")  # a later answer
+    now = before.key[:1] + ((*before.key[1][:2], catalog_version()[2]),) + before.key[2:]
+    # The set held saw the later answer but not the first: the first one's transaction committed after it.
+    held = replace(before, key=now)
     me = held.serving.item_numbering().index[f"developer:{developer.pk}"]
     assert me not in held.serving.rebuffs.get(founder, [])
 
