@@ -357,6 +357,9 @@ class ServingSet:
         pairs.sort()
         np.add.at(counts, np.asarray([row for row, _ in pairs], dtype=np.int64) + 1, 1)
         users = np.asarray([user for _, user in pairs], dtype=np.int64)
+        content = self.components.get(CONTENT)
+        if isinstance(content, ContentRecommender):  # what a developer's request scores their candidates' founders by
+            content.keep_pair_vectors(users)
         return replace(self, owned={f: np.asarray(sorted(rows)) for f, rows in owned.items()},
                        position_founders=(np.cumsum(counts), users))
 

@@ -2,6 +2,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from ml.core import content as content_module
@@ -143,3 +144,21 @@ def test_pair_scores_are_the_users_whole_vectors_times_the_items_also_after_an_i
     found_at_once.find_history_lengths(block=5)
     assert not np.isnan(found_at_once._kept_lengths()).any()
     assert np.allclose(found_at_once.pair_scores(rows, items), _plain_pair_scores(edited, rows, items), atol=1e-6)
+
+
+def test_kept_pair_vectors_give_the_same_scores_without_making_the_profiles_and_only_for_their_item_vectors(
+        world, monkeypatch):
+    model = ContentRecommender(ContentConfig(profile_weight=0.7, history_weight=1.3)).fit(world)
+    touched_3 = int(world.matrix[:, 3].nonzero()[0][0])  # whose profile item 3's edit below changes
+    kept, other, items = np.array([5, touched_3, 9, touched_3, 30]), np.array([5, 2]), np.array([3, 40, 17])
+    expected, expected_other = _plain_pair_scores(model, kept, items), _plain_pair_scores(model, other, items)
+    assert 2 not in kept
+    model.keep_pair_vectors(kept, block=2)  # in blocks, duplicates and any order: one row each, ascending
+    edited = model.with_items(["i3"], model.item_vectors[[30]])  # new item vectors: the kept ones do not fit
+    monkeypatch.setattr(ContentRecommender, "_history_cosines", lambda *args: pytest.fail("profiles made again"))
+    assert np.allclose(model.pair_scores(kept[::-1], items), expected[::-1], atol=1e-6)
+    monkeypatch.undo()
+    # A user not kept (2), or the edited model's new vectors: the profiles are made as before.
+    assert np.allclose(model.pair_scores(other, items), expected_other, atol=1e-6)
+    assert np.allclose(edited.pair_scores(kept, items), _plain_pair_scores(edited, kept, items), atol=1e-6)
+    assert not np.allclose(_plain_pair_scores(edited, kept, items), expected)

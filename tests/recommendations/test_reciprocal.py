@@ -7,6 +7,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from ml import training
+from ml.core.content import ContentRecommender
 from profiles.models import Developer, Founder, Industry, Interaction, Position, Stage
 from tests.factories import FounderFactory, InvestorFactory, StartupFactory
 
@@ -160,3 +161,14 @@ def test_a_developer_who_applied_to_a_founders_position_is_lifted_at_the_next_re
     assert theirs["scores"]["reciprocal"] == max(item["scores"]["reciprocal"] or 0 for item in after)
     assert "Already interested in you: they applied, got in touch or accepted" in theirs["reasons"]
     assert serving_models().serving.components is held  # read again without loading the models
+
+
+def test_a_developers_candidates_founders_are_scored_by_the_vectors_the_load_kept(world, client_for, monkeypatch):
+    developer = Developer.objects.get(pk=world.developer_id)
+    client = client_for(developer.user)
+    first = recommend(client, developer.pk, "developer", limit=50)["results"]
+    # Their founders' profiles are never made in a request again: the set kept their vectors when it loaded.
+    monkeypatch.setattr(ContentRecommender, "_history_cosines", lambda *args: pytest.fail("a profile made again"))
+    again = recommend(client, developer.pk, "developer", limit=50)["results"]
+    assert [item["scores"]["reciprocal"] for item in again] == [item["scores"]["reciprocal"] for item in first]
+    assert any(isinstance(item["scores"]["reciprocal"], float) for item in again)
