@@ -310,15 +310,15 @@ def interaction_events(user_index: dict[str, int], item_index: dict[str, int],
     return rows
 
 
-EVENTS_CHUNK = 200_000  # rows fetched and turned into arrays at a time: a few tens of MB of Python objects
+EVENTS_CHUNK = 200_000  # rows fetched and turned into arrays at a time where there is no binary COPY (SQLite)
 
 
 def all_events(user_ids: IdMap, item_ids: IdMap) -> Events:
     """Every interaction whose user and item are known, each user's in the order they happened, as arrays.
 
-    The table is read as it lies (a server-side cursor on PostgreSQL), a chunk at a time, and put in order
-    here (numpy's sort of ten million keys takes 3 s where PostgreSQL's ORDER BY took 43 s); each chunk's ids
-    become rows through lookup arrays, so no Python object per event outlives its chunk."""
+    The table is read as it lies (a binary COPY on PostgreSQL: ``db.number_chunks``), a chunk at a time, and
+    put in order here (numpy's sort of ten million keys takes 3 s where PostgreSQL's ORDER BY took 43 s); each
+    chunk's ids become rows through lookup arrays, so no Python object per event outlives its chunk."""
     types, kinds = list(TARGET_FIELDS), tuple(InteractionKind.values)
     user_row = _row_lookup([int(user) for user in user_ids.ids])
     keys = [parse_item_key(key) for key in item_ids.ids]
@@ -327,17 +327,19 @@ def all_events(user_ids: IdMap, item_ids: IdMap) -> Events:
     columns = [f"{field}_id" for field in TARGET_FIELDS.values()]
     target_type = " ".join(f"WHEN {column} IS NOT NULL THEN {n}" for n, column in enumerate(columns))
     kind_code = " ".join(f"WHEN '{kind}' THEN {n}" for n, kind in enumerate(kinds))
-    sql = (f"SELECT user_id, COALESCE({', '.join(columns)}), CASE {target_type} END, CASE kind {kind_code} END, "
-           f"{db.epoch_seconds('created_at')}, id FROM {db.table(Interaction)}")
+    # never NULL (db.number_chunks): an event without a target or of an unknown kind has -1, and is dropped
+    selected = ["user_id", f"COALESCE({', '.join(columns)}, -1)", f"CASE {target_type} ELSE -1 END",
+                f"CASE kind {kind_code} ELSE -1 END"]
+    sql = (f"SELECT {', '.join(db.as_bigint(column) for column in selected)}, {db.epoch_seconds('created_at')}, "
+           f"{db.as_bigint('id')} FROM {db.table(Interaction)}")
     parts = []
-    for chunk in db.chunks(sql, size=EVENTS_CHUNK):
-        users, targets, type_of, codes, moments, ids = (np.array(column) for column in zip(*chunk, strict=True))
-        items = np.full(len(chunk), -1, dtype=np.int64)
+    for users, targets, type_of, codes, moments, ids in db.number_chunks(sql, "iiiifi", size=EVENTS_CHUNK):
+        items = np.full(len(users), -1, dtype=np.int64)
         for n, lookup in enumerate(item_row):
             here = type_of == n
             items[here] = _looked_up(lookup, targets[here])
         rows = _looked_up(user_row, users)
-        known = (rows >= 0) & (items >= 0)
+        known = (rows >= 0) & (items >= 0) & (codes >= 0)
         parts.append((rows[known], items[known], codes[known], moments[known], ids[known]))
     if not parts:
         return Events.of([])
@@ -355,7 +357,7 @@ def _row_lookup(ids: list[int], rows: list[int] | None = None) -> np.ndarray:
 
 def _looked_up(lookup: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """The rows of ``ids`` in ``lookup`` (:func:`_row_lookup`); -1 for ids it does not hold."""
-    inside = ids < len(lookup)
+    inside = (ids >= 0) & (ids < len(lookup))
     rows = np.full(len(ids), -1, dtype=np.int64)
     rows[inside] = lookup[ids[inside]]
     return rows

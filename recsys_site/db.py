@@ -6,6 +6,7 @@ handful of such reads, so those few are written once here as parametrised SQL (p
 PostgreSQL and SQLite), naming the models' tables through ``table`` and only plain columns (``id``,
 ``<field>_id``, unrenamed fields). Everything else uses the ORM.
 """
+import numpy as np
 from django.db import connection
 
 
@@ -37,6 +38,11 @@ def chunks(sql: str, params=(), size: int = 100_000):
             yield chunk
 
 
+def as_bigint(expression: str) -> str:
+    """SQL for ``expression`` as a 64-bit integer: what :func:`number_chunks` reads as "i" on PostgreSQL."""
+    return f"({expression})::int8" if connection.vendor == "postgresql" else expression
+
+
 def epoch_seconds(column: str) -> str:
     """SQL for the seconds since 1970 of the datetime ``column``, as a float (to the microsecond on
     PostgreSQL, the millisecond on SQLite): a key numpy can sort rows by, where the datetimes would be Python
@@ -44,3 +50,61 @@ def epoch_seconds(column: str) -> str:
     if connection.vendor == "postgresql":
         return f"EXTRACT(EPOCH FROM {column})::float8"
     return f"(julianday({column}) - 2440587.5) * 86400.0"
+
+
+# PostgreSQL's binary COPY: a fixed header, then per row a field count and each field's length and bytes,
+# then a trailer (https://www.postgresql.org/docs/current/sql-copy.html, "Binary Format")
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+COPY_TRAILER = b"\xff\xff"
+COPY_BLOCK_BYTES = 32 * 2**20  # what is turned into arrays at a time
+NOT_THE_COLUMNS = "a row of the binary COPY is not the columns asked for (a NULL, or another type)"
+
+
+def number_chunks(sql: str, kinds: str, size: int = 100_000):
+    """The rows of ``sql``, whose columns are never NULL and are each a bigint ("i" in ``kinds``) or a
+    float8 ("f"), as one numpy array per column, a chunk of rows at a time (int64 and float64).
+
+    On PostgreSQL through a binary COPY, whose fixed-width rows numpy reads as they come: a table of ten
+    million events in 8 s where fetching them as Python tuples and making arrays of those took 32. Elsewhere
+    (SQLite) through :func:`chunks`, ``size`` rows at a time."""
+    if connection.vendor != "postgresql":
+        for chunk in chunks(sql, size=size):
+            yield [np.array(column, dtype=np.float64 if kind == "f" else np.int64)
+                   for column, kind in zip(zip(*chunk, strict=True), kinds, strict=True)]
+        return
+    row = np.dtype([("fields", ">i2")] + [field for n, kind in enumerate(kinds)
+                                          for field in ((f"length{n}", ">i4"), (f"value{n}", f">{kind}8"))])
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy:
+        pending, started = bytearray(), False
+        for data in copy:
+            pending += data
+            if not started and len(pending) >= len(COPY_SIGNATURE) + 8:
+                del pending[:_copy_header_length(pending)]
+                started = True
+            if started and len(pending) >= max(COPY_BLOCK_BYTES, row.itemsize):
+                yield _copied_columns(pending, row, kinds)
+        if bytes(pending[-len(COPY_TRAILER):]) != COPY_TRAILER:
+            raise ValueError("the binary COPY ended without its trailer")
+        del pending[-len(COPY_TRAILER):]
+        if len(pending) % row.itemsize:
+            raise ValueError(NOT_THE_COLUMNS)
+        if pending:
+            yield _copied_columns(pending, row, kinds)
+
+
+def _copy_header_length(data: bytearray) -> int:
+    if bytes(data[:len(COPY_SIGNATURE)]) != COPY_SIGNATURE:
+        raise ValueError("not a binary COPY")
+    extension = int.from_bytes(data[len(COPY_SIGNATURE) + 4:len(COPY_SIGNATURE) + 8], "big")
+    return len(COPY_SIGNATURE) + 8 + extension
+
+
+def _copied_columns(pending: bytearray, row: np.dtype, kinds: str) -> list[np.ndarray]:
+    """The whole rows at the start of ``pending`` as columns, taken out of it (a partial row stays)."""
+    whole = len(pending) // row.itemsize * row.itemsize
+    rows = np.frombuffer(bytes(pending[:whole]), dtype=row)
+    del pending[:whole]
+    if len(rows) and ((rows["fields"] != len(kinds)).any()
+                      or any((rows[f"length{n}"] != 8).any() for n in range(len(kinds)))):
+        raise ValueError(NOT_THE_COLUMNS)
+    return [rows[f"value{n}"].astype(np.float64 if kind == "f" else np.int64) for n, kind in enumerate(kinds)]
