@@ -286,14 +286,19 @@ def zscore(scores: np.ndarray, seen: np.ndarray | sp.spmatrix | None = None) -> 
     Seen items are left out of the statistics because models score them far above the rest (they were
     fitted to them), which would squash the differences among the candidates that matter.
     """
+    # float32 throughout, in one scratch array: a validation chunk is 18 users by a million items, and float64
+    # temporaries made this three times slower (its share of validation at the million: 41 s)
     scores = np.asarray(scores, dtype=np.float32)
     counted = np.ones(scores.shape, dtype=bool) if seen is None else ~_dense_bool(seen)
     counted &= np.isfinite(scores)
-    count = np.maximum(counted.sum(axis=1, keepdims=True), 1)
-    mean = np.where(counted, scores, 0.0).sum(axis=1, keepdims=True) / count
-    var = (np.where(counted, scores - mean, 0.0) ** 2).sum(axis=1, keepdims=True) / count
-    std = np.sqrt(var)
-    return ((scores - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+    count = np.maximum(np.count_nonzero(counted, axis=1), 1)[:, None]
+    kept = np.where(counted, scores, np.float32(0))
+    mean = (kept.sum(axis=1, keepdims=True) / count).astype(np.float32)
+    centered = scores - mean
+    np.copyto(kept, centered, where=counted)
+    std = np.sqrt(np.square(kept, out=kept).sum(axis=1, keepdims=True) / count).astype(np.float32)
+    centered /= np.where(std > 0, std, np.float32(1))
+    return centered
 
 
 def _allowed_rows(allowed: list[np.ndarray | None], n_items: int) -> np.ndarray:
