@@ -133,7 +133,7 @@ def rebuffed_by(*, item_ids: IdMap, dismissals, founders: dict[str, tuple[int, .
     its founders' user ids} (``platform_data.item_founders``). A developer or investor who dismissed any of
     a founder's startups or positions rebuffs that founder; a founder who dismissed a developer closes their
     positions to that developer."""
-    positions_of = _owned_by_founder(item_ids=item_ids, founders=founders, item_type="position")
+    positions_of = _owned_by_founders(item_ids=item_ids, founders=founders)["position"]
     rebuffed: dict[int, set[int]] = {}
     for user, key in dismissals:
         item_type, pk = parse_item_key(key)
@@ -157,8 +157,8 @@ def answered_by(*, item_ids: IdMap, commitments, founders: dict[str, tuple[int, 
       accepted a founder's startup, likewise (``investor:<id>``);
     - a founder who contacted or accepted a developer said yes to the developer about the founder's positions;
       one who contacted or accepted an investor, to the investor about the founder's startups."""
-    positions_of = _owned_by_founder(item_ids=item_ids, founders=founders, item_type="position")
-    startups_of = _owned_by_founder(item_ids=item_ids, founders=founders, item_type="startup")
+    owned = _owned_by_founders(item_ids=item_ids, founders=founders)
+    positions_of, startups_of = owned["position"], owned["startup"]
     answered: dict[int, set[int]] = {}
     for user, key in commitments:
         item_type, pk = parse_item_key(key)
@@ -173,15 +173,16 @@ def answered_by(*, item_ids: IdMap, commitments, founders: dict[str, tuple[int, 
     return {user: np.fromiter(sorted(rows), dtype=np.int64, count=len(rows)) for user, rows in answered.items() if rows}
 
 
-def _owned_by_founder(*, item_ids: IdMap, founders: dict[str, tuple[int, ...]],
-                      item_type: str) -> dict[int, list[int]]:
-    """{founder's user id: the item rows of their startups' positions ("position") or startups ("startup")}."""
-    owned: dict[int, list[int]] = {}
+def _owned_by_founders(*, item_ids: IdMap, founders: dict[str, tuple[int, ...]]) -> dict[str, dict[int, list[int]]]:
+    """{"position" and "startup": {founder's user id: the item rows of their startups' positions, or their
+    startups}}, in one pass over ``founders`` (a million items' at the million)."""
+    owned: dict[str, dict[int, list[int]]] = {"position": {}, "startup": {}}
     for key, owners in founders.items():
         row = item_ids.index.get(key)
-        if row is not None and parse_item_key(key)[0] == item_type:
+        theirs = owned.get(key.partition(":")[0])
+        if row is not None and theirs is not None:
             for founder in owners:
-                owned.setdefault(founder, []).append(row)
+                theirs.setdefault(founder, []).append(row)
     return owned
 
 
