@@ -79,8 +79,10 @@ def number_chunks(sql: str, kinds: str, size: int = 100_000):
         for data in copy:
             pending += data
             if not started and len(pending) >= len(COPY_SIGNATURE) + 8:
-                del pending[:_copy_header_length(pending)]
-                started = True
+                header = _copy_header_length(pending)
+                if len(pending) >= header:  # the header's extension, if any, has come whole
+                    del pending[:header]
+                    started = True
             if started and len(pending) >= max(COPY_BLOCK_BYTES, row.itemsize):
                 yield _copied_columns(pending, row, kinds)
         if bytes(pending[-len(COPY_TRAILER):]) != COPY_TRAILER:
