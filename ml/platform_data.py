@@ -48,7 +48,7 @@ def _names_by_owner(*relations, owners: set[int] | None = None) -> list[dict[int
         return [_every_name_by_owner(relation) for relation in relations]
     sql, params = _names_sql(relations, owners)
     grouped: list[dict[int, list[str]]] = [defaultdict(list) for _ in relations]
-    for number, owner, name in _read(sql, params, whole=owners is None):
+    for number, owner, name in _read(sql, params, whole=False):
         grouped[number][owner].append(name)
     for names in grouped:
         for linked in names.values():
@@ -71,9 +71,7 @@ def _every_name_by_owner(relation) -> dict[int, list[str]]:
     names = sorted(set(named.values()))
     place = {name: n for n, name in enumerate(names)}
     # each target's name as its place among the sorted names: sorting by it sorts by name
-    rank = np.zeros(max(named, default=0) + 1, dtype=np.int64)
-    rank[np.fromiter(named, dtype=np.int64, count=len(named))] = [place[name] for name in named.values()]
-    ranks = rank[targets]
+    ranks = _row_lookup(list(named), [place[name] for name in named.values()])[targets]
     order = np.lexsort((ranks, owners))
     owners, ranks = owners[order], ranks[order]
     starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
@@ -90,19 +88,18 @@ def _read(sql: str, params: list, whole: bool):
     return (row for chunk in db.chunks(sql, params) for row in chunk) if whole else db.rows(sql, params)
 
 
-def _names_sql(relations, owners: set[int] | None) -> tuple[str, list]:
-    """(SQL, params) selecting (relation, owner, name): the position in ``relations`` of each link, its
-    owner's pk and the linked row's name. Plain SQL (recsys_site.db), as serving reads a user's own."""
+def _names_sql(relations, owners: set[int]) -> tuple[str, list]:
+    """(SQL, params) selecting (relation, owner, name) of ``owners``' links: the position in ``relations`` of
+    each link, its owner's pk and the linked row's name. Plain SQL (recsys_site.db), as serving reads a user's
+    own."""
     parts, params = [], []
     for number, relation in enumerate(relations):
         owner, target = relation.field.m2m_column_name(), relation.field.m2m_reverse_name()
         sql = (f"SELECT {number} AS relation, t.{owner} AS owner, n.name AS name FROM {db.table(relation.through)} t "
                f"JOIN {db.table(relation.field.related_model)} n ON n.id = t.{target}")
-        if owners is not None:
-            condition, values = db.is_in(f"t.{owner}", owners)
-            sql += f" WHERE {condition}"
-            params += values
-        parts.append(sql)
+        condition, values = db.is_in(f"t.{owner}", owners)
+        parts.append(f"{sql} WHERE {condition}")
+        params += values
     return " UNION ALL ".join(parts), params
 
 
@@ -120,9 +117,7 @@ def _profiles(model, names: list[str], relations, owners: set[int] | None) -> di
     if owners is None:  # every profile: its fields, and its links apart (a join repeats the fields per link)
         linked_names = [_every_name_by_owner(relation) for relation in relations]
         sql = f"SELECT user_id, {', '.join(field.column for field in fields)} FROM {db.table(model)}"
-        return {pk: ([value if convert is None else convert(value, None, connection)
-                      for convert, value in zip(converters, values, strict=True)],
-                     [found.get(pk, []) for found in linked_names])
+        return {pk: (_converted(converters, values), [found.get(pk, []) for found in linked_names])
                 for pk, *values in _read(sql, [], whole=True)}
     linked, params = _names_sql(relations, owners)
     sql = (f"SELECT p.user_id, {', '.join(f'p.{field.column}' for field in fields)}, x.relation, x.name "
@@ -133,14 +128,19 @@ def _profiles(model, names: list[str], relations, owners: set[int] | None) -> di
     profiles: dict[int, tuple[list, list[list[str]]]] = {}
     for pk, *values, relation, name in _read(sql, params, whole=False):
         if pk not in profiles:
-            profiles[pk] = ([value if convert is None else convert(value, None, connection)
-                             for convert, value in zip(converters, values, strict=True)], [[] for _ in relations])
+            profiles[pk] = (_converted(converters, values), [[] for _ in relations])
         if relation is not None:
             profiles[pk][1][relation].append(name)
     for _, by_relation in profiles.values():
         for found in by_relation:
             found.sort()
     return profiles
+
+
+def _converted(converters: list, values: list) -> list:
+    """A row's ``values`` as the ORM would give them (each field's ``from_db_value``, where it has one)."""
+    return [value if convert is None else convert(value, None, connection)
+            for convert, value in zip(converters, values, strict=True)]
 
 
 def _remote_mode(remote: bool) -> str:
