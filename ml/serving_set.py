@@ -126,62 +126,98 @@ def market_candidates(market: ItemMarket | None, *, role: str, checks: tuple[flo
 PEOPLE_TYPES = ("developer", "investor")  # whose dismissal of a founder's items rebuffs that founder
 
 
-def rebuffed_by(*, item_ids: IdMap, dismissals, founders: dict[str, tuple[int, ...]]) -> dict[int, np.ndarray]:
+def rebuffed_by(*, item_ids: IdMap, dismissals, founders: dict[str, tuple[int, ...]],
+                about: set[int] | None = None) -> dict[int, np.ndarray]:
     """{user id: item rows (of ``item_ids``) of candidates who said no to that user's side}: a two-sided
     market recommends no one who would not answer. ``dismissals``: (user id, item key) of each dismissal
     (``platform_data.dismissals``, or a holdout's earlier ones); ``founders``: {startup or position key:
-    its founders' user ids} (``platform_data.item_founders``). A developer or investor who dismissed any of
-    a founder's startups or positions rebuffs that founder; a founder who dismissed a developer closes their
-    positions to that developer."""
-    positions_of = _owned_by_founders(item_ids=item_ids, founders=founders)["position"]
-    rebuffed: dict[int, set[int]] = {}
+    its founders' user ids} (``platform_data.item_founders``); ``about``: only the rebuffs of these users
+    (None: all). A developer or investor who dismissed any of a founder's startups or positions rebuffs that
+    founder; a founder who dismissed a developer closes their positions to that developer."""
+    to_founders: list[tuple[int, tuple[int, ...]]] = []  # (the developer or investor, the founders they rebuffed)
+    from_founders: list[tuple[int, int]] = []  # (the founder, the developer they rebuffed)
     for user, key in dismissals:
         item_type, pk = parse_item_key(key)
         if item_type in CATALOG_TYPES:  # a person said no to a founder's startup or position
-            rows = [item_ids.index[person] for person in (f"{t}:{user}" for t in PEOPLE_TYPES)
-                    if person in item_ids.index]
-            for founder in founders.get(key, ()):
-                rebuffed.setdefault(founder, set()).update(rows)
-        elif item_type == "developer":  # a founder said no to a developer
-            rebuffed.setdefault(pk, set()).update(positions_of.get(user, ()))
-    return {user: np.fromiter(sorted(rows), dtype=np.int64, count=len(rows)) for user, rows in rebuffed.items() if rows}
+            theirs = _among(founders.get(key, ()), about)
+            if theirs:
+                to_founders.append((user, theirs))
+        elif item_type == "developer" and (about is None or pk in about):  # a founder said no to a developer
+            from_founders.append((user, pk))
+    positions_of = _owned_by_founders(item_ids=item_ids, founders=founders,
+                                      owners=None if about is None else {user for user, _ in from_founders})["position"]
+    rebuffed: dict[int, set[int]] = {}
+    for user, theirs in to_founders:
+        rows = _as_people(item_ids, user)
+        for founder in theirs:
+            rebuffed.setdefault(founder, set()).update(rows)
+    for founder, developer in from_founders:
+        rebuffed.setdefault(developer, set()).update(positions_of.get(founder, ()))
+    return _sorted_rows(rebuffed)
 
 
-def answered_by(*, item_ids: IdMap, commitments, founders: dict[str, tuple[int, ...]]) -> dict[int, np.ndarray]:
+def answered_by(*, item_ids: IdMap, commitments, founders: dict[str, tuple[int, ...]],
+                about: set[int] | None = None) -> dict[int, np.ndarray]:
     """{user id: item rows (of ``item_ids``) whose side said yes to that user}: the candidates already
     interested in the asker, the other half of a mutual match. ``commitments``: (user id, item key) of each
     application, contact, investment interest or acceptance (``platform_data.commitments``, or a holdout's
-    earlier ones); ``founders`` as for ``rebuffed_by``.
+    earlier ones); ``founders`` as for ``rebuffed_by``; ``about``: only the answers to these users (None: all).
     - a developer who applied to a founder's position, or accepted their startup's contact, said yes to that
       founder (the founder's item ``developer:<id>``); an investor who contacted, showed interest in or
       accepted a founder's startup, likewise (``investor:<id>``);
     - a founder who contacted or accepted a developer said yes to the developer about the founder's positions;
       one who contacted or accepted an investor, to the investor about the founder's startups."""
-    owned = _owned_by_founders(item_ids=item_ids, founders=founders)
-    positions_of, startups_of = owned["position"], owned["startup"]
-    answered: dict[int, set[int]] = {}
+    to_founders: list[tuple[int, tuple[int, ...]]] = []  # (the developer or investor, the founders they said yes to)
+    from_founders: list[tuple[int, str, int]] = []  # (the founder, the type they said yes to, that person)
     for user, key in commitments:
         item_type, pk = parse_item_key(key)
         if item_type in CATALOG_TYPES:  # a developer or investor said yes to the item's founders
-            rows = [item_ids.index[person] for person in (f"{t}:{user}" for t in PEOPLE_TYPES)
-                    if person in item_ids.index]
-            for founder in founders.get(key, ()):
-                answered.setdefault(founder, set()).update(rows)
-        else:  # a founder said yes to a developer (about their positions) or an investor (their startups)
-            theirs = positions_of if item_type == "developer" else startups_of
-            answered.setdefault(pk, set()).update(theirs.get(user, ()))
-    return {user: np.fromiter(sorted(rows), dtype=np.int64, count=len(rows)) for user, rows in answered.items() if rows}
+            theirs = _among(founders.get(key, ()), about)
+            if theirs:
+                to_founders.append((user, theirs))
+        elif about is None or pk in about:  # a founder said yes to a developer or an investor
+            from_founders.append((user, item_type, pk))
+    # what each founder owns, of the founders who said yes to someone asked about (a million items' founders
+    # walked for a few thousand of them otherwise)
+    owned = _owned_by_founders(item_ids=item_ids, founders=founders,
+                               owners=None if about is None else {user for user, _, _ in from_founders})
+    answered: dict[int, set[int]] = {}
+    for user, theirs in to_founders:
+        rows = _as_people(item_ids, user)
+        for founder in theirs:
+            answered.setdefault(founder, set()).update(rows)
+    for founder, item_type, pk in from_founders:  # their positions for a developer, their startups for an investor
+        mine = owned["position" if item_type == "developer" else "startup"]
+        answered.setdefault(pk, set()).update(mine.get(founder, ()))
+    return _sorted_rows(answered)
 
 
-def _owned_by_founders(*, item_ids: IdMap, founders: dict[str, tuple[int, ...]]) -> dict[str, dict[int, list[int]]]:
+def _among(users: tuple[int, ...], about: set[int] | None) -> tuple[int, ...]:
+    return users if about is None else tuple(user for user in users if user in about)
+
+
+def _as_people(item_ids: IdMap, user: int) -> list[int]:
+    """The item rows of user ``user`` as a developer or an investor (none when neither)."""
+    return [item_ids.index[person] for person in (f"{t}:{user}" for t in PEOPLE_TYPES) if person in item_ids.index]
+
+
+def _sorted_rows(rows_of: dict[int, set[int]]) -> dict[int, np.ndarray]:
+    return {user: np.fromiter(sorted(rows), dtype=np.int64, count=len(rows)) for user, rows in rows_of.items() if rows}
+
+
+def _owned_by_founders(*, item_ids: IdMap, founders: dict[str, tuple[int, ...]],
+                       owners: set[int] | None = None) -> dict[str, dict[int, list[int]]]:
     """{"position" and "startup": {founder's user id: the item rows of their startups' positions, or their
-    startups}}, in one pass over ``founders`` (a million items' at the million)."""
+    startups}}, in one pass over ``founders`` (a million items' at the million); of ``owners`` only, when given."""
     owned: dict[str, dict[int, list[int]]] = {"position": {}, "startup": {}}
-    for key, owners in founders.items():
-        row = item_ids.index.get(key)
+    if owners is not None and not owners:
+        return owned
+    for key, its_founders in founders.items():
+        its_founders = _among(its_founders, owners)
+        row = item_ids.index.get(key) if its_founders else None
         theirs = owned.get(key.partition(":")[0])
         if row is not None and theirs is not None:
-            for founder in owners:
+            for founder in its_founders:
                 theirs.setdefault(founder, []).append(row)
     return owned
 
@@ -314,15 +350,19 @@ class ServingSet:
         counts without loading the models again."""
         return replace(self, market=market, crowding=None if market is None else market.crowding())
 
-    def with_answers(self, *, dismissals, commitments, founders: dict[str, tuple[int, ...]]) -> ServingSet:
+    def with_answers(self, *, dismissals, commitments, founders: dict[str, tuple[int, ...]],
+                     about: set[int] | None = None) -> ServingSet:
         """This set knowing who rebuffed whom (``rebuffed_by``), who said yes to whom (``answered_by``) and
         who founded what (``with_founders``) in its numbering: a new dismissal, application, contact or
-        acceptance counts without loading the models again."""
+        acceptance counts without loading the models again. ``about``: the only askers it will rank (an
+        evaluation's users; None: anyone)."""
         if self.item_ids is None:
             return self
         return replace(self.with_founders(founders),
-                       rebuffs=rebuffed_by(item_ids=self.item_ids, dismissals=dismissals, founders=founders),
-                       answered=answered_by(item_ids=self.item_ids, commitments=commitments, founders=founders))
+                       rebuffs=rebuffed_by(item_ids=self.item_ids, dismissals=dismissals, founders=founders,
+                                           about=about),
+                       answered=answered_by(item_ids=self.item_ids, commitments=commitments, founders=founders,
+                                            about=about))
 
     def with_new_answers(self, *, dismissals, commitments, founders: dict[str, tuple[int, ...]],
                          market: dict[str, dict]) -> ServingSet:

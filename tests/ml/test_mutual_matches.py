@@ -44,3 +44,13 @@ def test_each_positions_founders_are_found_for_any_candidates_in_order():
         {"position:20": (1, 5), "startup:10": (1,), "position:21": (9,), "position:22": (7,)})
     at, founders = serving._founders_as_users(np.array([3, 1, 0, 2, 0]))
     assert list(zip(at.tolist(), founders.tolist(), strict=True)) == [(0, 2), (2, 0), (2, 1), (4, 0), (4, 1)]
+
+
+def test_answers_about_some_users_are_the_whole_answers_to_those_users_only():
+    commitments = [(2, "position:20"), (4, "position:21"), (3, "startup:10"), (1, "developer:2"),
+                   (1, "investor:3"), (5, "developer:4")]
+    every = answered_by(item_ids=ITEMS, commitments=commitments, founders=FOUNDERS)
+    for about in ({1}, {2, 5}, {3, 4}, {9}, set()):
+        some = answered_by(item_ids=ITEMS, commitments=commitments, founders=FOUNDERS, about=about)
+        assert some.keys() == every.keys() & about
+        assert all(np.array_equal(some[user], every[user]) for user in some)

@@ -32,3 +32,13 @@ def test_without_rebuffs_leaves_the_mask_it_was_given_untouched():
     narrowed = without_rebuffs(allowed, np.array(rows("investor:3")))
     assert allowed.all() and narrowed.sum() == len(ITEMS) - 1
     assert without_rebuffs(allowed, None) is allowed
+
+
+def test_rebuffs_of_some_users_are_the_whole_rebuffs_of_those_users_only():
+    dismissals = [(2, "startup:10"), (3, "position:20"), (4, "position:21"), (1, "developer:4"), (5, "developer:2")]
+    every = rebuffed_by(item_ids=ITEMS, dismissals=dismissals, founders=FOUNDERS)
+    assert every.keys() == {1, 2, 4, 5}
+    for about in ({1}, {4, 5}, {2}, {9}, set()):
+        some = rebuffed_by(item_ids=ITEMS, dismissals=dismissals, founders=FOUNDERS, about=about)
+        assert some.keys() == every.keys() & about
+        assert all(np.array_equal(some[user], every[user]) for user in some)

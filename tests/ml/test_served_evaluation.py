@@ -227,6 +227,23 @@ def test_beyond_its_bound_of_pairs_the_oracle_ranks_a_fixed_sample_of_the_users_
 # ---------------------------------------------------------------- diversity and exposure
 
 
+def test_beyond_max_users_the_holdout_is_a_fixed_sample_of_the_users_it_could_serve_and_knows_only_theirs(trained):
+    snapshot = evaluation.platform_snapshot()
+    split = evaluation.time_split(snapshot.data, snapshot.events)
+    every = evaluation.holdout_of(snapshot, split)
+    assert len(every.users) > 10
+    sample = evaluation.holdout_of(snapshot, split, max_users=10)
+    assert len(sample.users) == 10 and {u.user_id for u in sample.users} < {u.user_id for u in every.users}
+    assert [u.row for u in sample.users] == sorted(u.row for u in sample.users)
+    assert [u.user_id for u in evaluation.holdout_of(snapshot, split, max_users=10).users] == [
+        u.user_id for u in sample.users]
+    rows = [u.row for u in sample.users]
+    assert set(np.flatnonzero(np.diff(sample.relevant.indptr))) == set(rows)
+    for row in rows:  # each sampled user's relevant and mutual items as when all are evaluated
+        assert np.array_equal(sample.relevant[row].indices, every.relevant[row].indices)
+        assert np.array_equal(sample.mutual[row].indices, every.mutual[row].indices)
+
+
 @pytest.mark.parametrize(("diversity", "cap"), [(0.0, None), (0.5, None), (0.3, 1)])
 def test_the_evaluation_re_ranks_for_diversity_exactly_as_the_api_does(trained, diversity, cap):
     from recommendations.services import recommendations_for_user
